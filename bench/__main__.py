@@ -1,0 +1,201 @@
+"""Benchmark the training core and write ``_build/bench/bench.json``.
+
+Measured side by side in one run, on one device (``--device``, default: the library's choice):
+
+(a) RBM CD-1, 784 -> 500, minibatch 100, one epoch over mnist-10k train: examples/s of
+    :func:`pretraining.train.train_rbm` vs scikit-learn's ``BernoulliRBM`` (same learning rate and
+    batch size, ``n_iter=1``; scikit-learn runs PCD-1 with numpy on the CPU). Ours includes its
+    per-epoch monitoring (reconstruction error and pseudo-log-likelihood on 1000 examples).
+(b) 16 seeds of a 784-256-256-10 classifier fine-tuned for one epoch as one batched run (M = 16) vs
+    the same 16 seeds trained one after another (M = 1 each).
+(c) achieved GFLOP/s of fine-tuning a 784-1000-1000-1000-10 net (6 x parameters x examples per
+    epoch) vs a plain ``torch.mm`` of the shape that dominates it, (batch x 1000) @ (1000 x 1000).
+
+Each figure is the best of ``--repeats`` timed rounds after one untimed warm-up; within a comparison
+the contenders take turns, so a shared machine's changing load affects them alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from pretraining.data import load_dataset
+from pretraining.device import get_device
+from pretraining.models import RBM, Classifier
+from pretraining.train import FinetuneConfig, RBMConfig, finetune, train_rbm
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def race(fns: dict[str, Callable[[], object]], device: torch.device, repeats: int) -> dict[str, float]:
+    """Best wall-clock seconds of each function over ``repeats`` rounds.
+
+    One untimed warm-up call each, then the functions take turns in every round, so that a change
+    in the machine's load (it may be shared) affects all of them alike.
+    """
+    for fn in fns.values():
+        fn()
+    best = {name: float("inf") for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            _sync(device)
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(device: torch.device) -> dict:
+    info = {"cpu_model": cpu_model(), "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch_version": torch.__version__, "python": platform.python_version(), "device": str(device)}
+    if device.type == "cuda":
+        info["device_name"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def bench_rbm(x: torch.Tensor, device: torch.device, repeats: int) -> dict:
+    """(a) one CD-1 epoch, 784 -> 500, batch 100: ours vs scikit-learn BernoulliRBM."""
+    from sklearn.neural_network import BernoulliRBM
+
+    config = RBMConfig(epochs=1, lr=0.05, batch_size=100, k=1)
+    xd, xn = x.to(device), x.numpy()
+    t = race({"ours": lambda: train_rbm(RBM.init(784, 500, [0], device=device), xd, config, [0], progress=False),
+              "sklearn": lambda: BernoulliRBM(n_components=500, learning_rate=0.05, batch_size=100, n_iter=1,
+                                              random_state=0).fit(xn)}, device, repeats)
+    ours, theirs = t["ours"], t["sklearn"]
+    n = x.shape[0]
+    return {"rbm_ours_seconds": ours, "rbm_sklearn_seconds": theirs, "rbm_ours_examples_per_s": n / ours,
+            "rbm_sklearn_examples_per_s": n / theirs, "rbm_vs_sklearn_speedup": theirs / ours}
+
+
+def bench_members(x: torch.Tensor, y: torch.Tensor, device: torch.device, repeats: int, n_seeds: int = 16) -> dict:
+    """(b) fine-tuning 16 seeds of 784-256-256-10: one batched run vs a loop of M = 1 runs."""
+    sizes, config, seeds = [784, 256, 256, 10], FinetuneConfig(epochs=1, lr=0.1, batch_size=50), list(range(n_seeds))
+    xd, yd = x.to(device), y.to(device)
+
+    def batched():
+        finetune(Classifier.random(sizes, seeds, device=device), xd, yd, config, seeds, progress=False)
+
+    def loop():
+        for s in seeds:
+            finetune(Classifier.random(sizes, [s], device=device), xd, yd, config, [s], progress=False)
+
+    t = race({"batched": batched, "loop": loop}, device, repeats)
+    t_batched, t_loop = t["batched"], t["loop"]
+    n = x.shape[0] * n_seeds
+    return {"members": n_seeds, "batched_seconds": t_batched, "loop_seconds": t_loop,
+            "batched_examples_per_s": n / t_batched, "loop_examples_per_s": n / t_loop,
+            "batched_vs_loop_speedup": t_loop / t_batched}
+
+
+def bench_flops(x: torch.Tensor, y: torch.Tensor, device: torch.device, repeats: int, batch: int = 100) -> dict:
+    """(c) GFLOP/s of fine-tuning 784-1000-1000-1000-10 vs torch.mm of (batch x 1000) @ (1000 x 1000)."""
+    sizes = [784, 1000, 1000, 1000, 10]
+    config = FinetuneConfig(epochs=1, lr=0.05, batch_size=batch)
+    clf = Classifier.random(sizes, [0], device=device)
+    xd, yd = x.to(device), y.to(device)
+    a = torch.rand(batch, 1000, device=device)
+    b = torch.rand(1000, 1000, device=device)
+    out = torch.empty(batch, 1000, device=device)
+    big = torch.rand(2048, 2048, device=device)
+    reps = 200
+
+    def mm():
+        for _ in range(reps):
+            torch.mm(a, b, out=out)
+
+    t = race({"finetune": lambda: finetune(clf, xd, yd, config, [0], progress=False), "mm": mm,
+              "mm_2048": lambda: torch.mm(big, big)}, device, repeats)
+    n_params = sum(p.numel() for p in clf.parameters())
+    n_used = (x.shape[0] // batch) * batch
+    ft_gflops = 6 * n_params * n_used / t["finetune"] / 1e9
+    mm_gflops = 2 * batch * 1000 * 1000 * reps / t["mm"] / 1e9
+    return {"finetune_batch_size": batch, "finetune_params": n_params, "finetune_seconds": t["finetune"],
+            "finetune_gflops": ft_gflops, "matmul_shape": [batch, 1000, 1000], "matmul_gflops": mm_gflops,
+            "matmul_2048_gflops": 2 * 2048 ** 3 / t["mm_2048"] / 1e9,
+            "finetune_fraction_of_matmul": ft_gflops / mm_gflops}
+
+
+def write_json_atomic(obj: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds per figure, best is kept (default 3)")
+    parser.add_argument("--out", type=Path, default=Path("_build/bench/bench.json"), help="where to write the JSON")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats={args.repeats} is not allowed; it must be an int >= 1")
+    try:
+        device = get_device(args.device)
+    except ValueError as e:
+        parser.error(str(e))
+    torch.manual_seed(0)
+    train = load_dataset("mnist-10k").train
+    x, y = train.x.float(), train.y
+
+    result = {"machine": machine(device)}
+    for name, fn in [("rbm", lambda: bench_rbm(x, device, args.repeats)),
+                     ("members", lambda: bench_members(x, y, device, args.repeats)),
+                     ("flops", lambda: bench_flops(x, y, device, args.repeats))]:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        result.update(fn())
+    write_json_atomic(result, args.out)
+
+    m = result["machine"]
+    print(f"\nmachine: {m['cpu_model']}, {m['cpu_cores']} cores, torch {m['torch_version']}, device {m['device']}")
+    rows = [
+        ("(a) RBM CD-1 784-500, 1 epoch", f"ours {result['rbm_ours_examples_per_s']:,.0f} ex/s",
+         f"sklearn {result['rbm_sklearn_examples_per_s']:,.0f} ex/s", "rbm_vs_sklearn_speedup", 3.0),
+        ("(b) 16 seeds 784-256-256-10, 1 epoch", f"batched {result['batched_seconds']:.2f} s",
+         f"loop {result['loop_seconds']:.2f} s", "batched_vs_loop_speedup", 4.0),
+        ("(c) fine-tune 784-1000x3-10", f"{result['finetune_gflops']:.1f} GFLOP/s",
+         f"mm {result['matmul_gflops']:.1f} GFLOP/s", "finetune_fraction_of_matmul", 0.5),
+    ]
+    print(f"{'benchmark':38s} {'ours':24s} {'reference':24s} {'ratio':>7s} {'target':>7s}")
+    for label, ours, ref, key, target in rows:
+        flag = "ok" if result[key] >= target else "MISSED"
+        print(f"{label:38s} {ours:24s} {ref:24s} {result[key]:7.2f} {target:7.2f}  {flag}")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
