@@ -31,6 +31,7 @@ import torch
 
 from pretraining.data import load_dataset
 from pretraining.device import get_device
+from pretraining.distort import distort
 from pretraining.models import RBM, Classifier
 from pretraining.train import FinetuneConfig, RBMConfig, finetune, train_rbm
 
@@ -142,6 +143,13 @@ def bench_flops(x: torch.Tensor, y: torch.Tensor, device: torch.device, repeats:
             "finetune_fraction_of_matmul": ft_gflops / mm_gflops}
 
 
+def bench_distort(x: torch.Tensor, device: torch.device, repeats: int, n: int = 1000) -> dict:
+    """(d) throughput of the distorted-digit generator: n distortions in one batch (no target)."""
+    xd, idx = x[:n].to(device), torch.arange(n, device=device)
+    t = race({"distort": lambda: distort(xd, 0, idx)}, device, repeats)["distort"]
+    return {"distort_batch": n, "distort_seconds": t, "distortions_per_s": n / t}
+
+
 def write_json_atomic(obj: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -174,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {"machine": machine(device)}
     for name, fn in [("rbm", lambda: bench_rbm(x, device, args.repeats)),
                      ("members", lambda: bench_members(x, y, device, args.repeats)),
-                     ("flops", lambda: bench_flops(x, y, device, args.repeats))]:
+                     ("flops", lambda: bench_flops(x, y, device, args.repeats)),
+                     ("distort", lambda: bench_distort(x, device, args.repeats))]:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         result.update(fn())
     write_json_atomic(result, args.out)
@@ -193,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, ours, ref, key, target in rows:
         flag = "ok" if result[key] >= target else "MISSED"
         print(f"{label:38s} {ours:24s} {ref:24s} {result[key]:7.2f} {target:7.2f}  {flag}")
+    print(f"(d) distorted digits: {result['distortions_per_s']:,.0f} per s (batches of {result['distort_batch']})")
     print(f"\nwrote {args.out}")
     return 0
 

@@ -240,3 +240,19 @@ def test_networks_per_minute(split):
                                  FinetuneConfig(epochs=1, lr=0.1, batch_size=20))
     assert out["batched"] > 0 and out["loop"] > 0 and out["max_abs_diff"] < 1e-4
     assert out["speedup"] == pytest.approx(out["batched"] / out["loop"])
+
+
+def test_stream_check():
+    rng = np.random.default_rng(1)
+    rnd, pre = 0.05 + rng.normal(0, 0.001, 10), 0.04 + rng.normal(0, 0.001, 10)
+    c = ds.stream_check(rnd, pre)
+    assert c["part"] == "f" and c["holds"] is True and "overlap 0.00" in c["text"]
+    assert ds.stream_check(pre, rnd)["holds"] is False
+    with pytest.raises(ValueError, match="kind='random'"):
+        ds.stream_check(rnd, pre, "random")
+
+
+def test_claim_checks_with_deep_equal_two_skips_the_depth_comparisons():
+    data = {k: {1: v[1], 2: v[2]} for k, v in synthetic(0.0).items()}
+    holds = {c["part"]: c["holds"] for c in ds.claim_checks(ds.study_statistics(data), deep=2)}
+    assert holds == {"a": True, "b": True, "c": True, "d": None, "e": None}

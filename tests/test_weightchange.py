@@ -182,7 +182,7 @@ def test_assess_verdicts():
     assert assess(pre, rnd, torch.tensor([0.1, 0.2])).verdict == "partly supported"
     assert assess(pre, rnd, torch.tensor([float("nan"), 0.9])).tiny_changes_matter is False
     flipped = pre.flip(0)  # layer 1 moves most, and more than half the random net's layer 1
-    assert assess(flipped, rnd, torch.tensor([0.0, 0.1])).verdict == "not supported"
+    assert assess(flipped, rnd / 2, torch.tensor([0.0, 0.1])).verdict == "not supported"
 
 
 # ------------------------------------------------------------------------------- input plane

@@ -33,7 +33,6 @@ __all__ = [
     "reset_layers", "layer_reset_errors", "gain_lost", "train_softmax_on_features",
     "finetune_tracked", "FinetuneRun", "cached_run", "Assessment", "assess", "InputPlane", "input_plane", "decision_map", "plot_receptive_field_change",
     "plot_layer_change", "plot_change_over_epochs", "plot_decision_maps", "plot_test_errors",
-    "finite_or_none",
 ]
 
 #: Literature values for side-by-side tables (test error in %, mean over seeds where given).
@@ -203,6 +202,9 @@ def train_softmax_on_features(clf: Classifier, x: Tensor, y: Tensor, config: Fin
     """
     if not isinstance(clf, Classifier) or clf.depth < 1:
         raise ValueError("train_softmax_on_features needs a Classifier with at least one hidden layer")
+    if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != clf.sizes[0]:
+        raise ValueError(f"x must be a (N, {clf.sizes[0]}) tensor shared by all members, got "
+                         f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
     features = torch.cat([clf.hidden(x[s:s + 2000])[-1] for s in range(0, x.shape[0], 2000)], dim=1)
     top = Classifier([clf.weights[-1].clone()], [clf.biases[-1].clone()])
     history = finetune(top, features, y, config, seeds, progress=progress)
@@ -478,13 +480,15 @@ def plot_decision_maps(maps: Mapping[str, Tensor], plane: InputPlane, anchor_lab
                                  squeeze=False)
         for ax, (label, m) in zip(axes[0], maps.items()):
             im = ax.imshow(_np(m), origin="lower", extent=extent, cmap=cmap, norm=norm, interpolation="nearest")
+            size = 0.16 * (a[-1] - a[0])  # inside the map when margin >= 0.3 (the default)
             for (x0, y0), digit, img in zip([(0, 0), (1, 0), (0, 1)], anchor_labels, plane.anchors):
                 ax.plot(x0, y0, "o", ms=7, mec="black", mfc="white")
-                inset = ax.inset_axes([x0 - 0.12, y0 + 0.04, 0.24, 0.24], transform=ax.transData)
+                ax.annotate(f"digit {digit}", (x0, y0), xytext=(0, -13), textcoords="offset points", ha="center",
+                            va="top", fontsize=10, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.8})
+                inset = ax.inset_axes([x0 + 0.03, y0 + 0.03, size, size], transform=ax.transData)
                 inset.imshow(_np(img).reshape(side, side), cmap="gray_r", vmin=0, vmax=1)
                 inset.set_xticks([])
                 inset.set_yticks([])
-                inset.set_title(f"'{digit}'", fontsize=9, pad=1)
             ax.set_title(label)
             ax.set_xlabel("α (towards the 2nd digit)")
             ax.set_ylabel("β (towards the 3rd digit)")
@@ -492,9 +496,3 @@ def plot_decision_maps(maps: Mapping[str, Tensor], plane: InputPlane, anchor_lab
         cbar = fig.colorbar(im, ax=axes[0].tolist(), fraction=0.025, pad=0.01, ticks=range(n_classes))
         cbar.set_label("assigned class")
     return fig
-
-
-def finite_or_none(value: float) -> float | None:
-    """``value`` if finite, else None (for JSON results, where NaN is not allowed)."""
-    return value if math.isfinite(value) else None
-
