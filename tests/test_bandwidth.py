@@ -124,6 +124,8 @@ def test_advantage_summary_and_verdict() -> None:
     assert bw.claim_verdict(none, a, 5)[0] == "not supported"
     assert bw.claim_verdict(a, a, 5)[0] == "not supported"
     assert bw.claim_verdict(a, none, 2)[0] == "inconclusive"
+    half = {"significant": [True, False], "relative": [0.02, 0.0]}         # 1 of 2: not fewer than half
+    assert bw.claim_verdict(a, half, 5)[0] == "partly supported"
     with pytest.raises(ValueError, match="S >= 2"):
         bw.advantage_summary(pre[:, :1], rnd[:, :1])
 

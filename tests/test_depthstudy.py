@@ -184,7 +184,7 @@ def synthetic(shift_deep: float, n: int = 12) -> dict:
     rng = np.random.default_rng(0)
     noise = lambda: rng.normal(0, 0.001, n)  # noqa: E731
     rnd = {1: 0.040 + noise(), 2: 0.038 + noise(), 4: 0.045 + 3 * noise()}
-    pre = {1: 0.030 + noise(), 2: 0.028 + noise(), 4: 0.027 + shift_deep + noise()}
+    pre = {1: 0.030 + noise(), 2: 0.028 + noise(), 4: 0.025 + shift_deep + noise()}
     return {"random": rnd, "rbm": pre}
 
 
@@ -210,6 +210,9 @@ def test_claim_checks_and_verdict():
     assert holds == {"a": True, "b": False, "c": False, "d": True, "e": False}
     assert ds.verdict_of(bad, 12) == "partly supported"
     assert ds.verdict_of([{"holds": False}, {"holds": None}], 12) == "not supported"
+    # deep pre-trained nets only as good as 2 layers: "4 beats 2" needs a significant difference
+    tie = {c["part"]: c["holds"] for c in ds.claim_checks(ds.study_statistics(synthetic(0.003)))}
+    assert tie == {"a": True, "b": True, "c": True, "d": True, "e": False}
     # depths 2 and 4 missing: those parts are not applicable
     only1 = ds.claim_checks(ds.study_statistics({k: {1: v[1]} for k, v in synthetic(0.0).items()}))
     assert {c["part"]: c["holds"] for c in only1} == {"a": True, "b": None, "c": True, "d": None, "e": None}

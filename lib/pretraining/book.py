@@ -88,16 +88,6 @@ def summary_table(claims: list[Mapping[str, str]], build: str | Path | None = No
     return f'<table class="summary-table"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
 
 
-class _Formatted:
-    """Glued as its text: repr() gives the formatted value without quotes."""
-
-    def __init__(self, text: str):
-        self.text = text
-
-    def __repr__(self) -> str:
-        return self.text
-
-
 class Chapter:
     """The state of one running chapter: parameters, device, cache, glued values, timing."""
 
@@ -152,7 +142,9 @@ class Chapter:
         if key in self.glued:
             raise ValueError(f"glue key {key!r} is used twice in chapter {self.name!r}")
         self.glued[key] = plain
-        _glue(key, _Formatted(format(plain, fmt)) if fmt else plain, display=False)
+        # a formatted value is glued as a string: myst-nb literal-evals text/plain, which would
+        # turn "7,000" into a tuple and "1.50" into 1.5, but gives a string back unchanged
+        _glue(key, format(plain, fmt) if fmt else plain, display=False)
 
     def finish(self, results: Mapping[str, Any], *, finding: str, verdict: str) -> dict:
         """Write ``<build>/results/<name>.json`` atomically and display the provenance.

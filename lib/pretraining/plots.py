@@ -1,7 +1,7 @@
 """Figures shared by the chapters (matplotlib; every function returns its Figure, nothing is shown).
 
 One style for the whole book: seaborn's "whitegrid" axes, 110 dpi, figures sized for a book page.
-Each function draws under that style (``plt.rc_context``) without changing global settings;
+Each function draws under that style (restoring only those settings afterwards) without changing global settings;
 :func:`use_style` applies it globally for a notebook's own figures.
 
 Images may be numpy arrays or torch tensors (moved to the CPU).
@@ -10,6 +10,7 @@ Images may be numpy arrays or torch tensors (moved to the CPU).
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -35,6 +36,21 @@ STYLE: dict = {
 
 PAGE_WIDTH = 10.0
 """Widest figure, inches."""
+
+
+@contextmanager
+def _styled():
+    """Draw under :data:`STYLE`, then restore only those settings.
+
+    (``plt.rc_context`` restores *all* rcParams on exit, which switches a notebook's inline
+    backend out of interactive mode, so later figures are silently not shown.)
+    """
+    old = {k: plt.rcParams[k] for k in STYLE}
+    plt.rcParams.update(STYLE)
+    try:
+        yield
+    finally:
+        plt.rcParams.update(old)
 
 
 def use_style() -> None:
@@ -146,7 +162,7 @@ def image_grid(
         if vmin is not None or vmax is not None:
             raise ValueError(f"the colour scale must have vmin < vmax, got vmin={lo}, vmax={hi}")
         hi = lo + 1.0  # constant images
-    with plt.rc_context(STYLE):
+    with _styled():
         fig, ax = _grid_figure(len(tiles), ncols, ax)
         _draw_tiles(ax, tiles, ncols, cmap, Normalize(lo, hi) if shared_scale else None)
         if title is not None:
@@ -187,7 +203,7 @@ def receptive_fields(
     else:
         lo, hi = float(tiles.min()), float(tiles.max())
         hi = hi if hi > lo else lo + 1.0
-    with plt.rc_context(STYLE):
+    with _styled():
         fig, ax = _grid_figure(len(tiles), ncols, ax, extra_width=1.0)
         images = _draw_tiles(ax, tiles, ncols, cmap, Normalize(lo, hi))
         fig.colorbar(images[0], ax=ax, fraction=0.04, pad=0.02, label="weight")
@@ -248,7 +264,7 @@ def box_by_group(
     width = 0.8 / len(groups)
     palette = sns.color_palette(n_colors=len(groups))
     rng = np.random.default_rng(0)  # horizontal jitter of the dots only
-    with plt.rc_context(STYLE):
+    with _styled():
         fig, ax = plt.subplots(figsize=(min(PAGE_WIDTH, max(6.0, 1.2 * len(xs) * len(groups) + 2.0)), 5.0))
         for gi, g in enumerate(groups):
             colour = palette[gi]
@@ -301,7 +317,7 @@ def histograms(data: Mapping[str, Sequence[float]], *, bins: int | Sequence[floa
         if edges.size < 2 or not np.all(np.diff(edges) > 0):
             raise ValueError("bins must be an int >= 1 or at least 2 strictly increasing edges")
     palette = sns.color_palette(n_colors=len(samples))
-    with plt.rc_context(STYLE):
+    with _styled():
         fig, ax = plt.subplots(figsize=(8.0, 4.5))
         for (label, v), colour in zip(samples.items(), palette):
             ax.hist(v, bins=edges, alpha=0.5, color=colour, edgecolor=colour, label=f"{label} (n={v.size})")

@@ -4,8 +4,8 @@ N nets initialised from greedily pre-trained RBM stacks and N nets with random i
 fine-tuned together as one batch of 2N members. Before fine-tuning (epoch 0) and after every
 epoch, each net's softmax outputs on T fixed test digits are recorded; concatenated, they are the
 net's point in function space (dimension D = T * C, see :mod:`pretraining.functionspace`). The
-chapter embeds all points in 2-D (t-SNE, Isomap) and measures the claims of Erhan et al. (2010,
-section 6, figures 5 and 6) in the original D-dimensional space.
+chapter embeds all points in 2-D (t-SNE, Isomap) and measures the claims about Erhan et al.'s
+(2010) figures 5 and 6 in the original D-dimensional space.
 
 Shapes: M nets (members), E fine-tuning epochs, T probe digits, C classes, D = T * C.
 Trajectories are ``probs`` (M, E + 1, T, C) or ``vectors`` (M, E + 1, D); index 0 on the second
@@ -32,9 +32,9 @@ from .seeding import validate_seeds
 from .train import FinetuneConfig, finetune
 
 __all__ = [
-    "check_settings",
     "GROUPS",
     "PAPER",
+    "check_settings",
     "embed_trajectories",
     "group_labels",
     "group_seeds",
@@ -58,15 +58,17 @@ GROUPS = ("pre-trained", "random init")
 
 PAPER = {
     "citation": "Erhan, Bengio, Courville, Manzagol, Vincent, Bengio: Why does unsupervised pre-training "
-                "help deep learning? JMLR 11 (2010), section 6, figures 5 and 6",
+                "help deep learning? JMLR 11 (2010), figures 5 and 6",
     "nets_per_group": 50,
     "hidden_layers": 2,
     "test_outputs": "outputs on the test set, concatenated",
     "embeddings": "t-SNE and ISOMAP of both groups together, one point per net per epoch",
-    "separation": "the two groups start and stay in different regions of function space: no overlap",
-    "spread": "pre-trained nets end in a smaller region: they are more similar to one another",
+    "separation": "pre-trained and randomly initialised nets occupy different regions of function space, "
+                  "with no overlap",
+    "spread": "pre-trained nets end up more similar to one another (claim C4 as the lecture and this book "
+              "state it)",
 }
-"""What the paper reports for this experiment (qualitative: the figures carry no numbers)."""
+"""The paper's setting and the claim about its figures (qualitative: the figures carry no numbers)."""
 
 _COLOURS = {"pre-trained": "Blues", "random init": "Oranges"}
 _LINE = {"pre-trained": "tab:blue", "random init": "tab:orange"}
@@ -396,7 +398,7 @@ def plot_embedding(ax: Axes, points: object, groups: Sequence[str], *, title: st
     """Scatter of 2-D trajectories points (M, E+1, 2) on ``ax``: one line per net, colour = epoch.
 
     Each group has its own colour map (light = epoch 0, dark = last epoch) and marker, with a
-    horizontal colour bar each under the axes; the nets' trajectories are thin lines of the
+    horizontal colour bar each under the axes (epoch labels under the lowest); the nets' trajectories are thin lines of the
     group's colour.
     """
     import matplotlib.pyplot as plt
@@ -410,16 +412,20 @@ def plot_embedding(ax: Axes, points: object, groups: Sequence[str], *, title: st
     norm = Normalize(vmin=0, vmax=max(n_epochs, 1))
     epochs = np.broadcast_to(np.arange(p.shape[1]), p.shape[:2])
     ticks = sorted({0, n_epochs // 2, n_epochs})
-    for g in GROUPS:
+    for i, g in enumerate(GROUPS):
         sel = np.asarray(groups) == g
         cmap = ListedColormap(plt.get_cmap(_COLOURS[g])(np.linspace(0.3, 1.0, 256)))  # epoch 0 visible on white
         for traj in p[sel]:
             ax.plot(traj[:, 0], traj[:, 1], color=_LINE[g], lw=0.6, alpha=0.35, zorder=1)
         sc = ax.scatter(p[sel, :, 0].ravel(), p[sel, :, 1].ravel(), c=epochs[sel].ravel(), cmap=cmap,
                         norm=norm, marker=_MARKERS[g], s=24, edgecolors="none", zorder=2, label=g)
-        bar = plt.colorbar(sc, ax=ax, orientation="horizontal", fraction=0.035, pad=0.03, aspect=50)
-        bar.set_label(f"epoch, {g} nets")
+        bar = plt.colorbar(sc, ax=ax, orientation="horizontal", fraction=0.03, pad=0.02, aspect=60)
+        bar.ax.set_ylabel(g, rotation=0, ha="right", va="center", fontsize=9)
         bar.set_ticks(ticks)
+        # later bars are stacked between the axes and the earlier ones: the first is the lowest
+        bar.ax.tick_params(labelsize=9, pad=1, labelbottom=i == 0)
+        if i == 0:
+            bar.set_label("epoch", labelpad=0)
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
