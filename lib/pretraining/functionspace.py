@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Hashable, Sequence
 
 import numpy as np
+from .checks import check_int as _check_int
 
 __all__ = [
     "distance_to_start",
@@ -66,14 +67,6 @@ def _as_labels(name: str, labels: object, n: int) -> tuple[np.ndarray, list[Hash
     except TypeError as exc:
         raise TypeError(f"{name} labels must be hashable ({exc})") from None
     return codes, list(index)
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from .checks import check_int as _check_int
 
 __all__ = ["STYLE", "box_by_group", "histograms", "image_grid", "receptive_fields", "use_style"]
 
@@ -71,14 +72,6 @@ def _as_array(name: str, x: object) -> np.ndarray:
     if arr.size and not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return arr
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _check_ax(ax: object) -> None:

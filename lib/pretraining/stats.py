@@ -11,6 +11,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 from scipy import stats as _scipy_stats
+from .checks import check_int as _check_int
 
 __all__ = ["best_setting", "bootstrap_ci", "mann_whitney", "overlap", "prob_less", "summary"]
 
@@ -30,14 +31,6 @@ def _as_values(name: str, values: object, *, min_n: int = 1) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return arr
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def bootstrap_ci(

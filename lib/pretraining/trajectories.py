@@ -30,6 +30,7 @@ from .models import Classifier, Stack
 from .params import ParameterError
 from .seeding import validate_seeds
 from .train import FinetuneConfig, finetune
+from .checks import check_int as _check_int
 
 __all__ = [
     "GROUPS",
@@ -78,14 +79,6 @@ _MARKERS = {"pre-trained": "o", "random init": "^"}
 # --------------------------------------------------------------------------------------------
 # validation
 # --------------------------------------------------------------------------------------------
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
 def _check_groups(groups: Sequence[str], n: int) -> list[str]:
     if isinstance(groups, (str, bytes)):
         raise TypeError(f"groups must be a sequence of {n} labels, got the string {groups!r}")
