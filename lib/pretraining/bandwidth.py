@@ -37,7 +37,7 @@ from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 from .data import Subset
 from .distort import DistortionConfig, distort
 from .models import Classifier, Stack
-from .plots import STYLE
+from .plots import styled
 from .seeding import validate_seeds
 from .train import FinetuneConfig, evaluate, finetune
 
@@ -528,7 +528,7 @@ def world_figure(world: ControlledWorld, base: Mapping[str, int]) -> Figure:
     names = {"class": "digit class", "exemplar": "exemplar (style)", "deformation": "deformation (pose)",
              "width": "stroke width", "position": "position (shift)"}
     card = world.config.cardinalities()
-    with plt.rc_context(STYLE):
+    with styled():
         fig, axes = plt.subplots(len(card), 10, figsize=(10, 1.1 * len(card) + 0.4))
         for r, cause in enumerate(card):
             imgs = world.render(sweep_causes(world, cause, base)).reshape(-1, SIDE, SIDE)
@@ -546,7 +546,7 @@ def world_figure(world: ControlledWorld, base: Mapping[str, int]) -> Figure:
 
 def causal_story_figure() -> Figure:
     """Two causal stories side by side, drawn as boxes and arrows (arrow width = bandwidth)."""
-    with plt.rc_context(STYLE):
+    with styled():
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
         stories = [
             ("(a) The label names a cause of the image", "stuff in the world\n(digit identity, pose,\nstroke, position)",
@@ -598,7 +598,7 @@ def budget_figure(n_labels: Sequence[int], errors: Mapping[str, Mapping[str, np.
     styles = {"cause": "-", "pixel": "--"}
     names = {"cause": "cause labels (digit class)", "pixel": "pixel labels (patch similarity)"}
     n = np.asarray(n_labels)
-    with plt.rc_context(STYLE):
+    with styled():
         fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 4.8))
         for lab, by_init in errors.items():
             for init, e in by_init.items():
@@ -628,7 +628,7 @@ def budget_figure(n_labels: Sequence[int], errors: Mapping[str, Mapping[str, np.
 def nll_trajectory_figure(runs: Mapping[str, BudgetRun], n_labels: int) -> Figure:
     """Test NLL against training NLL, one line per net (one point per recorded epoch), per labelling."""
     colors = {"pretrained": "#1f77b4", "random": "#d62728"}
-    with plt.rc_context(STYLE):
+    with styled():
         fig, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs), 4.8), squeeze=False)
         for ax, (lab, run) in zip(axes[0], runs.items()):
             for i, init in enumerate(INITS):

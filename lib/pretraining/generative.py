@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from . import ais
 from .distort import DistortionConfig, distort
 from .models import RBM, Stack
-from .plots import STYLE
+from .plots import styled
 from .seeding import bernoulli, member_generators, validate_seeds
 
 Tensor = torch.Tensor
@@ -248,7 +248,7 @@ def plot_learning_curves(histories: Mapping[str, Sequence[Mapping[str, list]]],
     panels = [p for p in panels if p[0] in histories]
     names = {"recon_error": "reconstruction error (MSE per pixel)", "pll": "pseudo-log-likelihood (nats)"}
     kinds = {"rbm": "RBM stack", "dae": "denoising auto-encoder stack"}
-    with plt.rc_context(STYLE):
+    with styled():
         fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.0), squeeze=False)
         for ax, (kind, key) in zip(axes[0], panels):
             for i, (n_hidden, h) in enumerate(zip(hidden_sizes, histories[kind]), start=1):

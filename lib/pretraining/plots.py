@@ -21,7 +21,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from .checks import check_int as _check_int
 
-__all__ = ["STYLE", "box_by_group", "histograms", "image_grid", "receptive_fields", "use_style"]
+__all__ = ["STYLE", "box_by_group", "styled", "histograms", "image_grid", "receptive_fields", "use_style"]
 
 STYLE: dict = {
     **sns.axes_style("whitegrid"),
@@ -40,7 +40,7 @@ PAGE_WIDTH = 10.0
 
 
 @contextmanager
-def _styled():
+def styled():
     """Draw under :data:`STYLE`, then restore only those settings.
 
     (``plt.rc_context`` restores *all* rcParams on exit, which switches a notebook's inline
@@ -155,7 +155,7 @@ def image_grid(
         if vmin is not None or vmax is not None:
             raise ValueError(f"the colour scale must have vmin < vmax, got vmin={lo}, vmax={hi}")
         hi = lo + 1.0  # constant images
-    with _styled():
+    with styled():
         fig, ax = _grid_figure(len(tiles), ncols, ax)
         _draw_tiles(ax, tiles, ncols, cmap, Normalize(lo, hi) if shared_scale else None)
         if title is not None:
@@ -196,7 +196,7 @@ def receptive_fields(
     else:
         lo, hi = float(tiles.min()), float(tiles.max())
         hi = hi if hi > lo else lo + 1.0
-    with _styled():
+    with styled():
         fig, ax = _grid_figure(len(tiles), ncols, ax, extra_width=1.0)
         images = _draw_tiles(ax, tiles, ncols, cmap, Normalize(lo, hi))
         fig.colorbar(images[0], ax=ax, fraction=0.04, pad=0.02, label="weight")
@@ -257,7 +257,7 @@ def box_by_group(
     width = 0.8 / len(groups)
     palette = sns.color_palette(n_colors=len(groups))
     rng = np.random.default_rng(0)  # horizontal jitter of the dots only
-    with _styled():
+    with styled():
         fig, ax = plt.subplots(figsize=(min(PAGE_WIDTH, max(6.0, 1.2 * len(xs) * len(groups) + 2.0)), 5.0))
         for gi, g in enumerate(groups):
             colour = palette[gi]
@@ -310,7 +310,7 @@ def histograms(data: Mapping[str, Sequence[float]], *, bins: int | Sequence[floa
         if edges.size < 2 or not np.all(np.diff(edges) > 0):
             raise ValueError("bins must be an int >= 1 or at least 2 strictly increasing edges")
     palette = sns.color_palette(n_colors=len(samples))
-    with _styled():
+    with styled():
         fig, ax = plt.subplots(figsize=(8.0, 4.5))
         for (label, v), colour in zip(samples.items(), palette):
             ax.hist(v, bins=edges, alpha=0.5, color=colour, edgecolor=colour, label=f"{label} (n={v.size})")

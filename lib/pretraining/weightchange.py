@@ -22,7 +22,7 @@ from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize
 from matplotlib.figure import Figure
 
 from .models import Classifier
-from .plots import STYLE
+from .plots import styled
 from .train import FinetuneConfig, evaluate, finetune
 
 Tensor = torch.Tensor
@@ -376,7 +376,7 @@ def plot_receptive_field_change(W_before, W_after, n: int = 64, *, ncols: int = 
     ncols = min(ncols, n)
     lim = float(max(np.abs(b).max(), np.abs(a).max())) or 1.0
     dlim = float(np.abs(a - b).max()) or 1.0
-    with plt.rc_context(STYLE):
+    with styled():
         fig, axes = plt.subplots(1, 3, figsize=(15, 5.4), constrained_layout=True)
         shared = Normalize(-lim, lim)
         panels = [(b, shared, "before fine-tuning", "weight"), (a, shared, "after fine-tuning", "weight"),
@@ -402,7 +402,7 @@ def plot_layer_change(changes: Mapping[str, LayerChange], layer_names: Sequence[
               "sign_flip_fraction": "fraction of weights whose sign flipped"}
     x = np.arange(len(layer_names))
     width = 0.8 / len(labels)
-    with plt.rc_context(STYLE):
+    with styled():
         fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), constrained_layout=True)
         for ax, stat in zip(axes, LayerChange.STATS):
             for k, label in enumerate(labels):
@@ -426,7 +426,7 @@ def plot_change_over_epochs(histories: Mapping[str, Sequence], layer_names: Sequ
     histories: {network label: per-epoch (L, M) lists} (``finetune_tracked``'s "relative_change");
     lines are the mean over members, the band their min..max.
     """
-    with plt.rc_context(STYLE):
+    with styled():
         fig, axes = plt.subplots(1, len(histories), figsize=(5.3 * len(histories), 4.2), sharey=True,
                                  constrained_layout=True, squeeze=False)
         for ax, (label, hist) in zip(axes[0], histories.items()):
@@ -448,7 +448,7 @@ def plot_test_errors(errors: Mapping[str, Tensor], *, title: str | None = None) 
 
     errors: {condition label: error fractions (M,)}, drawn top to bottom in the given order.
     """
-    with plt.rc_context(STYLE):
+    with styled():
         fig, ax = plt.subplots(figsize=(9, 0.55 * len(errors) + 1.4), constrained_layout=True)
         for k, (label, e) in enumerate(errors.items()):
             v = 100 * _np(e).reshape(-1)
@@ -475,7 +475,7 @@ def plot_decision_maps(maps: Mapping[str, Tensor], plane: InputPlane, anchor_lab
     a, b = _np(plane.alpha), _np(plane.beta)
     extent = (a[0], a[-1], b[0], b[-1])
     side = math.isqrt(plane.anchors.shape[1])
-    with plt.rc_context(STYLE):
+    with styled():
         fig, axes = plt.subplots(1, len(maps), figsize=(5.2 * len(maps) + 1.0, 5.4), constrained_layout=True,
                                  squeeze=False)
         for ax, (label, m) in zip(axes[0], maps.items()):
