@@ -40,6 +40,7 @@ from .models import Classifier, Stack
 from .plots import styled
 from .seeding import validate_seeds
 from .train import FinetuneConfig, evaluate, finetune
+from .checks import require_int as _check_int
 
 Tensor = torch.Tensor
 SIDE = 28
@@ -57,15 +58,6 @@ PAPER_REFERENCE: dict = {
     "random": {1: 4.14, 2: 4.03},
     "pretrained": {1: 3.17, 2: 2.74},
 }
-
-
-def _check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum
-    ok = ok and (maximum is None or value <= maximum)
-    if not ok:
-        allowed = f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
-        raise ValueError(f"{name}={value!r} is not allowed; it must be an int {allowed}")
-    return int(value)
 
 
 def _check_float(name: str, value: object, *, gt: float | None = None, ge: float | None = None) -> float:

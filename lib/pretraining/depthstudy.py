@@ -39,6 +39,7 @@ from .distort import DistortedStream, DistortionConfig
 from .experiments import pretrained_stack
 from .models import Classifier, Stack
 from .seeding import validate_seeds
+from .checks import require_int as _check_int
 from .train import (DAEConfig, FinetuneConfig, RBMConfig, TrainingDiverged, evaluate, finetune,
                     finetune_stream)
 
@@ -91,13 +92,6 @@ REFERENCE: dict[str, dict[str, Any]] = {
 
 
 # ----------------------------------------------------------------------------------------- checks
-def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in {lo}..{hi}"
-        raise ValueError(f"{name}={value!r} is not allowed; it must be an int {rng}")
-    return value
-
-
 def _check_init(init: Any) -> str:
     if init not in INITS:
         raise ValueError(f"init={init!r} is not allowed; use one of {', '.join(map(repr, INITS))}")

@@ -29,6 +29,7 @@ from .distort import DistortionConfig, distort
 from .models import RBM, Stack
 from .plots import styled
 from .seeding import bernoulli, member_generators, validate_seeds
+from .checks import require_int as _check_int
 
 Tensor = torch.Tensor
 
@@ -44,12 +45,6 @@ REFERENCE_LOGLIK: dict[str, float] = {
 """Mean test log-likelihood (nats) of RBMs with 500 hidden units on the full, stochastically
 binarised MNIST (60k training digits), estimated with AIS: Salakhutdinov & Murray, "On the
 quantitative analysis of deep belief networks", ICML 2008, Table 1."""
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}={value!r} is not allowed; it must be an int >= {minimum}")
-    return value
 
 
 def _check_images(name: str, x: object, width: int | None = None) -> Tensor:
