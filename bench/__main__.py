@@ -3,7 +3,7 @@
 Measured side by side in one run, on one device (``--device``, default: the library's choice):
 
 (a) RBM CD-1, 784 -> 500, minibatch 100, one epoch over mnist-10k train: examples/s of
-    :func:`pretraining.train.train_rbm` vs scikit-learn's ``BernoulliRBM`` (same learning rate and
+    :func:`pretraining.core.train.train_rbm` vs scikit-learn's ``BernoulliRBM`` (same learning rate and
     batch size, ``n_iter=1``; scikit-learn runs PCD-1 with numpy on the CPU). Ours includes its
     per-epoch monitoring (reconstruction error and pseudo-log-likelihood on 1000 examples).
 (b) 16 seeds of a 784-256-256-10 classifier fine-tuned for one epoch as one batched run (M = 16) vs
@@ -29,11 +29,11 @@ from pathlib import Path
 
 import torch
 
-from pretraining.data import load_dataset
-from pretraining.device import get_device
-from pretraining.distort import distort
-from pretraining.models import RBM, Classifier
-from pretraining.train import FinetuneConfig, RBMConfig, finetune, train_rbm
+from pretraining.core.data import load_dataset
+from pretraining.core.device import get_device
+from pretraining.core.distort import distort
+from pretraining.core.models import RBM, Classifier
+from pretraining.core.train import FinetuneConfig, RBMConfig, finetune, train_rbm
 
 
 def _sync(device: torch.device) -> None:

@@ -1,4 +1,4 @@
-"""Tests of pretraining.ais: exact partition functions, AIS, log-likelihood.
+"""Tests of pretraining.analysis.ais: exact partition functions, AIS, log-likelihood.
 
 Timing (measured once, 2 shared CPU cores, float32): AIS on a 784 x 500 RBM, 1 member,
 100 chains, 1,000 temperatures: 2.4 s.
@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 
-from pretraining.ais import (
+from pretraining.analysis.ais import (
     AISResult,
     ais_log_partition,
     base_rate_visible_bias,
@@ -155,9 +155,9 @@ def test_free_energy_chunking_does_not_change_the_result():
         (lambda W, bv, bh: log_partition_exact(W * math.nan, bv, bh), "NaN"),
         (lambda W, bv, bh: log_partition_exact(W, bv, bh, layer="both"), "layer='both'"),
         (lambda W, bv, bh: log_partition_exact(torch.zeros(1, 21, 22), torch.zeros(1, 21), torch.zeros(1, 22)), "2\\^21"),
-        (lambda W, bv, bh: ais_log_partition(W, bv, bh, n_chains=1), "n_chains must be >= 2"),
-        (lambda W, bv, bh: ais_log_partition(W, bv, bh, n_chains=2.5), "n_chains must be an int"),
-        (lambda W, bv, bh: ais_log_partition(W, bv, bh, n_betas=2), "n_betas must be >= 4"),
+        (lambda W, bv, bh: ais_log_partition(W, bv, bh, n_chains=1), "n_chains=1 is not allowed; it must be an int >= 2"),
+        (lambda W, bv, bh: ais_log_partition(W, bv, bh, n_chains=2.5), "n_chains=2.5 is not allowed"),
+        (lambda W, bv, bh: ais_log_partition(W, bv, bh, n_betas=2), "n_betas=2 is not allowed; it must be an int >= 4"),
         (lambda W, bv, bh: ais_log_partition(W, bv, bh, n_betas=10, betas=[0.0, 1.0]), "not both"),
         (lambda W, bv, bh: ais_log_partition(W, bv, bh, betas=[0.0, 0.7, 0.5, 1.0]), "increase strictly"),
         (lambda W, bv, bh: ais_log_partition(W, bv, bh, betas=[0.1, 1.0]), "from exactly 0.0"),

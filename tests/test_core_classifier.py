@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pretraining.models import Classifier
-from pretraining.train import (FinetuneConfig, TrainingDiverged, evaluate, finetune, finetune_stream,
+from pretraining.core.models import Classifier
+from pretraining.core.train import (FinetuneConfig, TrainingDiverged, evaluate, finetune, finetune_stream,
                                pretrain_stack, RBMConfig)
 
 SIZES = [12, 7, 5, 3]
@@ -162,7 +162,7 @@ def test_bad_arguments_raise():
 
 
 def test_two_hidden_layer_classifier_reaches_test_error_bound_on_mnist10k():
-    data = pytest.importorskip("pretraining.data", reason="pretraining.data (the mnist-10k loader) is not written yet")
+    data = pytest.importorskip("pretraining.core.data", reason="pretraining.core.data (the mnist-10k loader) is not written yet")
     split = data.load_dataset("mnist-10k")
     # a small DBN-initialised net, 784-500-500-10: 2 RBM epochs per layer, 5 fine-tuning epochs
     stack, _ = pretrain_stack("rbm", split.train.x, [500, 500], RBMConfig(epochs=2, lr=0.1), [0], progress=False)

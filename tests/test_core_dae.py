@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pretraining.models import DenoisingAutoencoder
-from pretraining.seeding import member_generators
-from pretraining.train import DAEConfig, TrainingDiverged, corrupt, train_dae
+from pretraining.core.models import DenoisingAutoencoder
+from pretraining.core.seeding import member_generators
+from pretraining.core.train import DAEConfig, TrainingDiverged, corrupt, train_dae
 
 
 def random_data(n=240, width=16, seed=0):
@@ -104,7 +104,7 @@ def test_bad_arguments_raise():
 
 
 def test_dae_learns_mnist_reconstruction_error_drops_every_epoch():
-    data = pytest.importorskip("pretraining.data", reason="pretraining.data (the mnist-10k loader) is not written yet")
+    data = pytest.importorskip("pretraining.core.data", reason="pretraining.core.data (the mnist-10k loader) is not written yet")
     x = data.load_dataset("mnist-10k").train.x[:2000]
     dae = DenoisingAutoencoder.init(784, 200, [0])
     before = float(dae.reconstruction_error(x[:1000])[0])

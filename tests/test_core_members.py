@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pretraining.models import RBM, Classifier, DenoisingAutoencoder, Stack, load_checkpoint, save_checkpoint
-from pretraining.seeding import derive_seed, member_generators, validate_seeds
-from pretraining.train import DAEConfig, RBMConfig, pretrain_stack
+from pretraining.core.models import RBM, Classifier, DenoisingAutoencoder, Stack
+from pretraining.core.seeding import SEED_STRIDE, generator, member_generators, member_seeds, validate_seeds
+from pretraining.core.train import DAEConfig, RBMConfig, pretrain_stack
 
 
 def random_data(n=200, width=16, seed=0):
@@ -74,30 +74,30 @@ def _models():
 
 
 @pytest.mark.parametrize("model", list(_models()), ids=lambda m: type(m).__name__)
-def test_checkpoint_round_trip(tmp_path, model):
-    path = save_checkpoint(model, tmp_path / "sub" / "model.safetensors")
-    loaded = load_checkpoint(path)
-    assert type(loaded) is type(model)
-    a, b = model.state_dict(), loaded.state_dict()
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) and a[k].dtype == b[k].dtype for k in a)
-    assert [p.name for p in path.parent.iterdir()] == ["model.safetensors"]  # no temp file left behind
-
-
-def test_load_checkpoint_rejects_foreign_files(tmp_path):
-    from safetensors.torch import save_file
-    save_file({"w": torch.zeros(2)}, str(tmp_path / "x.safetensors"))
-    with pytest.raises(ValueError, match="not a pretraining checkpoint"):
-        load_checkpoint(tmp_path / "x.safetensors")
+def test_state_dict_round_trip(model):
+    """What the artifact cache stores (a state dict) gives the same model back."""
+    d = model.state_dict()
+    loaded = Stack.from_state_dict(d, model.kind) if isinstance(model, Stack) else type(model).from_state_dict(d)
+    b = loaded.state_dict()
+    assert d.keys() == b.keys() and all(torch.equal(d[k], b[k]) and d[k].dtype == b[k].dtype for k in d)
 
 
 def test_seeding_derivation_is_stable_and_separates_purposes():
-    assert derive_seed(0, "init", 1) == derive_seed(0, "init", 1)
-    values = {derive_seed(s, p, L) for s in range(3) for p in ("init", "order", "noise") for L in range(3)}
+    def first(g):
+        return float(torch.rand(1, generator=g))
+
+    assert first(generator(0, 0, 1)) == first(generator(0, 0, 1))
+    values = {first(g) for s in range(3) for p in ("init", "order", "noise") for L in range(3)
+              for g in member_generators([s], p, L)}
     assert len(values) == 27
     g1, g2 = member_generators([5, 5], "order", 2)
     assert torch.equal(torch.randperm(10, generator=g1), torch.randperm(10, generator=g2))
+    # the documented derivation: member m's generator for (purpose, layer) is generator(seed, PURPOSES[purpose], layer)
+    assert first(member_generators([7], "noise", 3)[0]) == first(generator(7, 2, 3))
     with pytest.raises(ValueError, match="purpose='bogus'"):
-        derive_seed(0, "bogus")
+        member_generators([0], "bogus")
+    with pytest.raises(ValueError, match="entropy=-1 is not allowed"):
+        generator(-1)
     with pytest.raises(TypeError, match="sequence of ints"):
         validate_seeds(7)
     with pytest.raises(ValueError, match="seeds contains 1.5"):
@@ -120,3 +120,14 @@ def test_pretrain_stack_bad_parameters_raise_before_training():
         Stack("rbm", [RBM.init(16, 5, [0])]).encode(x, upto=3)
     with pytest.raises(ValueError, match="stack layers disagree"):
         Stack("rbm", [RBM.init(16, 5, [0]), RBM.init(6, 5, [0])])
+
+
+def test_the_one_seed_rule():
+    assert member_seeds(0, 3) == [0, 1, 2]
+    assert member_seeds(2, 2, first=5) == [2 * SEED_STRIDE + 5, 2 * SEED_STRIDE + 6]
+    # distinct chapter seeds never share a network
+    assert not set(member_seeds(0, SEED_STRIDE)) & set(member_seeds(1, SEED_STRIDE))
+    with pytest.raises(ValueError, match=f"n={SEED_STRIDE + 1} is not allowed; it must be an int in 1..{SEED_STRIDE}"):
+        member_seeds(0, SEED_STRIDE + 1)
+    with pytest.raises(ValueError, match="seed=-1 is not allowed"):
+        member_seeds(-1, 2)

@@ -7,9 +7,9 @@ import itertools
 import pytest
 import torch
 
-from pretraining.models import RBM
-from pretraining.seeding import member_generators
-from pretraining.train import RBMConfig, TrainingDiverged, cd_gradient, train_rbm
+from pretraining.core.models import RBM
+from pretraining.core.seeding import member_generators
+from pretraining.core.train import RBMConfig, TrainingDiverged, cd_gradient, train_rbm
 
 V, H = 6, 4
 
@@ -168,7 +168,7 @@ def test_bad_arguments_raise():
 
 
 def test_rbm_learns_mnist_reconstruction_error_drops_every_epoch():
-    data = pytest.importorskip("pretraining.data", reason="pretraining.data (the mnist-10k loader) is not written yet")
+    data = pytest.importorskip("pretraining.core.data", reason="pretraining.core.data (the mnist-10k loader) is not written yet")
     x = data.load_dataset("mnist-10k").train.x[:2000]
     rbm = RBM.init(784, 500, [0])
     before = float(rbm.reconstruction_error(x[:1000])[0])

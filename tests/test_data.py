@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from pretraining import data
-from pretraining.data import DataError, DataSplit, Subset
+from pretraining.core import data
+from pretraining.core.data import DataError, DataSplit, Subset
 
 CLASS_COUNTS = [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]  # counted in the npm package
 SPLIT_SHA256 = "b14336e1619cd44dcaaeb3c190a32171aa811903bf3e4289bd7fd03365aadb28"

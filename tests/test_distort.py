@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
-from pretraining import distort as D
-from pretraining.data import Subset, load_dataset
-from pretraining.distort import DistortedStream, DistortionConfig, distort
+from pretraining.core import distort as D
+from pretraining.core.data import Subset, load_dataset
+from pretraining.core.distort import DistortedStream, DistortionConfig, distort
 
 STILL = DistortionConfig(alpha=0, max_rotation_deg=0, max_scale=0, max_shear=0, max_shift_px=0)
 

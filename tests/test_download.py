@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from pretraining import data
-from pretraining.data import MNIST_FILES, DataError
+from pretraining.core import data
+from pretraining.core.data import MNIST_FILES, DataError
 
 
 def idx_gz(array: np.ndarray, magic_type: int = 0x08) -> bytes:

@@ -1,7 +1,7 @@
-"""``python -m pretraining``: see :mod:`pretraining.cli`."""
+"""``python -m pretraining``: see :mod:`pretraining.book.cli`."""
 
 import sys
 
-from .cli import main
+from .book.cli import main
 
 sys.exit(main())

@@ -1,0 +1,348 @@
+"""Log-likelihood of Bernoulli RBMs: exact partition functions and annealed importance sampling.
+
+An RBM with visible units v in {0,1}^V and hidden units h in {0,1}^H has the energy
+``E(v, h) = -v·W·h - b_visible·v - b_hidden·h`` and the free energy
+
+    F(v) = -b_visible·v - sum_j softplus(b_hidden_j + (v W)_j),    p(v) = exp(-F(v)) / Z.
+
+Every function takes the parameters of M independently trained RBMs at once (the library's
+"members" dimension): ``W (M, V, H)``, ``b_visible (M, V)``, ``b_hidden (M, H)``, and returns one
+value per member. Computations run on the device the tensors are on.
+
+* :func:`log_partition_exact` sums over the 2^min(V, H) states of the smaller layer (tiny RBMs,
+  tests, and the base-rate model).
+* :func:`ais_log_partition` estimates log Z by annealed importance sampling from a base-rate
+  model, as in Salakhutdinov & Murray, "On the quantitative analysis of deep belief networks",
+  ICML 2008.
+* :func:`log_likelihood` turns a log Z into the mean log-probability of binary data.
+
+Cost of AIS: every inverse temperature costs two batched matrix products of shape
+(M, n_chains, V) x (V, H). For a 784 x 500 RBM with 100 chains that is about 0.16 GFLOP per
+temperature. Measured on 2 shared CPU cores (float32, 1 member): 1,000 temperatures take 2.4 s,
+so the paper's 14,500 take about 35 s; time grows linearly with members x chains x temperatures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..core.checks import require_int
+
+__all__ = [
+    "AISResult",
+    "ais_log_partition",
+    "base_rate_visible_bias",
+    "beta_schedule",
+    "free_energy",
+    "log_likelihood",
+    "log_partition_exact",
+]
+
+MAX_ENUMERATED_UNITS = 20
+"""log_partition_exact refuses layers with more units than this (2^20 states)."""
+
+_LAYERS = ("auto", "visible", "hidden")
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+# --------------------------------------------------------------------------------------------
+def _check_rbm(W: Tensor, b_visible: Tensor, b_hidden: Tensor) -> tuple[int, int, int]:
+    """Validate RBM parameters with a members dimension; return (M, V, H)."""
+    for name, t in (("W", W), ("b_visible", b_visible), ("b_hidden", b_hidden)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+    if W.dim() != 3:
+        raise ValueError(f"W must have shape (members, visible, hidden), got shape {tuple(W.shape)}")
+    M, V, H = W.shape
+    if M < 1 or V < 1 or H < 1:
+        raise ValueError(f"W must have non-empty dimensions (members, visible, hidden), got {tuple(W.shape)}")
+    if tuple(b_visible.shape) != (M, V):
+        raise ValueError(f"b_visible must have shape {(M, V)} to match W {tuple(W.shape)}, got {tuple(b_visible.shape)}")
+    if tuple(b_hidden.shape) != (M, H):
+        raise ValueError(f"b_hidden must have shape {(M, H)} to match W {tuple(W.shape)}, got {tuple(b_hidden.shape)}")
+    if b_visible.device != W.device or b_hidden.device != W.device:
+        raise ValueError(
+            f"W, b_visible and b_hidden must be on one device, got {W.device}, {b_visible.device}, {b_hidden.device}"
+        )
+    for name, t in (("W", W), ("b_visible", b_visible), ("b_hidden", b_hidden)):
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} contains NaN or infinite values")
+    return M, V, H
+
+
+# --------------------------------------------------------------------------------------------
+# free energy, exact partition function
+# --------------------------------------------------------------------------------------------
+def free_energy(W: Tensor, b_visible: Tensor, b_hidden: Tensor, v: Tensor, *, chunk_size: int = 2048) -> Tensor:
+    """Free energy F(v) of every row of ``v`` under every member.
+
+    W (M, V, H), b_visible (M, V), b_hidden (M, H), v (N, V) -> (M, N), float64.
+    The matrix product runs in the parameters' dtype; the softplus and the sums in float64.
+    """
+    M, V, H = _check_rbm(W, b_visible, b_hidden)
+    require_int("chunk_size", chunk_size, 1)
+    if not isinstance(v, Tensor):
+        raise TypeError(f"v must be a torch.Tensor, got {type(v).__name__}")
+    if v.dim() != 2 or v.shape[1] != V:
+        raise ValueError(f"v must have shape (N, {V}) to match W {tuple(W.shape)}, got {tuple(v.shape)}")
+    v = v.to(device=W.device, dtype=W.dtype)
+    out = []
+    for start in range(0, v.shape[0], chunk_size):
+        rows = v[start : start + chunk_size]  # (n, V)
+        x = torch.einsum("nv,mvh->mnh", rows, W) + b_hidden[:, None, :]  # (M, n, H)
+        visible_term = (rows.double() @ b_visible.double().T).T  # (M, n)
+        out.append(-visible_term - torch.nn.functional.softplus(x.double()).sum(-1))
+    if not out:
+        return torch.zeros(M, 0, dtype=torch.float64, device=W.device)
+    return torch.cat(out, dim=1)
+
+
+def _binary_states(start: int, stop: int, n_bits: int, device: torch.device) -> Tensor:
+    """Rows start..stop-1 of the 2^n_bits binary states, as float64 (stop - start, n_bits)."""
+    codes = torch.arange(start, stop, device=device, dtype=torch.int64)
+    bits = torch.arange(n_bits, device=device, dtype=torch.int64)
+    return ((codes[:, None] >> bits[None, :]) & 1).to(torch.float64)
+
+
+def log_partition_exact(W: Tensor, b_visible: Tensor, b_hidden: Tensor, *, layer: str = "auto") -> Tensor:
+    """Exact log Z of every member by enumerating all states of one layer, in float64.
+
+    W (M, V, H), b_visible (M, V), b_hidden (M, H) -> (M,) float64.
+    ``layer="auto"`` enumerates the smaller layer; ``"visible"`` / ``"hidden"`` force one
+    (both give the same value; the other layer is summed out analytically). Layers with more
+    than 20 units (2^20 states) are refused.
+    """
+    M, V, H = _check_rbm(W, b_visible, b_hidden)
+    if layer not in _LAYERS:
+        raise ValueError(f"layer={layer!r} is not allowed; use one of {', '.join(_LAYERS)}")
+    if layer == "auto":
+        layer = "visible" if V <= H else "hidden"
+    n = V if layer == "visible" else H
+    if n > MAX_ENUMERATED_UNITS:
+        raise ValueError(
+            f"log_partition_exact would enumerate 2^{n} states of the {layer} layer; "
+            f"at most 2^{MAX_ENUMERATED_UNITS} are allowed (use ais_log_partition)"
+        )
+    W64, bv, bh = W.double(), b_visible.double(), b_hidden.double()
+    if layer == "visible":  # sum over v of exp(b_v·v + sum_j softplus(b_h + vW))
+        own_bias, other_bias, weights = bv, bh, W64
+    else:  # sum over h of exp(b_h·h + sum_i softplus(b_v + W h))
+        own_bias, other_bias, weights = bh, bv, W64.transpose(1, 2)
+    other = weights.shape[2]
+    n_states = 1 << n
+    chunk = max(1, min(n_states, (1 << 22) // max(1, M * other)))
+    parts = []
+    for start in range(0, n_states, chunk):
+        s = _binary_states(start, min(n_states, start + chunk), n, W.device)  # (c, n)
+        x = torch.einsum("cn,mno->mco", s, weights) + other_bias[:, None, :]  # (M, c, other)
+        log_unnorm = s @ own_bias.T  # (c, M)
+        log_unnorm = log_unnorm.T + torch.nn.functional.softplus(x).sum(-1)  # (M, c)
+        parts.append(torch.logsumexp(log_unnorm, dim=1))
+    return torch.logsumexp(torch.stack(parts, dim=1), dim=1)
+
+
+# --------------------------------------------------------------------------------------------
+# annealed importance sampling
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AISResult:
+    """Result of :func:`ais_log_partition` for M members.
+
+    log_z            (M,) float64  the AIS estimate log Z_A + log(mean importance weight)
+    log_z_std_error  (M,) float64  delta-method standard error of that estimate:
+                                   std(w) / (sqrt(n_chains) * mean(w)), w the importance weights
+    log_weights      (M, n_chains) float64  log importance weights (log Z_A not included)
+    log_z_base       (M,) float64  exact log Z of the base-rate model
+    betas            (K,) float64  the inverse temperatures used, 0 ... 1
+    """
+
+    log_z: Tensor
+    log_z_std_error: Tensor
+    log_weights: Tensor
+    log_z_base: Tensor
+    betas: Tensor
+
+    def bounds(self, n_std: float = 3.0) -> tuple[Tensor, Tensor]:
+        """(lower, upper) = log(mean(w) -/+ n_std * std(w) / sqrt(n_chains)) + log Z_A, each (M,).
+
+        This is the interval Salakhutdinov & Murray (2008) report with n_std=3. The lower end is
+        -inf when the interval reaches zero; AIS tends to *under*-estimate log Z when the chains
+        are too few or the schedule too short, so a too-narrow interval is not proof of accuracy.
+        """
+        if not isinstance(n_std, (int, float)) or isinstance(n_std, bool) or not n_std > 0:
+            raise ValueError(f"n_std must be a positive number, got {n_std!r}")
+        shift = self.log_weights.max(dim=1, keepdim=True).values
+        w = torch.exp(self.log_weights - shift)  # weights scaled so that the largest is 1
+        mean = w.mean(1)
+        half = n_std * w.std(1, unbiased=True) / math.sqrt(w.shape[1])
+        offset = shift[:, 0] + self.log_z_base
+        return offset + torch.log((mean - half).clamp_min(0.0)), offset + torch.log(mean + half)
+
+
+def beta_schedule(n_betas: int) -> Tensor:
+    """Inverse temperatures 0 = beta_0 < ... < beta_{n-1} = 1, (n_betas,) float64.
+
+    Piecewise linear with the proportions of Salakhutdinov & Murray (2008): their 14,500
+    temperatures are 500 evenly spaced in [0, 0.5], 4,000 in [0.5, 0.9] and 10,000 in
+    [0.9, 1.0]; here the same fractions (1/29, 8/29, 20/29) of ``n_betas``.
+    """
+    require_int("n_betas", n_betas, 4)
+    n1 = max(1, round(n_betas * 500 / 14500))
+    n2 = max(1, round(n_betas * 4000 / 14500))
+    n3 = n_betas - 1 - n1 - n2  # intervals in the last segment; n_betas - 1 intervals in total
+    if n3 < 1:
+        raise ValueError(f"n_betas={n_betas} is too small for the three-segment schedule; use at least 4")
+    return torch.cat(
+        [
+            torch.linspace(0.0, 0.5, n1 + 1, dtype=torch.float64)[:-1],
+            torch.linspace(0.5, 0.9, n2 + 1, dtype=torch.float64)[:-1],
+            torch.linspace(0.9, 1.0, n3 + 1, dtype=torch.float64),
+        ]
+    )
+
+
+def base_rate_visible_bias(v: Tensor, *, eps: float = 1e-3) -> Tensor:
+    """Visible biases of the base-rate model: logit of the pixel means of the data.
+
+    v (N, V) values in [0, 1] -> (V,) in the dtype of v (float32 for integer input); the means are
+    clipped to [eps, 1 - eps] so pixels that are always off get a finite bias.
+    """
+    if not isinstance(v, Tensor):
+        raise TypeError(f"v must be a torch.Tensor, got {type(v).__name__}")
+    if v.dim() != 2 or v.shape[0] < 1 or v.shape[1] < 1:
+        raise ValueError(f"v must have shape (N, V) with N, V >= 1, got {tuple(v.shape)}")
+    if not isinstance(eps, float) or not 0.0 < eps < 0.5:
+        raise ValueError(f"eps must be a float in (0, 0.5), got {eps!r}")
+    dtype = v.dtype if v.is_floating_point() else torch.float32
+    v = v.to(dtype)
+    if not bool(((v >= 0) & (v <= 1)).all()):
+        raise ValueError("v must hold values in [0, 1]")
+    p = v.double().mean(0).clamp(eps, 1 - eps)
+    return torch.log(p / (1 - p)).to(dtype)
+
+
+def _check_schedule(betas: object) -> Tensor:
+    t = torch.as_tensor(betas, dtype=torch.float64).detach().cpu()
+    if t.dim() != 1 or t.numel() < 2:
+        raise ValueError(f"betas must be a 1-D sequence of at least 2 inverse temperatures, got shape {tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all()) or t[0] != 0.0 or t[-1] != 1.0 or not bool((t[1:] > t[:-1]).all()):
+        raise ValueError("betas must increase strictly from exactly 0.0 to exactly 1.0")
+    return t
+
+
+def ais_log_partition(
+    W: Tensor,
+    b_visible: Tensor,
+    b_hidden: Tensor,
+    *,
+    n_chains: int = 100,
+    n_betas: int | None = None,
+    betas: Sequence[float] | Tensor | None = None,
+    base_visible_bias: Tensor | None = None,
+    seed: int = 0,
+) -> AISResult:
+    """Estimate log Z of every member by annealed importance sampling (Salakhutdinov & Murray 2008).
+
+    W (M, V, H), b_visible (M, V), b_hidden (M, H): the RBMs (any float dtype, any device).
+    n_chains: independent AIS runs per member (vectorised).
+    n_betas: length of the default schedule :func:`beta_schedule` (10,000 when neither n_betas
+        nor betas is given); betas: an explicit schedule instead, increasing from 0.0 to 1.0.
+    base_visible_bias: (V,) or (M, V) visible biases of the base-rate model (zero weights, zero
+        hidden biases, H hidden units), e.g. :func:`base_rate_visible_bias` of the training data;
+        None gives the uniform model. Its log Z is exact: H log 2 + sum softplus(base bias).
+    seed: the chains' random numbers (same seed, device and dtype -> identical result).
+
+    The intermediate distributions are
+    p_k(v) ∝ exp((1-β_k) b_A·v + β_k b_visible·v) · prod_j (1 + exp(β_k (b_hidden_j + (vW)_j))),
+    the base model at β=0 and the target RBM at β=1; each transition is one Gibbs sweep
+    h | v, v | h that leaves p_k invariant. Log-weights are accumulated in float64.
+    The result is a stochastic *lower* bound in expectation (E[Ẑ] = Z, so E[log Ẑ] <= log Z):
+    with too few temperatures log Z is underestimated and the likelihood overestimated.
+    """
+    M, V, H = _check_rbm(W, b_visible, b_hidden)
+    require_int("n_chains", n_chains, 2)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
+    if n_betas is not None and betas is not None:
+        raise ValueError("give either n_betas or betas (an explicit schedule), not both")
+    schedule = _check_schedule(betas) if betas is not None else beta_schedule(10000 if n_betas is None else n_betas)
+    device, dtype = W.device, W.dtype
+    if base_visible_bias is None:
+        base = torch.zeros(M, V, dtype=dtype, device=device)
+    else:
+        if not isinstance(base_visible_bias, Tensor):
+            raise TypeError(f"base_visible_bias must be a torch.Tensor or None, got {type(base_visible_bias).__name__}")
+        if tuple(base_visible_bias.shape) not in ((V,), (M, V)):
+            raise ValueError(f"base_visible_bias must have shape ({V},) or {(M, V)}, got {tuple(base_visible_bias.shape)}")
+        if not bool(torch.isfinite(base_visible_bias).all()):
+            raise ValueError("base_visible_bias contains NaN or infinite values")
+        base = base_visible_bias.to(device=device, dtype=dtype).expand(M, V)
+    log_z_base = H * math.log(2.0) + torch.nn.functional.softplus(base.double()).sum(1)  # (M,)
+
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    softplus = torch.nn.functional.softplus
+    bias_diff = (b_visible.double() - base.double())[:, None, :]  # (M, 1, V)
+    Wt = W.transpose(1, 2)  # (M, H, V)
+
+    def bernoulli(p: Tensor) -> Tensor:
+        return (torch.rand(p.shape, generator=gen, device=device, dtype=dtype) < p).to(dtype)
+
+    v = bernoulli(torch.sigmoid(base)[:, None, :].expand(M, n_chains, V))  # exact sample of p_0
+    x = torch.baddbmm(b_hidden[:, None, :], v, W)  # (M, n_chains, H) hidden inputs at β = 1
+    log_w = torch.zeros(M, n_chains, dtype=torch.float64, device=device)
+    betas_list = schedule.tolist()
+    for k in range(1, len(betas_list)):
+        b_prev, b_k = betas_list[k - 1], betas_list[k]
+        x64 = x.double()
+        log_w += (b_k - b_prev) * (v.double() * bias_diff).sum(-1)
+        log_w += (softplus(b_k * x64) - softplus(b_prev * x64)).sum(-1)
+        if k < len(betas_list) - 1:  # one Gibbs sweep leaving p_k invariant
+            h = bernoulli(torch.sigmoid(b_k * x))
+            v_in = torch.baddbmm(b_visible[:, None, :], h, Wt)  # (M, n_chains, V)
+            v = bernoulli(torch.sigmoid((1.0 - b_k) * base[:, None, :] + b_k * v_in))
+            x = torch.baddbmm(b_hidden[:, None, :], v, W)
+
+    log_mean_w = torch.logsumexp(log_w, dim=1) - math.log(n_chains)
+    shift = log_w.max(dim=1, keepdim=True).values
+    w = torch.exp(log_w - shift)
+    std_error = w.std(1, unbiased=True) / (math.sqrt(n_chains) * w.mean(1))
+    return AISResult(
+        log_z=log_z_base + log_mean_w,
+        log_z_std_error=std_error,
+        log_weights=log_w,
+        log_z_base=log_z_base,
+        betas=schedule,
+    )
+
+
+def log_likelihood(W: Tensor, b_visible: Tensor, b_hidden: Tensor, v: Tensor, log_z: Tensor) -> Tensor:
+    """Mean log p(v) = mean over rows of (-F(v)) - log Z, per member.
+
+    W (M, V, H), b_visible (M, V), b_hidden (M, H), v (N, V) binary {0, 1}, log_z (M,)
+    (from :func:`log_partition_exact` or ``ais_log_partition(...).log_z``) -> (M,) float64, nats.
+    Grey-level images are refused: binarise them first (threshold or a seeded Bernoulli sample),
+    since p(v) is a distribution over binary vectors.
+    """
+    M, V, H = _check_rbm(W, b_visible, b_hidden)
+    if not isinstance(v, Tensor):
+        raise TypeError(f"v must be a torch.Tensor, got {type(v).__name__}")
+    if v.dim() != 2 or v.shape[1] != V or v.shape[0] < 1:
+        raise ValueError(f"v must have shape (N, {V}) with N >= 1, got {tuple(v.shape)}")
+    if not bool(((v == 0) | (v == 1)).all()):
+        raise ValueError("v must be binary (0/1); binarise grey levels first, e.g. (x > 0.5) or a seeded Bernoulli sample")
+    if not isinstance(log_z, Tensor):
+        raise TypeError(f"log_z must be a torch.Tensor, got {type(log_z).__name__}")
+    if tuple(log_z.shape) != (M,):
+        raise ValueError(f"log_z must have shape ({M},), one value per member, got {tuple(log_z.shape)}")
+    if not bool(torch.isfinite(log_z).all()):
+        raise ValueError("log_z contains NaN or infinite values")
+    return -free_energy(W, b_visible, b_hidden, v).mean(1) - log_z.to(device=W.device, dtype=torch.float64)

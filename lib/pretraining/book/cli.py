@@ -1,0 +1,317 @@
+"""``python -m pretraining run|build|cache|sync-params``: run the chapters, render the book, keep the cache.
+
+run          executes the toc's chapter notebooks (toc order) with papermill into <build>/executed/,
+             with the values of params/<profile>.yaml and ``-p NAME VALUE``; then re-executes the
+             other toc notebooks (summary.ipynb, which reads the results). Every chapter's values
+             are checked against its spec first, before any kernel starts. ``--check`` only checks.
+build        renders the executed notebooks and the Markdown pages with jupyter-book
+             (warnings are errors) into <build>/html.
+cache        ls | why NAME | gc | clear: the artifact cache <build>/cache.
+sync-params  rewrites each chapter notebook's parameters cell from its module's spec.
+
+A chapter notebook ``chapters/NN_name.ipynb`` is told by the module ``<package>.chNN_name``, where
+the package is ``pretraining.chapters`` (or ``$PRETRAINING_CHAPTERS``); the module's ``SPEC`` is the
+chapter's parameters (:class:`pretraining.book.specs.ChapterSpec`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from .paths import BUILD_DIR_ENV, find_root
+from .profiles import ProfileError, chapter_values, load_profile, parse_value
+from .site import CHAPTERS_DIR, Doc, SiteError, build_site, prepare_for_render, toc_chapter_stems, \
+    toc_docs, write_notebook
+from .specs import PROFILES, ChapterSpec, SpecNotFound, load_spec
+
+class CliError(Exception):
+    """A user error found before running anything: printed as one message, exit status 2."""
+
+
+class NotebookFailed(CliError):
+    """A notebook raised while running: exit status 1."""
+
+
+# -- chapters and their specs ----------------------------------------------------------------
+
+def _parameters_cell(path: Path) -> nbformat.NotebookNode | None:
+    nb = nbformat.read(path, as_version=4)
+    return next((c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+
+
+def cell_problem(doc: Doc, spec: ChapterSpec) -> str | None:
+    """Why the notebook's parameters cell is not the spec's, or None."""
+    cell = _parameters_cell(doc.source)
+    if cell is None:
+        return f"{doc.docname}.ipynb has no cell tagged 'parameters'"
+    if cell.source.strip() != spec.parameters_cell():
+        return (f"{doc.docname}.ipynb: its parameters cell differs from the spec of its module "
+                "(the defaults live in the module); run: python -m pretraining sync-params")
+    return None
+
+
+def _select(chapters: list[Doc], wanted: list[str], missing_stems: list[str]) -> list[Doc]:
+    if not wanted:
+        return chapters
+    out = []
+    for w in wanted:
+        w2 = Path(w).name.removesuffix(".ipynb")
+        match = [d for d in chapters if d.stem == w2 or d.stem.split("_")[0] == w2]
+        if not match:
+            if any(s == w2 or s.split("_")[0] == w2 for s in missing_stems):
+                raise CliError(f"chapter {w!r} is in _toc.yml but its notebook does not exist yet")
+            raise CliError(f"no chapter {w!r}; the chapters are: "
+                           f"{', '.join(d.stem for d in chapters) or 'none yet'}")
+        out += [d for d in match if d not in out]
+    return [d for d in chapters if d in out]  # toc order
+
+
+def plan_chapters(root: Path, profile: str, wanted: list[str], raw_overrides: list[list[str]]
+                  ) -> tuple[list[tuple[Doc, dict[str, Any]]], list[str], list[str]]:
+    """Resolve and check the values of every selected chapter; no kernel is started.
+
+    Returns ([(doc, values to inject)], notes, problems): one line per note (a ``-p`` value that a
+    chapter does not declare, skipped there) and per problem (a bad value, a broken rule, an
+    out-of-date parameters cell).
+    """
+    docs, missing = toc_docs(root, quiet=True)
+    try:
+        prof = load_profile(root, profile, toc_chapter_stems(root))
+    except ProfileError as exc:
+        raise CliError(str(exc)) from None
+    overrides = [(k, parse_value(v)) for k, v in raw_overrides]
+    if any(k == "profile" for k, _ in overrides):
+        raise CliError("-p profile: use --profile smoke|quick|paper")
+    chapters = [d for d in docs if d.is_chapter]
+    selected = _select(chapters, wanted, [Path(m).name for m in missing if m.startswith(CHAPTERS_DIR)])
+    specs = {d.stem: load_spec(d.stem) for d in selected}
+    notes, problems, plans = [], [], []
+    for k, _ in overrides:
+        having = [s for s in specs if k in specs[s].all_params]
+        if not having:
+            only = selected[0].stem if len(selected) == 1 else None
+            names = ", ".join(specs[only].all_params) if only else ""
+            raise CliError(f"-p {k}: {only} has no parameter {k!r}; its parameters are: {names}" if only else
+                           f"-p {k}: none of the chapters {', '.join(specs)} has a parameter {k!r}")
+        notes += [f"note: -p {k}: {s} has no parameter {k!r}; not applied there"
+                  for s in specs if s not in having]
+    for doc in selected:
+        spec = specs[doc.stem]
+        mine = [(k, v) for k, v in overrides if k in spec.all_params]
+        try:
+            values, changed = chapter_values(spec, profile, prof, mine, f"params/{profile}.yaml")
+        except ProfileError as exc:
+            raise CliError(str(exc)) from None
+        problems += [f"{doc.stem}: {p}" for p in spec.problems(values)]
+        cell = cell_problem(doc, spec)
+        if cell:
+            problems.append(cell)
+        plans.append((doc, changed))
+    return plans, notes, problems
+
+
+# -- running ---------------------------------------------------------------------------------
+
+def _kernel_name(nb_path: Path) -> str:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    name = nbformat.read(nb_path, as_version=4).metadata.get("kernelspec", {}).get("name", "python3")
+    if name not in KernelSpecManager().find_kernel_specs():
+        print(f"note: kernel {name!r} of {nb_path.name} is not installed (make venv installs "
+              f"'pretraining'); using 'python3'")
+        return "python3"
+    return name
+
+
+def _shorten(source: str, lines: int = 4, width: int = 100) -> str:
+    src = source.strip().splitlines()
+    out = [ln if len(ln) <= width else ln[: width - 3] + "..." for ln in src[:lines]]
+    if len(src) > lines:
+        out.append(f"... ({len(src) - lines} more lines)")
+    return "\n".join("    " + ln for ln in out)
+
+
+def _execute(doc: Doc, params: dict[str, Any], build: Path, log_output: bool) -> str:
+    """Run one notebook; on success it lies in executed/, on failure in failed/ (raises CliError)."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    executed = build / "executed" / (doc.docname + ".ipynb")
+    failed = build / "failed" / (doc.stem + ".ipynb")
+    running = build / "running" / (doc.stem + ".ipynb")
+    results = build / "results" / (doc.stem + ".json")
+    for p in (running, failed):
+        p.unlink(missing_ok=True)
+    if doc.is_chapter:
+        results.unlink(missing_ok=True)
+    running.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(doc.source), str(running), parameters=params, kernel_name=_kernel_name(doc.source),
+            progress_bar=False, log_output=log_output, cwd=str(doc.source.parent))
+    except Exception as exc:  # noqa: BLE001 - every failure is reported the same way
+        elapsed = time.perf_counter() - t0
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        if running.exists():
+            os.replace(running, failed)
+        lines = [f"FAILED {doc.docname}{doc.source.suffix} (profile {params.get('profile', '-')}) "
+                 f"after {elapsed:.1f} s"]
+        if isinstance(exc, PapermillExecutionError):
+            lines += [f"  in the cell In [{exc.exec_count}]:", _shorten(exc.source),
+                      f"  {exc.ename}: {exc.evalue}"]
+        else:
+            text = str(exc).strip()
+            lines.append(f"  {type(exc).__name__}: {text.splitlines()[-1] if text else ''}")
+        if failed.exists():
+            lines.append(f"  the executed notebook is kept at {failed}")
+        raise NotebookFailed("\n".join(lines)) from None
+    elapsed = time.perf_counter() - t0
+    nb = prepare_for_render(nbformat.read(running, as_version=4))
+    write_notebook(nb, executed)
+    running.unlink()
+    status = "done (collects the results)"
+    if doc.is_chapter:
+        if not results.exists():
+            raise CliError(f"{doc.stem} ran but wrote no {results}; it must call "
+                           f"its module's start(globals()) and finish(ch, ...)")
+        cache = json.loads(results.read_text())["_cache"]
+        hits, misses = cache["hits"], cache["misses"]
+        status = "cached" if hits and not misses else "computed"
+        status += f" (cache: {hits} hit{'s' * (hits != 1)}, {misses} miss{'es' * (misses != 1)})"
+    print(f"{doc.stem:<40} {params.get('profile', '-'):<6} {elapsed:8.1f} s  {status}", flush=True)
+    return status
+
+
+def cmd_run(root: Path, build: Path, profile: str, wanted: list[str],
+            raw_overrides: list[list[str]], log_output: bool, check_only: bool) -> None:
+    toc_docs(root)  # prints a note per toc entry without a source file
+    plans, notes, problems = plan_chapters(root, profile, wanted, raw_overrides)
+    for note in notes:
+        print(note)
+    if problems:
+        raise CliError(f"profile {profile}: {len(problems)} problem(s):\n  " + "\n  ".join(problems))
+    if check_only:
+        print(f"profile {profile}: the parameters of {len(plans)} chapter(s) are valid "
+              f"({', '.join(d.stem for d, _ in plans)})")
+        return
+    docs, _ = toc_docs(root, quiet=True)
+    for doc in (d for d in docs if d.is_notebook and not d.is_chapter):  # collectors, e.g. the summary
+        cell = _parameters_cell(doc.source)
+        plans.append((doc, {"profile": profile} if cell is not None and "profile" in cell.source else {}))
+    os.environ[BUILD_DIR_ENV] = str(build)
+    # the kernels' OpenMP threads wait passively: spinning threads steal the CPU of a busy
+    # machine (measured: smoke chapter 3 took 116 s instead of 15 s under load)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if log_output:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        for doc, params in plans:
+            print(f"running {doc.docname} ...", flush=True)
+            _execute(doc, params, build, log_output)
+    finally:
+        if (build / "running").is_dir() and not any((build / "running").iterdir()):
+            (build / "running").rmdir()
+
+
+def cmd_sync_params(root: Path, wanted: list[str]) -> None:
+    docs, missing = toc_docs(root, quiet=True)
+    chapters = _select([d for d in docs if d.is_chapter], wanted, [Path(m).name for m in missing])
+    for doc in chapters:
+        spec = load_spec(doc.stem)
+        nb = nbformat.read(doc.source, as_version=4)
+        cell = next((c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+        if cell is None:
+            raise CliError(f"{doc.docname}.ipynb has no cell tagged 'parameters'")
+        if cell.source.strip() == spec.parameters_cell():
+            print(f"{doc.stem}: up to date")
+            continue
+        cell.source = spec.parameters_cell()
+        write_notebook(nb, doc.source)
+        print(f"{doc.stem}: parameters cell rewritten from its spec")
+
+
+def cmd_cache(build: Path, action: str, name: str | None) -> None:
+    from .cache import ArtifactStore
+
+    store = ArtifactStore(build / "cache")
+    if action == "ls":
+        used = store.used_by()
+        entries = store.entries()
+        for e in entries:
+            users = ", ".join(used.get(e.path.name, [])) or "no finished run (gc removes it)"
+            state = "" if e.key is not None else "  [unreadable manifest]"
+            print(f"{e.path.name:<52} {e.size / 1e6:9.2f} MB  {users}{state}")
+        print(f"{len(entries)} entries, {sum(e.size for e in entries) / 1e6:.1f} MB in {store.root}")
+    elif action == "why":
+        if not name:
+            raise CliError("cache why needs the artifact's NAME, e.g.: python -m pretraining cache why rbm_stack")
+        print("\n".join(store.why(name)))
+    elif action == "gc":
+        n, size = store.gc()
+        print(f"removed {n} entries no finished run uses ({size / 1e6:.1f} MB) from {store.root}")
+    else:
+        n, size = store.clear()
+        print(f"removed {n} cache entries ({size / 1e6:.1f} MB) from {store.root}")
+
+
+# -- entry point -----------------------------------------------------------------------------
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pretraining", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--root", type=Path, help="the book folder (default: the nearest folder "
+                                                   "with _toc.yml at or above the current one)")
+        sp.add_argument("--build-dir", type=Path, help="build folder (default: <root>/_build)")
+
+    r = sub.add_parser("run", help="execute chapters with papermill")
+    r.add_argument("chapters", nargs="*", metavar="CHAPTER",
+                   help="chapter number prefix ('03') or stem; default: all")
+    r.add_argument("--profile", default="quick", help=f"parameter profile ({', '.join(PROFILES)})")
+    r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="override a parameter; VALUE is YAML, e.g. -p depths '[1, 2, 3]'")
+    r.add_argument("--check", action="store_true",
+                   help="only check every chapter's values (types, ranges, rules); start no kernel")
+    r.add_argument("--log-output", action="store_true", help="stream the notebooks' outputs")
+    common(r)
+    b = sub.add_parser("build", help="render the executed notebooks into <build-dir>/html")
+    common(b)
+    c = sub.add_parser("cache", help="the artifact cache: ls, why NAME, gc, clear")
+    c.add_argument("action", choices=("ls", "why", "gc", "clear"))
+    c.add_argument("name", nargs="?", help="with why: the artifact's name (e.g. rbm_stack)")
+    common(c)
+    s = sub.add_parser("sync-params", help="rewrite the chapters' parameters cells from their specs")
+    s.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapter number or stem; default: all")
+    common(s)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        root = (args.root or find_root()).resolve()
+        build = (args.build_dir or root / "_build").resolve()
+        if args.command == "run":
+            cmd_run(root, build, args.profile, args.chapters, args.param, args.log_output, args.check)
+        elif args.command == "build":
+            build_site(root, build)
+        elif args.command == "cache":
+            cmd_cache(build, args.action, args.name)
+        else:
+            cmd_sync_params(root, args.chapters)
+    except (CliError, SiteError, SpecNotFound, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1 if isinstance(exc, NotebookFailed) else 2
+    return 0

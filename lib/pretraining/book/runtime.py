@@ -1,0 +1,233 @@
+"""The chapter runtime: what a running chapter notebook and its chapter module use.
+
+A chapter notebook holds the story; its module in :mod:`pretraining.chapters` does the work::
+
+    from pretraining.chapters import ch03_depth_study as chapter
+    ch = chapter.start(globals())    # every parameter checked (one ParameterError line if bad)
+    res = chapter.run(ch)            # all heavy work, through ch.cached (the artifact cache)
+    chapter.depth_figure(ch, res)    # one call per section: its figures, tables, glued values
+    chapter.finish(ch, res)          # claim parts -> verdict -> <build>/results/<chapter>.json
+
+The build folder is ``$PRETRAINING_BUILD_DIR`` (set by ``python -m pretraining run``) or
+``<repo root>/_build``, the repo root being the nearest folder upward with a ``_toc.yml``;
+so a plain ``papermill chapters/x.ipynb out.ipynb`` works too.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import hashlib
+import html
+import json
+import platform
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..core.device import get_device
+from ..core.files import atomic_write_bytes
+from .cache import ArtifactStore, to_plain
+from .claims import HOLDS, NOT_TESTED, Part, parts_markdown, verdict
+from .paths import build_dir, find_root, results_dir
+from .specs import ChapterSpec, user_names
+
+__all__ = ["Chapter", "Record", "start", "show", "library_source_hash"]
+
+_VERSIONS = ("torch", "numpy", "scipy", "scikit-learn", "openTSNE", "papermill", "myst-nb", "jupyter-book")
+
+
+class Record(dict):
+    """A chapter's results record: a dict that a notebook cell returning it does not print."""
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+class Chapter:
+    """The state of one running chapter: parameters, device, data, cache, glued values, timing."""
+
+    def __init__(self, spec: ChapterSpec, params: dict[str, Any], build: Path):
+        self.spec = spec
+        self.name = spec.name
+        self.params = params
+        self.profile: str = params["profile"]
+        self.device: torch.device = get_device(params["device"])
+        self.build_dir = build
+        self.store = ArtifactStore(build / "cache")
+        self.glued: dict[str, Any] = {}
+        self._data = None
+        self._t0 = time.perf_counter()
+
+    @property
+    def data(self):
+        """The data split named by the ``dataset`` parameter, on :attr:`device` (loaded once)."""
+        if self._data is None:
+            from ..core.data import load_dataset  # imported here: loading costs time
+
+            self._data = load_dataset(self.params["dataset"], device=self.device)
+        return self._data
+
+    def cached(self, name: str, params: Mapping[str, Any],
+               compute: Callable[[], tuple[dict[str, torch.Tensor], dict]], *, version: int
+               ) -> tuple[dict[str, torch.Tensor], dict]:
+        """The artifact ``name`` from the cache, or ``compute()`` stored in it (see :mod:`.cache`).
+
+        ``params`` must hold everything ``compute`` depends on besides the data and the library
+        code (sizes, epochs, learning rates, seeds, ...); ``version`` is the artifact's explicit
+        version. The same call with the same ``params`` in another chapter is a hit. Tensors come
+        back on :attr:`device`.
+        """
+        return self.store.get_or_compute(name, params, compute, version=version,
+                                         data_sha256=self.data.sha256, device=self.device)
+
+    def glue(self, key: str, value: Any, fmt: str | None = None) -> None:
+        """Glue ``value`` for ``{glue:text}`key``` in the text and record it in the results.
+
+        With ``fmt`` (a format spec such as ``".2%"``) the glued text is ``format(value, fmt)``;
+        without it the text roles can format: ``{glue:text}`key:.2%```. Numbers must be finite.
+        """
+        from myst_nb import glue as _glue
+
+        plain = to_plain(value, f"glued value {key!r}")
+        if key in self.glued:
+            raise ValueError(f"glue key {key!r} is used twice in chapter {self.name!r}")
+        self.glued[key] = plain
+        # a formatted value is glued as a string: myst-nb literal-evals text/plain, which would
+        # turn "7,000" into a tuple and "1.50" into 1.5, but gives a string back unchanged
+        _glue(key, format(plain, fmt) if fmt else plain, display=False)
+
+    def finish(self, results: Mapping[str, Any], *, parts: Sequence[Part], finding: str) -> dict:
+        """Write ``<build>/results/<name>.json`` atomically; display the parts, the verdict, the provenance.
+
+        ``parts``: the claim's parts, each tested on the numbers; the verdict follows from them
+        (:func:`pretraining.book.claims.verdict`). ``finding``: one sentence with the computed
+        numbers, for the summary table. Returns the record (a :class:`Record`: not printed when a
+        notebook cell ends with it).
+        """
+        if not isinstance(finding, str) or not finding.strip():
+            raise ValueError(f"finding={finding!r} is not allowed: a non-empty sentence")
+        if not parts or not all(isinstance(p, Part) for p in parts):
+            raise TypeError("parts must be a non-empty list of claims.Part")
+        record = {
+            "chapter": self.name,
+            "profile": self.profile,
+            "claim": self.spec.claim,
+            "finding": finding,
+            "verdict": verdict(parts),
+            "parts": [to_plain(p.record(), f"part {p.key}") for p in parts],
+            "results": to_plain(dict(results), "results"),
+            "glued": self.glued,
+            "_cache": {"hits": self.store.hits, "misses": self.store.misses},
+            "_provenance": self.provenance(),
+        }
+        text = json.dumps(record, indent=1, sort_keys=False, allow_nan=False)
+        atomic_write_bytes(results_dir(self.build_dir) / f"{self.name}.json", text.encode())
+        self.store.write_index(self.name, self.profile)
+        _display_verdict(parts, record["verdict"], self.profile)
+        _display_provenance(record["_provenance"])
+        return Record(record)
+
+    def provenance(self) -> dict[str, Any]:
+        """Profile, parameters, code and data versions, device, library versions, wall time."""
+        versions = {"python": platform.python_version()}
+        for pkg in _VERSIONS:
+            try:
+                versions[pkg] = metadata.version(pkg)
+            except metadata.PackageNotFoundError:
+                versions[pkg] = "not installed"
+        dev = str(self.device)
+        if self.device.type == "cuda":
+            dev += f" ({torch.cuda.get_device_name(self.device)})"
+        return {
+            "chapter": self.name,
+            "profile": self.profile,
+            "parameters": to_plain(self.params, "params"),
+            "git commit": _git_commit(self.build_dir),
+            "library source sha256": library_source_hash(),
+            "data sha256": self._data.sha256 if self._data is not None else "no data loaded",
+            "device": dev,
+            "versions": versions,
+            "wall time s": round(time.perf_counter() - self._t0, 1),
+            "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+
+
+def start(spec: ChapterSpec, namespace: Mapping[str, Any]) -> Chapter:
+    """Check every parameter of the notebook (one :class:`ParameterError` line if bad) and begin.
+
+    ``namespace`` is the notebook's ``globals()`` right after the parameters cell.
+    """
+    params = spec.check(user_names(namespace))
+    return Chapter(spec, params, build_dir())
+
+
+def show(*objects: Any) -> None:
+    """Display figures, tables or Markdown in the notebook; figures are closed after showing."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    for obj in objects:
+        display(obj)
+        if isinstance(obj, plt.Figure):
+            plt.close(obj)
+
+
+@functools.lru_cache(maxsize=1)
+def library_source_hash() -> str:
+    """sha256 over the paths and bytes of every ``*.py`` file of the library (for provenance)."""
+    lib = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for p in sorted(lib.rglob("*.py")):
+        h.update(p.relative_to(lib).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _git_commit(build: Path) -> str:
+    try:
+        root = find_root()
+    except FileNotFoundError:
+        root = build
+    try:
+        def git(*args: str) -> str:
+            return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                                  check=True, timeout=10).stdout.strip()
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+        return commit + (" (dirty)" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git or no commit yet)"
+
+
+def _display_verdict(parts: Sequence[Part], verdict_: str, profile: str) -> None:
+    from IPython.display import Markdown, display
+
+    tested = [p for p in parts if p.status != NOT_TESTED]
+    held = sum(p.status == HOLDS for p in tested)
+    display(Markdown(f"**The claim in parts, tested on this run's numbers** ({profile} profile):\n\n"
+                     f"{parts_markdown(parts)}\n\n**Verdict: {verdict_}** — {held} of the {len(tested)} "
+                     f"tested parts hold" + (f"; {len(parts) - len(tested)} could not be tested (the list says why)"
+                                             if len(parts) > len(tested) else "") + "."))
+
+
+def _display_provenance(prov: Mapping[str, Any]) -> None:
+    from IPython.display import HTML, display
+
+    def rows(d: Mapping[str, Any], prefix: str = "") -> list[str]:
+        out = []
+        for k, v in d.items():
+            if isinstance(v, Mapping):
+                out += rows(v, f"{prefix}{k} / ")
+            else:
+                out.append(f"<tr><th>{html.escape(prefix + k)}</th>"
+                           f"<td><code>{html.escape(v if isinstance(v, str) else json.dumps(v))}</code></td></tr>")
+        return out
+
+    body = "".join(rows(prov))
+    display(HTML(f'<details class="provenance"><summary>Provenance of these results</summary>'
+                 f"<table>{body}</table></details>"))

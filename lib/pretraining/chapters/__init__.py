@@ -1,0 +1,12 @@
+"""One module per chapter: ``chNN_name`` does the work of the notebook ``chapters/NN_name.ipynb``.
+
+Each module declares
+
+- ``SPEC``: a :class:`pretraining.book.specs.ChapterSpec` (the claim, every parameter with its default
+  and help, the cross-parameter rules);
+- ``start(namespace) -> Chapter``: checks the notebook's parameters (its first call);
+- ``run(ch) -> Result``: all heavy work, through the artifact cache;
+- one function per section of the notebook, showing its figures and tables and gluing its numbers;
+- ``claim_parts(ch, res)``: each part of the claim tested on the numbers (:mod:`pretraining.book.claims`);
+- ``finish(ch, res)``: the parts, the verdict and the results file.
+"""

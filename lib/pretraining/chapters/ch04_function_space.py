@@ -1,0 +1,914 @@
+"""Chapter 4: trajectories of pre-trained and randomly initialised nets in function space.
+
+The notebook ``chapters/04_function_space.ipynb`` tells the story; this module does the work:
+
+* :data:`SPEC` — the claim and the parameters, with the rules that tie them together (the probe
+  digits fit in the test set, the embeddings' settings fit the number of points, ...);
+* :func:`run` — pre-trains N RBM stacks (shared cache), fine-tunes N pre-trained and N randomly
+  initialised nets together as one batch of 2N members while recording their outputs, embeds all
+  points in 2-D and measures the claim in function space (the expensive steps through the cache);
+* one function per section — :func:`setup`, :func:`probe_error`, :func:`tsne`, :func:`isomap`,
+  :func:`two_groups`, :func:`distances`, :func:`first_epoch`, :func:`conclusions`;
+* :func:`claim_parts` and :func:`finish` — the claim's parts tested on the numbers, the results file.
+
+Before fine-tuning (epoch 0) and after every epoch, each net's softmax outputs on T fixed test
+digits are recorded; concatenated, they are the net's point in function space (dimension D = T * C,
+see :mod:`pretraining.analysis.functionspace`). The chapter embeds all points in 2-D (t-SNE, Isomap)
+and measures the claims about Erhan et al.'s (2010) figures 5 and 6 in the original D-dimensional
+space.
+
+Shapes: M nets (members), E fine-tuning epochs, T probe digits, C classes, D = T * C.
+Trajectories are ``probs`` (M, E + 1, T, C) or ``vectors`` (M, E + 1, D); index 0 on the second
+axis is the net before fine-tuning. Groups are labelled with :data:`GROUPS`; the pre-trained nets
+come first. Seeds: pre-trained net m is member m of the chapter seed, random net m is member N + m
+(:func:`pretraining.core.seeding.member_seeds`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from ..analysis import figures
+from ..analysis import functionspace as fs
+from ..analysis.references import ERHAN2010_FUNCTION_SPACE
+from ..book import claims, runtime
+from ..book.experiments import pretrained_stack
+from ..book.specs import ChapterSpec, Float, Int, IntList, Param, fits_split, not_allowed
+from ..core.checks import require_float, require_int
+from ..core.models import Classifier, Stack
+from ..core.seeding import generator, member_seeds, validate_seeds
+from ..core.train import FinetuneConfig, RBMConfig, finetune
+
+Tensor = torch.Tensor
+
+__all__ = [
+    "SPEC", "Result", "start", "run", "setup", "probe_error", "tsne", "isomap", "two_groups", "distances",
+    "first_epoch", "conclusions", "claim_parts", "finish",
+    "GROUPS", "MIN_NETS", "N_CLASSES", "cached_embedding", "cached_trajectories", "comparison_table",
+    "conclusion_texts", "embed_trajectories", "group_labels", "measure_trajectories", "n_points", "plot_distance_to_start", "plot_embedding", "plot_embedding_figure",
+    "plot_group_distances", "plot_knn_accuracy", "plot_probe_error", "probe_confidence", "probe_errors",
+    "probe_indices", "record_trajectories", "train_groups", "verdicts", "within_difference_ci",
+]
+
+GROUPS = ("pre-trained", "random init")
+"""Group labels, in the order of the members (pre-trained nets first)."""
+
+N_CLASSES = 10
+"""Digit classes: the width of the softmax layer."""
+
+MIN_NETS = 10
+"""Nets per group below which the claim's parts are not tested (the measures are too noisy)."""
+
+_BOOTSTRAP = 0xB007  # generator tag of the bootstrap of within_difference_ci
+_KEYS = {"pre-trained": "pretrained", "random init": "random"}  # group -> key in the results file
+_TAGS = {"pre-trained": "pre", "random init": "rnd"}  # group -> suffix of glue keys
+_COLOURS = {"pre-trained": "Blues", "random init": "Oranges"}
+_LINE = {"pre-trained": "tab:blue", "random init": "tab:orange"}
+_MARKERS = {"pre-trained": "o", "random init": "^"}
+
+
+# -- the parameters --------------------------------------------------------------------------------
+
+def n_points(p: Mapping) -> int:
+    """Points in function space: 2 * n_seeds nets, each before fine-tuning and after every epoch."""
+    return 2 * p["n_seeds"] * (p["finetune_epochs"] + 1)
+
+
+def _embedding_fits(p: Mapping) -> list[str]:
+    points = n_points(p)
+    out = []
+    if not 3 * p["perplexity"] < points - 1:
+        out.append(not_allowed("perplexity", p["perplexity"],
+                               f"3 * perplexity must be < {points - 1} (the {points} points minus one)"))
+    if p["isomap_neighbors"] >= points:
+        out.append(not_allowed("isomap_neighbors", p["isomap_neighbors"], f"fewer than the {points} points"))
+    if p["knn_k"] > 2 * p["n_seeds"] - 1:
+        out.append(not_allowed("knn_k", p["knn_k"], f"at most {2 * p['n_seeds'] - 1} (the other nets of one epoch)"))
+    return out
+
+
+SPEC = ChapterSpec(
+    "04_function_space",
+    claim="Networks compared as functions (their concatenated outputs on a fixed set of test cases, embedded "
+          "in 2-D with t-SNE) form two distinct groups with no overlap; after one epoch networks are more "
+          "similar to one another than to their initial selves; pre-trained ones are more similar to one another.",
+    paper="In t-SNE and ISOMAP pictures of 50 + 50 two-layer nets the two groups never meet and the "
+          "pre-trained nets occupy a smaller region (Erhan et al. 2010, figs. 5 and 6).",
+    params={
+        "n_seeds": Param(30, Int(min=2, max=1000), "networks per group (pre-trained, random init); at least 2"),
+        "hidden_sizes": Param([100, 100], IntList(min=1, max=20000, max_len=6),
+                              "widths of the hidden layers (the paper's figure: two layers)"),
+        "rbm_epochs": Param(5, Int(min=1), "CD-1 epochs per RBM layer of the pre-trained nets"),
+        "rbm_lr": Param(0.1, Float(gt=0, max=10), "RBM learning rate"),
+        "pretrain_batch_size": Param(100, Int(min=1), "RBM minibatch size"),
+        "finetune_epochs": Param(15, Int(min=1),
+                                 "supervised epochs; one point per net before fine-tuning and after each epoch"),
+        "finetune_lr": Param(1.0, Float(gt=0, max=100),
+                             "fine-tuning SGD learning rate (on the minibatch-mean negative log-likelihood)"),
+        "finetune_batch_size": Param(50, Int(min=1), "fine-tuning minibatch size"),
+        "n_test_cases": Param(1000, Int(min=1), "test digits whose outputs make a net's function vector "
+                                                "(evenly spaced over the test set)"),
+        "perplexity": Param(30.0, Float(gt=0), "t-SNE perplexity"),
+        "pca_dims": Param(50, Int(min=2), "PCA dimensions before t-SNE and ISOMAP"),
+        "isomap_neighbors": Param(10, Int(min=1), "neighbours in ISOMAP's graph"),
+        "knn_k": Param(1, Int(min=1), "neighbours of the nearest-neighbour group classifier (leave-one-net-out)"),
+        "embed_jobs": Param(2, Int(min=1, max=256), "CPU threads for t-SNE"),
+    },
+    rules=(fits_split("test", "n_test_cases"), fits_split("train", "pretrain_batch_size", "finetune_batch_size"),
+           _embedding_fits),
+)
+
+
+def start(namespace: Mapping) -> runtime.Chapter:
+    """Check the notebook's parameters (``globals()`` after the parameters cell) and begin."""
+    return runtime.start(SPEC, namespace)
+
+
+# -- the run ---------------------------------------------------------------------------------------
+
+@dataclass
+class Result:
+    """What the chapter computed (M = 2 * n_seeds nets, pre-trained first).
+
+    labels (M,): the group of each net (:data:`GROUPS`); probe (T,): the test-set rows of the probe
+    digits; probs (M, E+1, T, C) float32 on the CPU: the nets' outputs on them per epoch;
+    history: the fine-tuning history (lists of M values per epoch); errors (M, E+1): test error on
+    the probe digits; confidence (M, E+1): mean largest output probability; embedding: "tsne" and
+    "isomap", each (M, E+1, 2); embed_meta: the embedding's times and whether ISOMAP's graph was
+    connected (:func:`embed_trajectories`); measures: :func:`measure_trajectories`; verdicts:
+    :func:`verdicts` of the measures.
+    """
+
+    labels: list[str]
+    probe: np.ndarray
+    probs: Tensor
+    history: dict[str, list]
+    errors: np.ndarray
+    confidence: np.ndarray
+    embedding: dict[str, np.ndarray]
+    embed_meta: dict
+    measures: dict
+    verdicts: dict[str, bool]
+
+    def final_error(self) -> dict[str, float]:
+        """Median test error on the probe digits after the last epoch, per group."""
+        return {g: float(np.median(self.errors[np.asarray(self.labels) == g, -1])) for g in GROUPS}
+
+    def mean_confidence(self) -> dict[str, np.ndarray]:
+        """Mean largest output probability per epoch, per group: (E+1,) each."""
+        return {g: self.confidence[np.asarray(self.labels) == g].mean(0) for g in GROUPS}
+
+
+def run(ch: runtime.Chapter) -> Result:
+    """Pre-train, fine-tune both groups while recording their outputs, embed and measure."""
+    p, data = ch.params, ch.data
+    n = p["n_seeds"]
+    pre_seeds, rnd_seeds = member_seeds(p["seed"], n), member_seeds(p["seed"], n, first=n)
+    labels = group_labels(n)
+    probe = probe_indices(len(data.test), p["n_test_cases"])
+    rbm_config = RBMConfig(epochs=p["rbm_epochs"], lr=p["rbm_lr"], batch_size=p["pretrain_batch_size"])
+    ft_config = FinetuneConfig(epochs=p["finetune_epochs"], lr=p["finetune_lr"], batch_size=p["finetune_batch_size"])
+    stack, _ = pretrained_stack(ch, "rbm", p["hidden_sizes"], rbm_config, pre_seeds, progress=False)
+    run_key = {"stack": {"kind": "rbm", "hidden_sizes": p["hidden_sizes"], "config": dataclasses.asdict(rbm_config),
+                         "seeds": pre_seeds},
+               "finetune": dataclasses.asdict(ft_config), "random_seeds": rnd_seeds, "n_test_cases": p["n_test_cases"]}
+    probs, history = cached_trajectories(ch, run_key, stack, probe, ft_config, pre_seeds, rnd_seeds)
+    embedding, embed_meta = cached_embedding(ch, run_key, probs)
+    measures = measure_trajectories(probs, labels, k=p["knn_k"], seed=p["seed"])
+    return Result(labels=labels, probe=probe, probs=probs, history=history,
+                  errors=probe_errors(probs, data.test.y[probe]), confidence=probe_confidence(probs),
+                  embedding=embedding, embed_meta=embed_meta, measures=measures, verdicts=verdicts(measures))
+
+
+def cached_trajectories(ch: runtime.Chapter, run_key: Mapping, stack: Stack, probe: np.ndarray,
+                        config: FinetuneConfig, pretrained_seeds: Sequence[int],
+                        random_seeds: Sequence[int]) -> tuple[Tensor, dict[str, list]]:
+    """:func:`train_groups` on the chapter's training digits, through the cache (``ch4_trajectories``).
+
+    run_key: everything the result depends on (the stack's kind, sizes, config and seeds, the
+    fine-tuning config, the random nets' seeds, n_test_cases); probe (T,): the probe rows of the
+    test set. Returns probs (2N, E+1, T, C) float32 on the CPU and the fine-tuning history.
+    """
+    data = ch.data
+
+    def fine_tune_and_record():
+        probs, history = train_groups(stack, data.train.x, data.train.y, data.test.x[probe], config,
+                                      pretrained_seeds, random_seeds, n_classes=N_CLASSES, progress=False)
+        return {"probs": probs}, {"history": history}
+
+    tensors, meta = ch.cached("ch4_trajectories", run_key, fine_tune_and_record, version=1)
+    return tensors["probs"].cpu(), meta["history"]
+
+
+def cached_embedding(ch: runtime.Chapter, run_key: Mapping, probs: Tensor) -> tuple[dict[str, np.ndarray], dict]:
+    """:func:`embed_trajectories` of probs (M, E+1, T, C) with the chapter's settings, through the cache
+    (``ch4_embedding``, keyed by run_key and the embedding parameters).
+
+    Returns {"tsne", "isomap"}: (M, E+1, 2) float64 arrays, and {"tsne_seconds", "tsne_cpu_seconds",
+    "isomap_seconds", "isomap_connected"} as measured when the embedding was computed.
+    """
+    p = ch.params
+    key = {"run": dict(run_key), "perplexity": p["perplexity"], "pca_dims": p["pca_dims"],
+           "isomap_neighbors": p["isomap_neighbors"], "seed": p["seed"], "n_jobs": p["embed_jobs"]}
+
+    def embed():
+        e = embed_trajectories(probs, perplexity=p["perplexity"], pca_dims=p["pca_dims"],
+                               n_neighbors=p["isomap_neighbors"], seed=p["seed"], n_jobs=p["embed_jobs"])
+        meta = {k: e[k] for k in ("tsne_seconds", "tsne_cpu_seconds", "isomap_seconds", "isomap_connected")}
+        return {"tsne": torch.from_numpy(e["tsne"]), "isomap": torch.from_numpy(e["isomap"])}, meta
+
+    tensors, meta = ch.cached("ch4_embedding", key, embed, version=1)
+    return {k: v.cpu().numpy() for k, v in tensors.items()}, meta
+
+
+# -- the sections ------------------------------------------------------------------------------------
+
+def setup(ch: runtime.Chapter) -> None:
+    """The networks and the function vectors: sizes, settings, dimensions."""
+    p, data = ch.params, ch.data
+    n = p["n_seeds"]
+    ch.glue("n_seeds", n, fmt="d")
+    ch.glue("n_total_nets", 2 * n, fmt="d")
+    ch.glue("architecture", "-".join(map(str, _sizes(ch))))
+    ch.glue("rbm_epochs", p["rbm_epochs"], fmt="d")
+    ch.glue("rbm_lr", p["rbm_lr"], fmt="g")
+    ch.glue("ft_epochs", p["finetune_epochs"], fmt="d")
+    ch.glue("ft_lr", p["finetune_lr"], fmt="g")
+    ch.glue("ft_batch", p["finetune_batch_size"], fmt="d")
+    ch.glue("n_train", len(data.train), fmt="d")
+    ch.glue("n_classes", N_CLASSES, fmt="d")
+    ch.glue("n_test_cases", p["n_test_cases"], fmt="d")
+    ch.glue("n_test", len(data.test), fmt="d")
+    ch.glue("dim", p["n_test_cases"] * N_CLASSES, fmt="d")
+    ch.glue("n_points", n_points(p), fmt="d")
+
+
+def probe_error(ch: runtime.Chapter, res: Result) -> None:
+    """Pre-training and fine-tuning: the nets' test error on the probe digits along the way."""
+    final = res.final_error()
+    ch.glue("pre_final_error", final[GROUPS[0]], fmt=".1%")
+    ch.glue("rnd_final_error", final[GROUPS[1]], fmt=".1%")
+    runtime.show(plot_probe_error(res.errors, res.labels))
+
+
+def tsne(ch: runtime.Chapter, res: Result) -> None:
+    """The picture: all points embedded together with t-SNE, and the embeddings' settings and times."""
+    p, meta = ch.params, res.embed_meta
+    ch.glue("tsne_seconds", meta["tsne_seconds"], fmt=".1f")
+    ch.glue("isomap_seconds", meta["isomap_seconds"], fmt=".1f")
+    ch.glue("tsne_cpu_seconds", meta["tsne_cpu_seconds"], fmt=".1f")
+    ch.glue("pca_dims", p["pca_dims"], fmt="d")
+    ch.glue("perplexity", p["perplexity"], fmt="g")
+    ch.glue("isomap_neighbors", p["isomap_neighbors"], fmt="d")
+    ch.glue("embed_jobs", p["embed_jobs"], fmt="d")
+    runtime.show(plot_embedding_figure(
+        res.embedding["tsne"], res.labels,
+        title=f"t-SNE of {n_points(p)} function vectors ({2 * p['n_seeds']} nets x {p['finetune_epochs'] + 1} epochs)"))
+
+
+def isomap(ch: runtime.Chapter, res: Result) -> None:
+    """The same points embedded with ISOMAP, and whether its neighbour graph was connected."""
+    ch.glue("isomap_graph", "is connected" if res.embed_meta["isomap_connected"] else
+            "fell apart into several pieces that ISOMAP joined by their shortest links")
+    runtime.show(plot_embedding_figure(res.embedding["isomap"], res.labels, title="ISOMAP of the same function vectors"))
+
+
+def two_groups(ch: runtime.Chapter, res: Result) -> None:
+    """Two groups? The leave-one-net-out nearest-neighbour accuracy, and how sure the nets are at the start."""
+    m = res.measures
+    ch.glue("knn_k", ch.params["knn_k"], fmt="d")
+    ch.glue("knn_all", m["knn_all"], fmt=".1%")
+    ch.glue("knn_min", min(m["knn_per_epoch"]), fmt=".1%")
+    ch.glue("knn_max", max(m["knn_per_epoch"]), fmt=".1%")
+    ch.glue("knn_epoch0", m["knn_per_epoch"][0], fmt=".1%")
+    ch.glue("knn_after_start", m["knn_after_start"], fmt=".1%")
+    conf = res.mean_confidence()
+    for g in GROUPS:
+        ch.glue(f"conf0_{_TAGS[g]}", float(conf[g][0]), fmt=".1%")
+        ch.glue(f"conf1_{_TAGS[g]}", float(conf[g][1]), fmt=".1%")
+    ch.glue("uniform", 1 / N_CLASSES, fmt=".0%")
+    runtime.show(plot_knn_accuracy(m))
+
+
+def distances(ch: runtime.Chapter, res: Result) -> None:
+    """How far apart? Distances within and between the groups, and the bootstrap interval at the end."""
+    m = res.measures
+    tight = m["tighter_last"]
+    ch.glue("within_pre_last", m["within"][GROUPS[0]][-1], fmt=".2f")
+    ch.glue("within_rnd_last", m["within"][GROUPS[1]][-1], fmt=".2f")
+    ch.glue("between_last", m["between"][-1], fmt=".2f")
+    ch.glue("tighter_sentence", f"The pre-trained nets are {'closer to' if tight['difference'] > 0 else 'farther from'} "
+                                f"one another than the random ones by {abs(tight['difference']):.2f}")
+    ch.glue("tighter_low", tight["low"], fmt=".2f")
+    ch.glue("tighter_high", tight["high"], fmt=".2f")
+    ch.glue("tighter_level", tight["level"], fmt=".0%")
+    ch.glue("max_distance", float(np.sqrt(2 * ch.params["n_test_cases"])), fmt=".1f")
+    runtime.show(plot_group_distances(m))
+
+
+def first_epoch(ch: runtime.Chapter, res: Result) -> None:
+    """Where does a net go in its first epoch: away from its start, towards the others?"""
+    m = res.measures
+    for g in GROUPS:
+        ch.glue(f"start_{_TAGS[g]}", m["to_start_after_epoch1"][g], fmt=".2f")
+        ch.glue(f"pair_{_TAGS[g]}", m["pairwise_after_epoch1"][g], fmt=".2f")
+    runtime.show(plot_distance_to_start(m))
+
+
+def conclusions(ch: runtime.Chapter, res: Result) -> None:
+    """The conclusions, one sentence per part of the claim, and the table beside Erhan et al. (2010)."""
+    p = ch.params
+    texts = conclusion_texts(res.measures, {g: float(c[0]) for g, c in res.mean_confidence().items()},
+                             finetune_epochs=p["finetune_epochs"])
+    for key, text in texts.items():
+        ch.glue(f"conclusion_{key}", text)
+    table = comparison_table(res.measures, n_seeds=p["n_seeds"], sizes=_sizes(ch), n_test_cases=p["n_test_cases"],
+                             finetune_epochs=p["finetune_epochs"])
+    with pd.option_context("display.max_colwidth", None):
+        runtime.show(table)
+
+
+# -- the claim -----------------------------------------------------------------------------------------
+
+def claim_parts(ch: runtime.Chapter, res: Result) -> list[claims.Part]:
+    """The parts of C4 (DESIGN.md), each tested on this run's numbers.
+
+    With fewer than :data:`MIN_NETS` nets per group every part is not tested (the measures are
+    too noisy to judge).
+    """
+    n, m = ch.params["n_seeds"], res.measures
+    v = verdicts(m)
+    few = n < MIN_NETS
+    reason = f"only {n} nets per group (fewer than {MIN_NETS}): these measures are too noisy to judge the claim"
+    pre, rnd = GROUPS
+    s, q = m["to_start_after_epoch1"], m["pairwise_after_epoch1"]
+    t = m["tighter_last"]
+    last = {g: m["within"][g][-1] for g in GROUPS}
+    return [
+        claims.part("a", "pre-trained and randomly initialised nets form two groups in function space that never "
+                    "meet (at any epoch)", None if few else v["separated"],
+                    reason if few else
+                    f"leave-one-net-out nearest-neighbour group accuracy over all epochs {m['knn_all']:.1%} "
+                    f"(epoch 0: {m['knn_per_epoch'][0]:.1%}), from epoch 1 on {m['knn_after_start']:.1%}; "
+                    f"no overlap means 100%; error-matched checkpoints are not compared yet",
+                    knn_all=m["knn_all"], knn_epoch0=m["knn_per_epoch"][0], knn_after_start=m["knn_after_start"]),
+        claims.part("b", "after one epoch nets are closer to one another than to their own starting points",
+                    None if few else v["closer_to_each_other"],
+                    reason if few else
+                    f"after one epoch two pre-trained nets are {q[pre]:.2f} apart and {s[pre]:.2f} from their "
+                    f"starts; two random nets {q[rnd]:.2f} apart and {s[rnd]:.2f} from their starts "
+                    f"(the bar: closer to one another in both groups)",
+                    pairwise_after_epoch1={_KEYS[g]: q[g] for g in GROUPS},
+                    to_start_after_epoch1={_KEYS[g]: s[g] for g in GROUPS}),
+        claims.part("c", "pre-trained nets are more alike than randomly initialised ones (at the last epoch)",
+                    None if few else v["pretrained_tighter"],
+                    reason if few else
+                    f"after the last epoch two pre-trained nets are {last[pre]:.2f} apart, two random nets "
+                    f"{last[rnd]:.2f}; difference {t['difference']:.2f}, {t['level']:.0%} bootstrap interval "
+                    f"{t['low']:.2f} to {t['high']:.2f} (the bar: the whole interval above 0); whether the "
+                    f"pre-trained spread shrinks while the random one grows is not measured yet",
+                    within_last={_KEYS[g]: last[g] for g in GROUPS}, difference=t["difference"],
+                    low=t["low"], high=t["high"], level=t["level"]),
+    ]
+
+
+def finish(ch: runtime.Chapter, res: Result) -> dict:
+    """The claim's parts and verdict, the results file, the provenance."""
+    p, m = ch.params, res.measures
+    n, pre, rnd = p["n_seeds"], *GROUPS
+    tight = m["tighter_last"]
+    last = {g: m["within"][g][-1] for g in GROUPS}
+    final, conf = res.final_error(), res.mean_confidence()
+    results = {
+        "n_nets_per_group": n,
+        "n_test_cases": p["n_test_cases"],
+        "epochs": p["finetune_epochs"],
+        "knn_group_accuracy": m["knn_all"],
+        "knn_group_accuracy_per_epoch": m["knn_per_epoch"],
+        "knn_group_accuracy_after_start": m["knn_after_start"],
+        "within_distance": {_KEYS[g]: m["within"][g] for g in GROUPS},
+        "between_distance": m["between"],
+        "distance_to_start_after_epoch1": {_KEYS[g]: m["to_start_after_epoch1"][g] for g in GROUPS},
+        "pairwise_after_epoch1": {_KEYS[g]: m["pairwise_after_epoch1"][g] for g in GROUPS},
+        "within_difference_last_epoch": tight,
+        "mean_confidence_epoch0": {_KEYS[g]: float(conf[g][0]) for g in GROUPS},
+        "probe_error_final_median": {_KEYS[g]: final[g] for g in GROUPS},
+        "claims": res.verdicts,
+        "tsne_seconds": res.embed_meta["tsne_seconds"],
+        "tsne_cpu_seconds": res.embed_meta["tsne_cpu_seconds"],
+        "isomap_seconds": res.embed_meta["isomap_seconds"],
+    }
+    finding = (f"{n}+{n} nets: nearest-neighbour group accuracy {m['knn_all']:.1%} "
+               f"({m['knn_per_epoch'][0]:.1%} at epoch 0, {m['knn_after_start']:.1%} from epoch 1 on); after one epoch "
+               f"distance to own start {m['to_start_after_epoch1'][pre]:.2f}/{m['to_start_after_epoch1'][rnd]:.2f} "
+               f"vs to another net {m['pairwise_after_epoch1'][pre]:.2f}/{m['pairwise_after_epoch1'][rnd]:.2f} "
+               f"(pre-trained/random); final within-group distance {last[pre]:.2f} (pre-trained) vs {last[rnd]:.2f} "
+               f"(random), {tight['level']:.0%} CI of the difference {tight['low']:.2f} to {tight['high']:.2f}.")
+    return ch.finish(results, parts=claim_parts(ch, res), finding=finding)
+
+
+# -- text and tables -------------------------------------------------------------------------------------
+
+def _sizes(ch: runtime.Chapter) -> list[int]:
+    """The nets' layer sizes [V, H_1..H_L, C]."""
+    return [ch.data.train.x.shape[1], *ch.params["hidden_sizes"], N_CLASSES]
+
+
+def conclusion_texts(measures: Mapping, confidence_epoch0: Mapping[str, float], *,
+                     finetune_epochs: int) -> dict[str, str]:
+    """The conclusions' sentences, one per part of the claim: {"separated", "closer", "tighter"}.
+
+    measures: :func:`measure_trajectories`; confidence_epoch0: {group: mean largest output
+    probability before fine-tuning} (see :func:`probe_confidence`). The "separated" sentence
+    continues "Pre-trained and randomly initialised nets ...".
+    """
+    m, v = measures, verdicts(measures)
+    pre, rnd = GROUPS
+    if v["separated"]:
+        separated = ("form two groups with no overlap at any epoch: the nearest point of another net always "
+                     "belongs to the same group.")
+    elif v["separated_after_start"]:
+        separated = (f"form two groups with no overlap from the first epoch on (nearest-neighbour accuracy "
+                     f"{m['knn_after_start']:.1%} over epochs 1 to {finetune_epochs}). Before fine-tuning "
+                     f"they are mixed (accuracy {m['knn_per_epoch'][0]:.1%} at epoch 0): with a fresh "
+                     f"random softmax layer every net outputs nearly uniform probabilities (largest probability "
+                     f"{confidence_epoch0[pre]:.1%} and {confidence_epoch0[rnd]:.1%} on average), so in function "
+                     f"space all nets start close together; the groups part only once fine-tuning begins.")
+    else:
+        separated = (f"overlap: even from the first epoch on, the nearest-neighbour rule puts "
+                     f"{1 - m['knn_after_start']:.1%} of the points into the wrong group.")
+
+    def first_epoch_text(g: str, name: str) -> str:
+        s, p = m["to_start_after_epoch1"][g], m["pairwise_after_epoch1"][g]
+        return (f"{name} nets are {'closer to each other' if p < s else 'not closer to each other'} "
+                f"({p:.2f}) than to their own starts ({s:.2f})")
+
+    closer = (f"After one epoch, {first_epoch_text(pre, 'pre-trained')}; "
+              f"{first_epoch_text(rnd, 'randomly initialised')}: "
+              + ("the claim holds for both groups." if v["closer_to_each_other"] else
+                 "the claim does not hold for both groups."))
+    tight = m["tighter_last"]
+    last = {g: m["within"][g][-1] for g in GROUPS}
+    if v["pretrained_tighter"]:
+        word = "pre-trained nets are more similar to one another"
+    elif tight["difference"] > 0:
+        word = ("pre-trained nets are slightly closer to one another, but the bootstrap interval includes "
+                "no difference, so this run cannot tell")
+    else:
+        word = "pre-trained nets are not more similar to one another"
+    n_tighter = sum(a < b for a, b in zip(m["within"][pre], m["within"][rnd]))
+    tighter = (f"After the last epoch two pre-trained nets are {last[pre]:.2f} apart and two random nets "
+               f"{last[rnd]:.2f} (difference {tight['difference']:.2f}, {tight['level']:.0%} interval "
+               f"{tight['low']:.2f} to {tight['high']:.2f}): {word}. The within-group distance is smaller for "
+               f"the pre-trained nets at {n_tighter} of the {len(m['within'][pre])} epochs.")
+    return {"separated": separated, "closer": closer, "tighter": tighter}
+
+
+def comparison_table(measures: Mapping, *, n_seeds: int, sizes: Sequence[int], n_test_cases: int,
+                     finetune_epochs: int) -> pd.DataFrame:
+    """This run beside Erhan et al. (2010), figs. 5 and 6 (:data:`ERHAN2010_FUNCTION_SPACE`; qualitative).
+
+    measures: :func:`measure_trajectories`; sizes: the nets' layer sizes [V, H_1..H_L, C].
+    Rows: nets, function vector, two groups, spread of the pre-trained nets.
+    """
+    ref = ERHAN2010_FUNCTION_SPACE
+    m, v = measures, verdicts(measures)
+    pre, rnd = GROUPS
+    separation, spread = ref.findings["separation"], ref.findings["spread"]
+
+    def yes(b: bool) -> str:
+        return "yes" if b else "no"
+
+    n_ref = ref.numbers["nets_per_group"]
+    return pd.DataFrame({
+        "Erhan et al. 2010 (figures 5, 6)": [
+            f"{n_ref} + {n_ref}, {ref.numbers['hidden_layers']} hidden layers", ref.data, separation, spread],
+        "this run": [
+            f"{n_seeds} + {n_seeds}, {len(sizes) - 2} hidden layers ({'-'.join(map(str, sizes))})",
+            f"outputs on {n_test_cases:,} test digits, {finetune_epochs} epochs",
+            f"nearest-neighbour accuracy {m['knn_all']:.1%} (no overlap: {yes(v['separated'])}); "
+            f"from epoch 1 on {m['knn_after_start']:.1%} (no overlap: {yes(v['separated_after_start'])})",
+            f"within-group distance at the end: pre-trained {m['within'][pre][-1]:.2f}, random "
+            f"{m['within'][rnd][-1]:.2f} (smaller for pre-trained, beyond the bootstrap interval: "
+            f"{yes(v['pretrained_tighter'])})"],
+    }, index=["nets", "function vector", "two groups", "spread of the pre-trained nets"])
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+# --------------------------------------------------------------------------------------------
+def _check_groups(groups: Sequence[str], n: int) -> list[str]:
+    if isinstance(groups, (str, bytes)):
+        raise TypeError(f"groups must be a sequence of {n} labels, got the string {groups!r}")
+    groups = list(groups)
+    if len(groups) != n:
+        raise ValueError(f"groups must have one label per net ({n}), got {len(groups)}")
+    bad = sorted({g for g in groups if g not in GROUPS}, key=str)
+    if bad:
+        raise ValueError(f"groups contains {bad}; allowed labels are {list(GROUPS)}")
+    for g in GROUPS:
+        if groups.count(g) < 2:
+            raise ValueError(f"groups needs at least 2 nets labelled {g!r}, got {groups.count(g)}")
+    return groups
+
+
+def _as_vectors(vectors: object) -> np.ndarray:
+    """(M, E+1, D) trajectories, or (M, E+1, T, C) probabilities flattened to (M, E+1, T*C)."""
+    if isinstance(vectors, torch.Tensor):
+        vectors = vectors.detach().cpu().numpy()
+    v = np.asarray(vectors)
+    if v.ndim == 4:
+        v = v.reshape(v.shape[0], v.shape[1], -1)
+    if v.ndim != 3 or v.size == 0:
+        raise ValueError(f"vectors must have shape (nets, epochs + 1, D) or (nets, epochs + 1, T, C), got {v.shape}")
+    if v.dtype.kind != "f" or not np.isfinite(v).all():
+        raise ValueError("vectors must be finite floating-point numbers")
+    return v
+
+
+def _as_numpy(x: object) -> np.ndarray:
+    return np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x)
+
+
+# --------------------------------------------------------------------------------------------
+# groups, probe digits, training
+# --------------------------------------------------------------------------------------------
+def group_labels(n_seeds: int) -> list[str]:
+    """Labels of the 2 * n_seeds members of :func:`train_groups`: n_seeds pre-trained, then n_seeds random."""
+    n_seeds = require_int("n_seeds", n_seeds, 1)
+    return [GROUPS[0]] * n_seeds + [GROUPS[1]] * n_seeds
+
+
+def probe_indices(n_available: int, n_test_cases: int) -> np.ndarray:
+    """Evenly spaced row indices floor(i * n_available / n_test_cases), i < n_test_cases -> (T,) int64.
+
+    The mnist-10k test set is sorted by class, so evenly spaced rows give every class in
+    proportion (the first T rows would all be zeros). n_test_cases == n_available takes them all.
+    """
+    n_available = require_int("n_available", n_available, 1)
+    n_test_cases = require_int("n_test_cases", n_test_cases, 1, n_available)
+    return (np.arange(n_test_cases, dtype=np.int64) * n_available) // n_test_cases
+
+
+def record_trajectories(clf: Classifier, x: Tensor, y: Tensor, probe_x: Tensor,
+                        config: FinetuneConfig, seeds: Sequence[int], *,
+                        progress: bool = True) -> tuple[Tensor, dict[str, list]]:
+    """Fine-tune ``clf`` in place (:func:`pretraining.core.train.finetune`), recording its outputs.
+
+    x (N, V), y (N,) training data; probe_x (T, V) the fixed test digits. The softmax outputs of
+    every member on probe_x are taken before fine-tuning and after each of the config.epochs
+    epochs (through finetune's ``on_epoch`` callback). Returns probs (M, E + 1, T, C) float32 on
+    the CPU and finetune's history.
+    """
+    if not isinstance(clf, Classifier):
+        raise TypeError(f"clf must be a Classifier, got {type(clf).__name__}")
+    if not isinstance(config, FinetuneConfig):
+        raise TypeError(f"config must be a FinetuneConfig, got {type(config).__name__}")
+    if not isinstance(probe_x, torch.Tensor) or probe_x.dim() != 2 or probe_x.shape[1] != clf.sizes[0] \
+            or probe_x.shape[0] == 0:
+        shape = tuple(probe_x.shape) if isinstance(probe_x, torch.Tensor) else type(probe_x).__name__
+        raise ValueError(f"probe_x must be a tensor of shape (T, {clf.sizes[0]}) with T >= 1, got {shape}")
+    probe_x = probe_x.to(device=clf.device, dtype=clf.dtype)
+    M, T, C = clf.n_members, probe_x.shape[0], clf.sizes[-1]
+    probs = torch.empty(M, config.epochs + 1, T, C, dtype=torch.float32)
+
+    @torch.no_grad()
+    def record(epoch: int, model: Classifier) -> None:
+        probs[:, epoch] = model.predict_proba(probe_x).float().cpu()
+
+    record(0, clf)
+    history = finetune(clf, x, y, config, seeds, on_epoch=record, progress=progress)
+    return probs, history
+
+
+def train_groups(stack: Stack, x: Tensor, y: Tensor, probe_x: Tensor,
+                 config: FinetuneConfig, pretrained_seeds: Sequence[int], random_seeds: Sequence[int], *,
+                 n_classes: int = N_CLASSES, progress: bool = True) -> tuple[Tensor, dict[str, list]]:
+    """Fine-tune N pre-trained and N randomly initialised nets as ONE batch of 2N members.
+
+    stack: N pre-trained members (hidden sizes H_1..H_L) whose seeds are ``pretrained_seeds``;
+    the pre-trained nets copy its layers and add a random softmax layer
+    (:meth:`Classifier.from_stack`); the random nets have the same sizes [V, H_1..H_L, C], weights
+    uniform in +-1/sqrt(fan_in) from ``random_seeds`` (:meth:`Classifier.random`).
+    x (N_train, V), y (N_train,): the training digits; probe_x (T, V): the probe digits.
+    Returns probs (2N, E + 1, T, C) (pre-trained nets first, see :func:`group_labels`) and the
+    fine-tuning history (lists of 2N values per epoch). ``stack`` itself is not changed.
+    """
+    if not isinstance(stack, Stack):
+        raise TypeError(f"stack must be a pre-trained Stack, got {type(stack).__name__}")
+    pretrained_seeds = validate_seeds(pretrained_seeds, stack.n_members, name="pretrained_seeds")
+    random_seeds = validate_seeds(random_seeds, stack.n_members, name="random_seeds")
+    if set(pretrained_seeds) & set(random_seeds):
+        raise ValueError(f"pretrained_seeds and random_seeds share {sorted(set(pretrained_seeds) & set(random_seeds))}; "
+                         "every net needs its own seed")
+    n_classes = require_int("n_classes", n_classes, 2)
+    first = stack.layers[0]
+    pre = Classifier.from_stack(stack, n_classes, pretrained_seeds)
+    rand = Classifier.random(stack.sizes + [n_classes], random_seeds, device=first.device, dtype=first.dtype)
+    clf = Classifier.stack_members([pre, rand])
+    return record_trajectories(clf, x, y, probe_x, config, pretrained_seeds + random_seeds, progress=progress)
+
+
+def probe_errors(probs: object, labels: object) -> np.ndarray:
+    """Test error on the probe digits: probs (M, E+1, T, C), labels (T,) -> (M, E+1) float64 in [0, 1]."""
+    p, lab = _as_numpy(probs), _as_numpy(labels)
+    if p.ndim != 4:
+        raise ValueError(f"probs must have shape (nets, epochs + 1, T, C), got {p.shape}")
+    if lab.shape != (p.shape[2],) or lab.dtype.kind not in "iu":
+        raise ValueError(f"labels must be ({p.shape[2]},) integers (one per probe digit), got {lab.shape} {lab.dtype}")
+    return (p.argmax(-1) != lab[None, None, :]).mean(-1, dtype=np.float64)
+
+
+def probe_confidence(probs: object) -> np.ndarray:
+    """Mean largest output probability over the probe digits: probs (M, E+1, T, C) -> (M, E+1) float64.
+
+    1/C for nets that output the uniform distribution, 1 for nets certain of every answer.
+    """
+    p = _as_numpy(probs)
+    if p.ndim != 4:
+        raise ValueError(f"probs must have shape (nets, epochs + 1, T, C), got {p.shape}")
+    return p.max(-1).mean(-1, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# measurements in function space
+# --------------------------------------------------------------------------------------------
+def measure_trajectories(vectors: object, groups: Sequence[str], *, k: int = 1, seed: int = 0) -> dict:
+    """The claims of the chapter, measured in the original D-dimensional function space.
+
+    vectors (M, E+1, D) or probs (M, E+1, T, C); groups (M,) labels from :data:`GROUPS`, at
+    least 2 nets each; E >= 1; seed: the chapter seed (the bootstrap's random numbers).
+    Euclidean distances throughout. Returns a JSON-able dict:
+
+    - ``within``: {group: [E+1 floats]}, per epoch the mean distance between two distinct nets
+      of the group; ``between``: [E+1], the mean distance between a pre-trained and a random net;
+    - ``knn_per_epoch``: [E+1], leave-one-net-out k-NN accuracy of telling the groups apart from
+      the points of that epoch alone; ``knn_all``: the same over all M*(E+1) points at once
+      (each point's neighbours come from other nets, any epoch);
+    - ``to_start``: {group: [E+1]}, the mean distance of a net to its own epoch-0 point;
+    - ``knn_after_start``: like ``knn_all`` but over the points of epochs 1..E only;
+    - ``to_start_after_epoch1`` / ``pairwise_after_epoch1``: {group: float}, the values at epoch 1
+      of ``to_start`` and ``within``;
+    - ``tighter_last``: :func:`within_difference_ci` at the last epoch (random minus pre-trained).
+    """
+    v = _as_vectors(vectors)
+    M, P, _ = v.shape
+    groups = _check_groups(groups, M)
+    k = require_int("k", k, 1)
+    if P < 2:
+        raise ValueError(f"vectors need at least 2 points per net (epoch 0 and epoch 1), got {P}")
+    within: dict[str, list[float]] = {g: [] for g in GROUPS}
+    between, knn_epoch = [], []
+    nets = list(range(M))
+    for e in range(P):
+        d = fs.group_distances(v[:, e], groups)
+        for g in GROUPS:
+            within[g].append(d["within"][g])
+        between.append(d["between"][(groups[0], next(g for g in groups if g != groups[0]))])
+        knn_epoch.append(fs.knn_group_accuracy(v[:, e], groups, nets, k=k))
+    flat = v.reshape(M * P, -1)
+    knn_all = fs.knn_group_accuracy(flat, np.repeat(groups, P), np.repeat(nets, P), k=k)
+    later = v[:, 1:].reshape(M * (P - 1), -1)
+    knn_later = fs.knn_group_accuracy(later, np.repeat(groups, P - 1), np.repeat(nets, P - 1), k=k)
+    start = fs.distance_to_start(v)  # (M, P)
+    g_arr = np.asarray(groups)
+    to_start = {g: start[g_arr == g].mean(0).tolist() for g in GROUPS}
+    return {
+        "epochs": list(range(P)),
+        "within": within,
+        "between": between,
+        "knn_per_epoch": knn_epoch,
+        "knn_all": knn_all,
+        "knn_after_start": knn_later,
+        "to_start": to_start,
+        "to_start_after_epoch1": {g: to_start[g][1] for g in GROUPS},
+        "pairwise_after_epoch1": {g: within[g][1] for g in GROUPS},
+        "tighter_last": within_difference_ci(v[:, -1], groups, seed=seed),
+    }
+
+
+def within_difference_ci(vectors: object, groups: Sequence[str], *, n_boot: int = 2000, level: float = 0.95,
+                         seed: int = 0) -> dict[str, float]:
+    """How much closer the pre-trained nets are to one another than the random ones, with a bootstrap CI.
+
+    vectors (M, D): one point per net (one epoch); groups (M,) from :data:`GROUPS`. The statistic
+    is (mean distance between two random nets) - (mean distance between two pre-trained nets);
+    positive means the pre-trained nets are more alike. The CI resamples the nets of each group
+    with replacement (``n_boot`` times, from ``generator(seed, _BOOTSTRAP)``); pairs of copies of the
+    same net are left out of a resampled mean. Returns {"difference", "low", "high", "level"}.
+    """
+    x = _as_numpy(vectors)
+    if x.ndim != 2 or x.dtype.kind != "f" or not np.isfinite(x).all():
+        raise ValueError(f"vectors must be finite floats of shape (nets, D), got {x.dtype} {x.shape}")
+    groups = _check_groups(groups, x.shape[0])
+    n_boot = require_int("n_boot", n_boot, 1)
+    level = require_float("level", level, gt=0, lt=1)
+    gen = generator(require_int("seed", seed, 0), _BOOTSTRAP)
+    d = {g: fs.pairwise_distances(x[np.asarray(groups) == g]) for g in GROUPS}
+
+    def resample(n: int) -> np.ndarray:
+        return torch.randint(0, n, (n,), generator=gen).numpy()
+
+    def mean_pair(dist: np.ndarray, idx: np.ndarray) -> float:
+        distinct = idx[:, None] != idx[None, :]
+        return float(dist[np.ix_(idx, idx)][distinct].mean()) if distinct.any() else math.nan
+
+    pre, rnd = GROUPS
+    full = {g: mean_pair(d[g], np.arange(len(d[g]))) for g in GROUPS}
+    boots = np.array([mean_pair(d[rnd], resample(len(d[rnd]))) - mean_pair(d[pre], resample(len(d[pre])))
+                      for _ in range(n_boot)])
+    low, high = np.nanquantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return {"difference": full[rnd] - full[pre], "low": float(low), "high": float(high), "level": level}
+
+
+def verdicts(measures: Mapping) -> dict[str, bool]:
+    """The sub-claims as booleans, from :func:`measure_trajectories`'s dict.
+
+    ``separated``: no overlap, every point's nearest other-net point is in its own group
+    (knn_all == 1); ``separated_after_start``: the same for the points of epochs 1..E;
+    ``closer_to_each_other``: after one epoch, in each group, the mean distance between nets is
+    smaller than the mean distance of a net to its own start; ``pretrained_tighter``: at the last
+    epoch the pre-trained nets are closer to one another than the random ones, the whole bootstrap
+    CI of the difference above 0.
+    """
+    return {
+        "separated": measures["knn_all"] == 1.0,
+        "separated_after_start": measures["knn_after_start"] == 1.0,
+        "closer_to_each_other": all(measures["pairwise_after_epoch1"][g] < measures["to_start_after_epoch1"][g]
+                                    for g in GROUPS),
+        "pretrained_tighter": measures["tighter_last"]["low"] > 0,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# 2-D embeddings
+# --------------------------------------------------------------------------------------------
+def embed_trajectories(vectors: object, *, perplexity: float = 30.0, pca_dims: int | None = 50,
+                       n_neighbors: int = 10, seed: int = 0, n_jobs: int = 1) -> dict:
+    """All points of all nets embedded together in 2-D with t-SNE and with Isomap.
+
+    vectors (M, E+1, D) or probs (M, E+1, T, C). Settings as in :func:`functionspace.embed_tsne`
+    and :func:`functionspace.embed_isomap` (PCA to ``pca_dims`` first). Returns
+    {"tsne": (M, E+1, 2), "isomap": (M, E+1, 2) float64 arrays, "tsne_seconds", "isomap_seconds"}
+    (the wall time of each embedding, PCA included), "tsne_cpu_seconds" (CPU time of this process's
+    threads during t-SNE: with other work on the machine it tells the uncontended cost) and
+    "isomap_connected": False when the ``n_neighbors`` graph fell into several components, which
+    Isomap then joined by their shortest links (sklearn's warning about it is caught and reported
+    this way instead).
+    """
+    v = _as_vectors(vectors)
+    M, P, D = v.shape
+    flat = v.reshape(M * P, D)
+    t0, c0 = time.perf_counter(), time.process_time()
+    tsne = fs.embed_tsne(flat, perplexity=perplexity, pca_dims=pca_dims, seed=seed, n_jobs=n_jobs)
+    t1, c1 = time.perf_counter(), time.process_time()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        iso = fs.embed_isomap(flat, n_neighbors=n_neighbors, pca_dims=pca_dims)
+    t2 = time.perf_counter()
+    split = any("connected components" in str(w.message) for w in caught)
+    for w in caught:
+        if "connected components" not in str(w.message):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return {"tsne": tsne.reshape(M, P, 2), "isomap": iso.reshape(M, P, 2),
+            "tsne_seconds": t1 - t0, "tsne_cpu_seconds": c1 - c0, "isomap_seconds": t2 - t1,
+            "isomap_connected": not split}
+
+
+# --------------------------------------------------------------------------------------------
+# figures (each drawn under the book's style, figures.styled)
+# --------------------------------------------------------------------------------------------
+def plot_embedding(ax: Axes, points: object, groups: Sequence[str], *, title: str) -> None:
+    """Scatter of 2-D trajectories points (M, E+1, 2) on ``ax``: one line per net, colour = epoch.
+
+    Each group has its own colour map (light = epoch 0, dark = last epoch) and marker, with a
+    horizontal colour bar each under the axes (epoch labels under the lowest); the nets'
+    trajectories are thin lines of the group's colour.
+    """
+    from matplotlib.colors import ListedColormap, Normalize
+
+    p = np.asarray(points, dtype=np.float64)
+    if p.ndim != 3 or p.shape[2] != 2:
+        raise ValueError(f"points must have shape (nets, epochs + 1, 2), got {p.shape}")
+    groups = _check_groups(groups, p.shape[0])
+    n_epochs = p.shape[1] - 1
+    norm = Normalize(vmin=0, vmax=max(n_epochs, 1))
+    epochs = np.broadcast_to(np.arange(p.shape[1]), p.shape[:2])
+    ticks = sorted({0, n_epochs // 2, n_epochs})
+    for i, g in enumerate(GROUPS):
+        sel = np.asarray(groups) == g
+        cmap = ListedColormap(plt.get_cmap(_COLOURS[g])(np.linspace(0.3, 1.0, 256)))  # epoch 0 visible on white
+        for traj in p[sel]:
+            ax.plot(traj[:, 0], traj[:, 1], color=_LINE[g], lw=0.6, alpha=0.35, zorder=1)
+        sc = ax.scatter(p[sel, :, 0].ravel(), p[sel, :, 1].ravel(), c=epochs[sel].ravel(), cmap=cmap,
+                        norm=norm, marker=_MARKERS[g], s=24, edgecolors="none", zorder=2, label=g)
+        bar = plt.colorbar(sc, ax=ax, orientation="horizontal", fraction=0.03, pad=0.02, aspect=60)
+        bar.ax.set_ylabel(g, rotation=0, ha="right", va="center", fontsize=9)
+        bar.set_ticks(ticks)
+        # later bars are stacked between the axes and the earlier ones: the first is the lowest
+        bar.ax.tick_params(labelsize=9, pad=1, labelbottom=i == 0)
+        if i == 0:
+            bar.set_label("epoch", labelpad=0)
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(loc="best", markerscale=1.3)
+
+
+def plot_embedding_figure(points: object, groups: Sequence[str], *, title: str) -> Figure:
+    """:func:`plot_embedding` of points (M, E+1, 2) on a figure of its own (10 x 7.5 inches)."""
+    with figures.styled():
+        fig, ax = plt.subplots(figsize=(10, 7.5))
+        plot_embedding(ax, points, groups, title=title)
+    return fig
+
+
+def _epoch_axis(ax: Axes, n_points: int, ylabel: str, title: str) -> None:
+    ax.set_xlabel("fine-tuning epoch (0 = before fine-tuning)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.set_xticks(range(0, n_points, max(1, math.ceil(n_points / 12))))
+
+
+def plot_group_distances(measures: Mapping) -> Figure:
+    """Mean pairwise distance within each group and between the groups, per epoch."""
+    with figures.styled():
+        fig, ax = plt.subplots(figsize=(9, 4.5))
+        ep = measures["epochs"]
+        for g in GROUPS:
+            ax.plot(ep, measures["within"][g], marker=_MARKERS[g], color=_LINE[g], label=f"within {g}")
+        ax.plot(ep, measures["between"], marker="s", color="0.3", ls="--", label="between the groups")
+        _epoch_axis(ax, len(ep), "mean Euclidean distance", "Distances between nets in function space")
+        ax.legend()
+        fig.tight_layout()
+    return fig
+
+
+def plot_knn_accuracy(measures: Mapping) -> Figure:
+    """Leave-one-net-out nearest-neighbour accuracy of telling the groups apart, per epoch."""
+    with figures.styled():
+        fig, ax = plt.subplots(figsize=(9, 3.8))
+        ep = measures["epochs"]
+        ax.plot(ep, measures["knn_per_epoch"], marker="o", color="0.2", label="points of this epoch only")
+        ax.axhline(measures["knn_all"], color="tab:green", ls="--", label="all epochs together")
+        ax.axhline(0.5, color="0.6", ls=":", label="chance (0.5)")
+        ax.set_ylim(0.0, 1.05)
+        _epoch_axis(ax, len(ep), "accuracy", "Can a nearest-neighbour rule tell the groups apart?")
+        ax.legend(loc="lower right")
+        fig.tight_layout()
+    return fig
+
+
+def plot_distance_to_start(measures: Mapping) -> Figure:
+    """Per group: mean distance of a net to its own start vs mean distance between nets, per epoch."""
+    with figures.styled():
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
+        ep = measures["epochs"]
+        for ax, g in zip(axes, GROUPS):
+            ax.plot(ep, measures["to_start"][g], marker=_MARKERS[g], color=_LINE[g], label="net to its own start")
+            ax.plot(ep, measures["within"][g], marker=_MARKERS[g], color=_LINE[g], ls="--", mfc="white",
+                    label="net to another net (same epoch)")
+            ax.axvline(1, color="0.6", ls=":")
+            _epoch_axis(ax, len(ep), "mean Euclidean distance", g)
+            ax.legend(loc="best")
+        fig.suptitle("Where does a net go: away from its start, towards the others?")
+        fig.tight_layout()
+    return fig
+
+
+def plot_probe_error(errors: object, groups: Sequence[str]) -> Figure:
+    """Test error on the probe digits per epoch: errors (M, E+1); median and full range per group."""
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    e = np.asarray(errors, dtype=np.float64)
+    if e.ndim != 2:
+        raise ValueError(f"errors must have shape (nets, epochs + 1), got {e.shape}")
+    groups = _check_groups(groups, e.shape[0])
+    with figures.styled():
+        fig, ax = plt.subplots(figsize=(9, 4.2))
+        ep = np.arange(e.shape[1])
+        for g in GROUPS:
+            sel = e[np.asarray(groups) == g] * 100
+            ax.fill_between(ep, sel.min(0), sel.max(0), color=_LINE[g], alpha=0.2)
+            ax.plot(ep, np.median(sel, 0), marker=_MARKERS[g], color=_LINE[g], label=f"{g} (median, band = range)")
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_yticks([t for t in (1, 2, 5, 10, 20, 50, 100)
+                       if e.min() * 100 / 2 <= t <= max(e.max() * 100 * 2, 2)])
+        _epoch_axis(ax, e.shape[1], "test error on the probe digits (%)", "How well the nets classify along the way")
+        ax.legend()
+        fig.tight_layout()
+    return fig

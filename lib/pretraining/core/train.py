@@ -1,0 +1,481 @@
+"""Training: CD-k for RBMs, denoising auto-encoders, greedy stacks, fine-tuning, evaluation.
+
+All trainers work on M members at once (see :mod:`pretraining.models`): member m has its own
+minibatch order ("order" generator), its own noise ("noise" generator) and, through the model, its
+own initialisation, all derived from ``seeds[m]`` (:mod:`pretraining.seeding`), so member m of a
+batched run equals seed ``seeds[m]`` trained alone.
+
+Inputs ``x`` are (N, V), shared by all members, or (M, N, V) per member (e.g. the codes of a lower
+layer of the same member). Each epoch uses floor(N / batch_size) minibatches of exactly
+``batch_size`` examples from the member's fresh permutation (a remainder is skipped that epoch).
+Histories hold one entry per epoch, each a list of M floats.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+from .checks import require_float, require_int
+from .models import Classifier, DenoisingAutoencoder, RBM, Stack
+from .seeding import bernoulli, member_generators, permutations, uniform, validate_seeds
+
+Tensor = torch.Tensor
+
+EVAL_EXAMPLES = 1000  # examples (the first ones of x) used for the per-epoch monitoring of RBMs/DAEs
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or a parameter became NaN or infinite."""
+
+
+# ----------------------------------------------------------------------------------------- configs
+@dataclass(frozen=True)
+class RBMConfig:
+    """CD-k training of an RBM: plain SGD with momentum and L2 weight decay on W."""
+
+    epochs: int
+    lr: float
+    batch_size: int = 100
+    momentum: float = 0.5
+    weight_decay: float = 2e-4
+    k: int = 1
+    persistent: bool = False
+
+    def __post_init__(self):
+        require_int("RBMConfig.epochs", self.epochs, 1)
+        require_float("RBMConfig.lr", self.lr, gt=0)
+        require_int("RBMConfig.batch_size", self.batch_size, 1)
+        require_float("RBMConfig.momentum", self.momentum, ge=0, lt=1)
+        require_float("RBMConfig.weight_decay", self.weight_decay, ge=0)
+        require_int("RBMConfig.k", self.k, 1)
+        if not isinstance(self.persistent, bool):
+            raise TypeError(f"RBMConfig.persistent={self.persistent!r} must be True or False")
+
+
+@dataclass(frozen=True)
+class DAEConfig:
+    """Denoising auto-encoder training: masking noise (each input zeroed with probability ``noise``), SGD."""
+
+    epochs: int
+    lr: float
+    batch_size: int = 100
+    noise: float = 0.25
+    tied: bool = True
+    weight_decay: float = 0.0
+
+    def __post_init__(self):
+        require_int("DAEConfig.epochs", self.epochs, 1)
+        require_float("DAEConfig.lr", self.lr, gt=0)
+        require_int("DAEConfig.batch_size", self.batch_size, 1)
+        require_float("DAEConfig.noise", self.noise, ge=0, lt=1)
+        if not isinstance(self.tied, bool):
+            raise TypeError(f"DAEConfig.tied={self.tied!r} must be True or False")
+        require_float("DAEConfig.weight_decay", self.weight_decay, ge=0)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Supervised SGD on the mean negative log-likelihood (optional momentum, L2 decay on weights)."""
+
+    epochs: int
+    lr: float
+    batch_size: int = 50
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+
+    def __post_init__(self):
+        require_int("FinetuneConfig.epochs", self.epochs, 1)
+        require_float("FinetuneConfig.lr", self.lr, gt=0)
+        require_int("FinetuneConfig.batch_size", self.batch_size, 1)
+        require_float("FinetuneConfig.weight_decay", self.weight_decay, ge=0)
+        require_float("FinetuneConfig.momentum", self.momentum, ge=0, lt=1)
+
+
+# ----------------------------------------------------------------------------------------- helpers
+def _check_config(config, cls) -> None:
+    if not isinstance(config, cls):
+        raise TypeError(f"config={config!r} must be a {cls.__name__}")
+
+
+def _prepare_x(x, n_members: int, width: int, batch_size: int, device, dtype, name: str = "x") -> Tensor:
+    """Validate x ((N, width) or (n_members, N, width)) and move it to the model's device/dtype."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    ok = (x.dim() == 2 and x.shape[1] == width) or (x.dim() == 3 and x.shape[0] == n_members and x.shape[2] == width)
+    if not ok:
+        raise ValueError(f"{name} has shape {tuple(x.shape)}; expected (N, {width}) or ({n_members}, N, {width})")
+    n = x.shape[-2]
+    if batch_size > n:
+        raise ValueError(f"batch_size={batch_size} is larger than the number of examples N={n}; use batch_size <= {n}")
+    return x.to(device=device, dtype=dtype)
+
+
+def _prepare_y(y, n_members: int, n: int, n_classes: int, device, *, check_range: bool = True) -> Tensor:
+    if not isinstance(y, torch.Tensor) or y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        raise TypeError(f"y must be an integer torch.Tensor of class labels, got {getattr(y, 'dtype', type(y))}")
+    if not ((y.dim() == 1 and y.shape[0] == n) or (y.dim() == 2 and y.shape == (n_members, n))):
+        raise ValueError(f"y has shape {tuple(y.shape)}; expected ({n},) or ({n_members}, {n}) to match x")
+    if check_range and y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+        raise ValueError(f"y holds labels in [{int(y.min())}, {int(y.max())}]; allowed are 0..{n_classes - 1}")
+    return y.to(device=device, dtype=torch.int64)
+
+
+def _rows(t: Tensor, idx: Tensor, shared: bool) -> Tensor:
+    """Member m's rows idx[m] (idx (M, B)): shared t (N, ...) or per-member t (M, N, ...) -> (M, B, ...)."""
+    if shared:
+        return t[idx]
+    return t[torch.arange(t.shape[0], device=t.device).unsqueeze(1), idx]
+
+
+def _eval_subset(x: Tensor) -> Tensor:
+    return x[..., :EVAL_EXAMPLES, :]
+
+
+def _diverged(what: str, layer, epoch: int, lr: float, values: Tensor, params: Sequence[Tensor]) -> None:
+    """Raise TrainingDiverged if ``values`` (M,) or any parameter is not finite."""
+    bad = ~torch.isfinite(values)
+    for p in params:
+        bad |= ~torch.isfinite(p.reshape(p.shape[0], -1)).all(dim=1)
+    if bool(bad.any()):
+        members = bad.nonzero().flatten().tolist()
+        raise TrainingDiverged(
+            f"{what} (layer {layer}) diverged at epoch {epoch} with lr={lr}: NaN/inf in member(s) {members}; "
+            "lower the learning rate"
+        )
+
+
+def _progress(total: int, desc: str, progress: bool):
+    return tqdm(range(1, total + 1), desc=desc, disable=not progress, file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+# ----------------------------------------------------------------------------------------- RBM
+def cd_gradient(rbm: RBM, v0: Tensor, k: int, generators: Sequence[torch.Generator],
+                chain: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """CD-k (or persistent CD) estimate of the gradient of the mean log-likelihood of v0.
+
+    v0 (M, B, V). The negative phase runs ``k`` full Gibbs steps (hidden and visible units
+    sampled) from v0, or from ``chain`` (M, B, V) for persistent CD, and uses p(h | v_k).
+    Returns dW (M, V, H), db_visible (M, V), db_hidden (M, H) and the chain's end v_k (M, B, V).
+    """
+    ph0 = rbm.hidden_probs(v0)
+    v = v0 if chain is None else chain
+    ph = ph0 if chain is None else rbm.hidden_probs(chain)
+    for _ in range(k):
+        v = bernoulli(rbm.visible_probs(bernoulli(ph, generators)), generators)
+        ph = rbm.hidden_probs(v)
+    B = v0.shape[1]
+    dW = torch.baddbmm(torch.bmm(v0.transpose(1, 2), ph0), v.transpose(1, 2), ph, alpha=-1.0).div_(B)
+    return dW, (v0 - v).mean(1), (ph0 - ph).mean(1), v
+
+
+def train_rbm(rbm: RBM, x: Tensor, config: RBMConfig, seeds: Sequence[int], *, progress: bool = True,
+              layer: int = 1) -> dict[str, list]:
+    """Train ``rbm`` in place with CD-k (PCD-k if ``config.persistent``).
+
+    x (N, V) or (M, N, V), values in [0, 1]. Update per minibatch of B examples:
+    vel <- momentum * vel + lr * (grad - weight_decay * W) (no decay on biases); W <- W + vel.
+    Returns {"recon_error": [...], "pll": [...]}: per epoch, (M,) lists measured on the first
+    EVAL_EXAMPLES examples (mean-field reconstruction MSE; stochastic pseudo-log-likelihood with
+    fixed ("eval", layer) bits). Raises TrainingDiverged on NaN/inf.
+    """
+    _check_config(config, RBMConfig)
+    seeds = validate_seeds(seeds, rbm.n_members)
+    x = _prepare_x(x, rbm.n_members, rbm.n_visible, config.batch_size, rbm.device, rbm.dtype)
+    order = member_generators(seeds, "order", layer, rbm.device)
+    noise = member_generators(seeds, "noise", layer, rbm.device)
+    n, B, lr = x.shape[-2], config.batch_size, config.lr
+    x_eval = _eval_subset(x)
+    vel = [torch.zeros_like(rbm.W), torch.zeros_like(rbm.b_visible), torch.zeros_like(rbm.b_hidden)]
+    chain = None
+    history: dict[str, list] = {"recon_error": [], "pll": []}
+    bar = _progress(config.epochs, f"RBM layer {layer}", progress)
+    for epoch in bar:
+        perm = permutations(n, order, device=rbm.device)
+        for start in range(0, n - B + 1, B):
+            v0 = _rows(x, perm[:, start:start + B], x.dim() == 2)
+            if config.persistent and chain is None:
+                chain = bernoulli(v0, noise)
+            dW, dbv, dbh, v_end = cd_gradient(rbm, v0, config.k, noise, chain)
+            if config.persistent:
+                chain = v_end
+            if config.weight_decay:
+                dW.add_(rbm.W, alpha=-config.weight_decay)
+            for p, g, buf in zip((rbm.W, rbm.b_visible, rbm.b_hidden), (dW, dbv, dbh), vel):
+                buf.mul_(config.momentum).add_(g, alpha=lr)
+                p.add_(buf)
+        recon = rbm.reconstruction_error(x_eval)
+        _diverged("RBM", layer, epoch, lr, recon, rbm.state_dict().values())
+        pll = rbm.pseudo_log_likelihood(x_eval, member_generators(seeds, "eval", layer, rbm.device))
+        history["recon_error"].append(recon.tolist())
+        history["pll"].append(pll.tolist())
+        bar.set_postfix(recon=f"{recon.mean():.4f}", pll=f"{pll.mean():.1f}")
+    return history
+
+
+# ----------------------------------------------------------------------------------------- DAE
+def corrupt(x: Tensor, noise: float, generators: Sequence[torch.Generator]) -> Tensor:
+    """Masking noise: each entry of x (M, B, V) is set to 0 with probability ``noise``."""
+    return x * (uniform(x.shape[1:], generators, device=x.device, dtype=x.dtype) >= noise)
+
+
+def train_dae(dae: DenoisingAutoencoder, x: Tensor, config: DAEConfig, seeds: Sequence[int], *,
+              progress: bool = True, layer: int = 1) -> dict[str, list]:
+    """Train ``dae`` in place by SGD on :meth:`DenoisingAutoencoder.loss` of masked inputs (autograd).
+
+    x (N, V) or (M, N, V) in [0, 1]. Update: p <- p - lr * (grad + weight_decay * p) for weights.
+    Returns {"loss": per-epoch mean training loss (M,), "recon_error": MSE on the first
+    EVAL_EXAMPLES clean examples (M,)}. Raises TrainingDiverged on NaN/inf.
+    """
+    _check_config(config, DAEConfig)
+    if config.tied != dae.tied:
+        raise ValueError(f"DAEConfig.tied={config.tied} but the auto-encoder has tied={dae.tied}; make them agree")
+    seeds = validate_seeds(seeds, dae.n_members)
+    x = _prepare_x(x, dae.n_members, dae.n_visible, config.batch_size, dae.device, dae.dtype)
+    order = member_generators(seeds, "order", layer, dae.device)
+    noise = member_generators(seeds, "noise", layer, dae.device)
+    n, B, lr = x.shape[-2], config.batch_size, config.lr
+    params = [p for p in dae.state_dict().values()]
+    history: dict[str, list] = {"loss": [], "recon_error": []}
+    bar = _progress(config.epochs, f"DAE layer {layer}", progress)
+    for p in params:
+        p.requires_grad_(True)
+    try:
+        for epoch in bar:
+            perm = permutations(n, order, device=dae.device)
+            total = torch.zeros(dae.n_members, device=dae.device, dtype=dae.dtype)
+            n_batches = 0
+            for start in range(0, n - B + 1, B):
+                xb = _rows(x, perm[:, start:start + B], x.dim() == 2)
+                loss = dae.loss(xb, corrupt(xb, config.noise, noise))
+                grads = torch.autograd.grad(loss.sum(), params)
+                with torch.no_grad():
+                    for p, g in zip(params, grads):
+                        if config.weight_decay and p.dim() == 3:
+                            g = g.add(p, alpha=config.weight_decay)
+                        p.sub_(g, alpha=lr)
+                total += loss.detach()
+                n_batches += 1
+            with torch.no_grad():
+                mean_loss = total / n_batches
+                _diverged("DAE", layer, epoch, lr, mean_loss, params)
+                recon = dae.reconstruction_error(_eval_subset(x))
+            history["loss"].append(mean_loss.tolist())
+            history["recon_error"].append(recon.tolist())
+            bar.set_postfix(loss=f"{mean_loss.mean():.2f}", recon=f"{recon.mean():.4f}")
+    finally:
+        for p in params:
+            p.requires_grad_(False)
+    return history
+
+
+# ----------------------------------------------------------------------------------------- stacks
+def pretrain_stack(kind: str, x: Tensor, hidden_sizes: Sequence[int], config: RBMConfig | DAEConfig,
+                   seeds: Sequence[int], *, progress: bool = True) -> tuple[Stack, list[dict]]:
+    """Greedy layer-wise pre-training of ``len(hidden_sizes)`` RBMs or DAEs.
+
+    x (N, V) on the device to train on. Layer k (1-based) is initialised from ("init", k) and trained
+    on the mean-field codes (M, N, H_{k-1}) of layers 1..k-1 of the same member. Float32 unless x is
+    float64. Returns the stack and one history per layer.
+    """
+    if kind not in Stack.KINDS:
+        raise ValueError(f"kind={kind!r} is not allowed; use 'rbm' or 'dae'")
+    _check_config(config, RBMConfig if kind == "rbm" else DAEConfig)
+    if isinstance(hidden_sizes, (str, bytes)) or not isinstance(hidden_sizes, Sequence) or not hidden_sizes:
+        raise ValueError(f"hidden_sizes={hidden_sizes!r} is not allowed; give a non-empty list of ints >= 1")
+    for h in hidden_sizes:
+        if isinstance(h, bool) or not isinstance(h, int) or h < 1:
+            raise ValueError(f"hidden_sizes={list(hidden_sizes)!r} is not allowed; every size must be an int >= 1")
+    seeds = validate_seeds(seeds)
+    if not isinstance(x, torch.Tensor) or x.dim() != 2:
+        raise ValueError(f"x must be a (N, V) tensor, got shape {tuple(getattr(x, 'shape', ()))}")
+    if config.batch_size > x.shape[0]:
+        raise ValueError(f"batch_size={config.batch_size} is larger than the number of examples N={x.shape[0]}")
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    x = x.to(dtype)
+    layers, histories, inputs = [], [], x
+    for k, n_out in enumerate(hidden_sizes, start=1):
+        n_in = inputs.shape[-1]
+        if kind == "rbm":
+            model = RBM.init(n_in, n_out, seeds, device=x.device, dtype=dtype, layer=k)
+            histories.append(train_rbm(model, inputs, config, seeds, progress=progress, layer=k))
+            with torch.no_grad():
+                inputs = model.hidden_probs(inputs)
+        else:
+            model = DenoisingAutoencoder.init(n_in, n_out, seeds, tied=config.tied, device=x.device, dtype=dtype, layer=k)
+            histories.append(train_dae(model, inputs, config, seeds, progress=progress, layer=k))
+            with torch.no_grad():
+                inputs = model.encode(inputs)
+        layers.append(model)
+    return Stack(kind, layers), histories
+
+
+# ----------------------------------------------------------------------------------------- fine-tuning
+def _train_set(clf: Classifier, train_layers) -> list[int]:
+    if train_layers is None:
+        return list(range(clf.depth + 1))
+    layers = sorted(set(train_layers))
+    if not layers or any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i <= clf.depth for i in layers):
+        raise ValueError(f"train_layers={train_layers!r} is not allowed; give layer indices in 0..{clf.depth} "
+                         f"({clf.depth} is the softmax layer) or None for all")
+    return layers
+
+
+def _sgd_step(clf: Classifier, x: Tensor, y: Tensor, config: FinetuneConfig, layers: list[int],
+              velocity: list[tuple[Tensor, Tensor]] | None) -> tuple[Tensor, Tensor]:
+    """One SGD step on the mean NLL of (x (M, B, V), y (M, B)) with hand-written backprop.
+
+    Returns the minibatch NLL (M,) and the number of errors (M,) before the step.
+    """
+    acts = [x]
+    for W, b in zip(clf.weights[:-1], clf.biases[:-1]):
+        acts.append(torch.sigmoid(torch.baddbmm(b.unsqueeze(1), acts[-1], W)))
+    logp = torch.log_softmax(torch.baddbmm(clf.biases[-1].unsqueeze(1), acts[-1], clf.weights[-1]), dim=-1)
+    target = y.unsqueeze(-1)
+    nll = -logp.gather(2, target).squeeze(-1).mean(-1)
+    errors = (logp.argmax(-1) != y).sum(-1)
+    delta = logp.exp_().scatter_add_(2, target, torch.full_like(target, -1, dtype=logp.dtype))
+    delta.div_(x.shape[1])  # d mean-NLL / d logits, (M, B, C)
+    lr, wd, mom, lowest = config.lr, config.weight_decay, config.momentum, layers[0]
+    for i in range(clf.depth, lowest - 1, -1):
+        W, b, a = clf.weights[i], clf.biases[i], acts[i]
+        next_delta = torch.bmm(delta, W.transpose(1, 2)).mul_(a * (1 - a)) if i > lowest else None
+        if i in layers:
+            if velocity is None:
+                W.baddbmm_(a.transpose(1, 2), delta, beta=1 - lr * wd, alpha=-lr)
+                b.sub_(delta.sum(1), alpha=lr)
+            else:
+                vW, vb = velocity[i]
+                vW.baddbmm_(a.transpose(1, 2), delta, beta=mom, alpha=-lr)
+                if wd:
+                    vW.add_(W, alpha=-lr * wd)
+                vb.mul_(mom).sub_(delta.sum(1), alpha=lr)
+                W.add_(vW)
+                b.add_(vb)
+        delta = next_delta
+    return nll, errors
+
+
+def _velocity(clf: Classifier, config: FinetuneConfig):
+    if config.momentum == 0:
+        return None
+    return [(torch.zeros_like(W), torch.zeros_like(b)) for W, b in zip(clf.weights, clf.biases)]
+
+
+@torch.no_grad()
+def finetune(clf: Classifier, x: Tensor, y: Tensor, config: FinetuneConfig, seeds: Sequence[int], *,
+             train_layers: Sequence[int] | None = None,
+             on_epoch: Callable[[int, Classifier], None] | None = None,
+             progress: bool = True) -> dict[str, list]:
+    """Supervised fine-tuning of ``clf`` in place: minibatch SGD on the mean NLL.
+
+    x (N, V) or (M, N, V); y (N,) or (M, N) int labels. ``train_layers``: None for all layers, or the
+    indices to update (0..depth-1 hidden, depth the softmax; e.g. [clf.depth] trains only the
+    softmax on frozen features). ``on_epoch(epoch, clf)`` runs after each epoch 1..E.
+    Returns {"train_nll": per epoch (M,), "train_error": per epoch (M,)} (running averages over the
+    epoch's minibatches, measured before each step). Raises TrainingDiverged on NaN/inf.
+    """
+    _check_config(config, FinetuneConfig)
+    seeds = validate_seeds(seeds, clf.n_members)
+    layers = _train_set(clf, train_layers)
+    if on_epoch is not None and not callable(on_epoch):
+        raise TypeError(f"on_epoch={on_epoch!r} must be callable(epoch, clf) or None")
+    x = _prepare_x(x, clf.n_members, clf.sizes[0], config.batch_size, clf.device, clf.dtype)
+    y = _prepare_y(y, clf.n_members, x.shape[-2], clf.sizes[-1], clf.device)
+    order = member_generators(seeds, "order", 0, clf.device)
+    velocity = _velocity(clf, config)
+    n, B = x.shape[-2], config.batch_size
+    history: dict[str, list] = {"train_nll": [], "train_error": []}
+    bar = _progress(config.epochs, "fine-tune", progress)
+    for epoch in bar:
+        perm = permutations(n, order, device=clf.device)
+        nll_sum = torch.zeros(clf.n_members, device=clf.device, dtype=clf.dtype)
+        err_sum = torch.zeros(clf.n_members, device=clf.device, dtype=torch.int64)
+        n_batches = 0
+        for start in range(0, n - B + 1, B):
+            idx = perm[:, start:start + B]
+            nll, errors = _sgd_step(clf, _rows(x, idx, x.dim() == 2), _rows(y, idx, y.dim() == 1),
+                                    config, layers, velocity)
+            nll_sum += nll
+            err_sum += errors
+            n_batches += 1
+        train_nll = nll_sum / n_batches
+        _diverged("fine-tuning", "all" if train_layers is None else layers, epoch, config.lr, train_nll, clf.weights)
+        history["train_nll"].append(train_nll.tolist())
+        history["train_error"].append((err_sum.to(clf.dtype) / (n_batches * B)).tolist())
+        bar.set_postfix(nll=f"{train_nll.mean():.4f}")
+        if on_epoch is not None:
+            on_epoch(epoch, clf)
+    return history
+
+
+@torch.no_grad()
+def finetune_stream(clf: Classifier, next_batch: Callable[[int], tuple[Tensor, Tensor]], n_steps: int,
+                    config: FinetuneConfig, *, log_every: int = 100, progress: bool = True) -> dict[str, list]:
+    """Online SGD on a stream (each example seen once): ``next_batch(step)`` -> (x (M, B, V) or (B, V), y).
+
+    Uses config.lr, weight_decay and momentum (epochs and batch_size are set by the stream).
+    Returns {"step": [last step of each block], "train_nll": [(M,) mean over the block]} with blocks
+    of ``log_every`` steps. Raises TrainingDiverged on NaN/inf.
+    """
+    _check_config(config, FinetuneConfig)
+    require_int("finetune_stream.n_steps", n_steps, 1)
+    require_int("finetune_stream.log_every", log_every, 1)
+    if not callable(next_batch):
+        raise TypeError(f"next_batch={next_batch!r} must be callable(step) -> (x, y)")
+    layers = list(range(clf.depth + 1))
+    velocity = _velocity(clf, config)
+    history: dict[str, list] = {"step": [], "train_nll": []}
+    nll_sum = torch.zeros(clf.n_members, device=clf.device, dtype=clf.dtype)
+    count = 0
+    bar = tqdm(range(n_steps), desc="fine-tune (stream)", disable=not progress, file=sys.stderr, leave=False)
+    for step in bar:
+        xb, yb = next_batch(step)
+        xb = _prepare_x(xb, clf.n_members, clf.sizes[0], 1, clf.device, clf.dtype, name="next_batch x")
+        if xb.dim() == 2:
+            xb = xb.unsqueeze(0).expand(clf.n_members, -1, -1)
+        # the label range is checked on the first batch only (the check costs a device sync)
+        yb = _prepare_y(yb, clf.n_members, xb.shape[1], clf.sizes[-1], clf.device, check_range=step == 0)
+        if yb.dim() == 1:
+            yb = yb.expand(clf.n_members, -1)
+        nll, _ = _sgd_step(clf, xb, yb, config, layers, velocity)
+        nll_sum += nll
+        count += 1
+        if count == log_every or step == n_steps - 1:
+            mean = nll_sum / count
+            _diverged("fine-tuning (stream)", "all", step + 1, config.lr, mean, clf.weights)
+            history["step"].append(step + 1)
+            history["train_nll"].append(mean.tolist())
+            bar.set_postfix(nll=f"{mean.mean():.4f}")
+            nll_sum.zero_()
+            count = 0
+    return history
+
+
+# ----------------------------------------------------------------------------------------- evaluation
+@dataclass
+class Evaluation:
+    """error (M,) fraction misclassified in [0, 1]; nll (M,) mean NLL; probs (M, N, C)."""
+
+    error: Tensor
+    nll: Tensor
+    probs: Tensor
+
+
+@torch.no_grad()
+def evaluate(clf: Classifier, x: Tensor, y: Tensor, *, batch_size: int = 2000) -> Evaluation:
+    """Test error, mean NLL and class probabilities of every member on (x (N, V) or (M, N, V), y)."""
+    require_int("evaluate.batch_size", batch_size, 1)
+    x = _prepare_x(x, clf.n_members, clf.sizes[0], 1, clf.device, clf.dtype)
+    n = x.shape[-2]
+    y = _prepare_y(y, clf.n_members, n, clf.sizes[-1], clf.device)
+    y = y.expand(clf.n_members, -1) if y.dim() == 1 else y
+    logps = [torch.log_softmax(clf.logits(x[..., s:s + batch_size, :]), dim=-1) for s in range(0, n, batch_size)]
+    logp = torch.cat(logps, dim=1)
+    nll = -logp.gather(2, y.unsqueeze(-1)).squeeze(-1).mean(-1)
+    error = (logp.argmax(-1) != y).to(clf.dtype).mean(-1)
+    return Evaluation(error=error, nll=nll, probs=logp.exp())

@@ -1,0 +1,195 @@
+"""Chapter 1 (pretraining.chapters.ch01_pretraining): its helpers at tiny sizes, exact values where
+possible; its rules and its claim parts."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest
+import torch
+
+from pretraining.analysis import ais
+from pretraining.chapters import ch01_pretraining as ch1
+from pretraining.chapters.ch01_pretraining import (base_rate_loglik, binarize, check_samples, distortion_grid,
+                                                   layer_table, nearest_distances, plot_learning_curves,
+                                                   rbm_test_loglik, sample_snapshots)
+from pretraining.core.models import RBM, DenoisingAutoencoder, Stack
+
+
+def _tiny_rbm(V=10, H=6, scale=1.0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return RBM(torch.randn(1, V, H, generator=g) * scale, torch.randn(1, V, generator=g) * 0.5,
+               torch.randn(1, H, generator=g) * 0.5)
+
+
+def _binary(n, V, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, V, generator=g) < 0.4).float()
+
+
+def test_ais_loglik_matches_exact_on_tiny_rbm():
+    rbm = _tiny_rbm()
+    v = _binary(50, 10)
+    base_data = torch.rand(200, 10, generator=torch.Generator().manual_seed(2))
+    est = rbm_test_loglik(rbm, v, base_data, n_chains=200, n_betas=1000, seed=3)
+    exact = ais.log_likelihood(rbm.W, rbm.b_visible, rbm.b_hidden, v,
+                               ais.log_partition_exact(rbm.W, rbm.b_visible, rbm.b_hidden))
+    assert abs(float(est.loglik - exact)) < max(0.05, 4 * float(est.ais_std))
+    assert float(est.lower) <= float(exact) + 0.05 <= float(est.upper) + 0.1
+    assert 0 < float(est.ais_std) < 0.05
+    assert float(est.test_sem) > 0
+    assert est.loglik.dtype == torch.float64 and est.loglik.shape == (1,)
+
+
+def test_base_rate_rbm_has_base_rate_loglik_exactly():
+    """An RBM with zero weights and the base-rate biases is the base model: AIS is exact."""
+    base_data = torch.rand(300, 12, generator=torch.Generator().manual_seed(0))
+    b = ais.base_rate_visible_bias(base_data)
+    rbm = RBM(torch.zeros(1, 12, 4), b[None].clone(), torch.zeros(1, 4))
+    v = _binary(40, 12)
+    est = rbm_test_loglik(rbm, v, base_data, n_chains=10, n_betas=20)
+    assert float(est.loglik) == pytest.approx(base_rate_loglik(v, base_data), abs=1e-5)
+    assert float(est.ais_std) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_base_rate_loglik_by_hand():
+    base_data = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 1.0]])  # means 0.75, 0.75
+    v = torch.tensor([[1.0, 0.0]])
+    assert base_rate_loglik(v, base_data) == pytest.approx(torch.log(torch.tensor(0.75 * 0.25)).item(), abs=1e-6)
+
+
+def test_loglik_rejects_bad_inputs():
+    rbm = _tiny_rbm()
+    with pytest.raises(ValueError, match="v_test"):
+        rbm_test_loglik(rbm, _binary(5, 9), torch.rand(5, 10))
+    with pytest.raises(ValueError, match="n_chains"):
+        rbm_test_loglik(rbm, _binary(5, 10), torch.rand(5, 10), n_chains=1)
+    with pytest.raises(ValueError, match="binary"):
+        base_rate_loglik(torch.full((2, 3), 0.5), torch.rand(4, 3))
+
+
+def test_binarize_is_seeded_binary_and_unbiased():
+    x = torch.full((400, 50), 0.3)
+    a, b = binarize(x, 7), binarize(x, 7)
+    assert torch.equal(a, b) and not torch.equal(a, binarize(x, 8))
+    assert set(a.unique().tolist()) <= {0.0, 1.0}
+    assert abs(a.mean().item() - 0.3) < 0.02
+    assert torch.equal(binarize(torch.tensor([[0.0, 1.0]]), 0), torch.tensor([[0.0, 1.0]]))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        binarize(torch.tensor([[1.5]]), 0)
+    with pytest.raises(ValueError, match="seed"):
+        binarize(x, -1)
+
+
+def _tiny_stack():
+    return Stack("rbm", [_tiny_rbm(16, 8, seed=1), _tiny_rbm(8, 5, seed=2)])
+
+
+def test_sample_snapshots_match_stack_sample():
+    stack = _tiny_stack()
+    snaps = sample_snapshots(stack, 6, [1, 3, 7], seed=4)
+    assert snaps.shape == (3, 6, 16)
+    for i, steps in enumerate([1, 3, 7]):
+        assert torch.equal(snaps[i], stack.sample(6, steps, [4])[0])
+    assert ((snaps >= 0) & (snaps <= 1)).all()
+
+
+def test_sample_snapshots_rejects_bad_input():
+    with pytest.raises(ValueError, match="steps"):
+        sample_snapshots(_tiny_stack(), 2, [3, 3], 0)
+    with pytest.raises(ValueError, match="steps"):
+        sample_snapshots(_tiny_stack(), 2, [0, 2], 0)
+    dae = Stack("dae", [DenoisingAutoencoder.init(4, 3, [0])])
+    with pytest.raises(ValueError, match="RBM"):
+        sample_snapshots(dae, 2, [1], 0)
+
+
+def test_nearest_distances_exact_and_chunk_invariant():
+    ref = torch.rand(30, 8, generator=torch.Generator().manual_seed(0))
+    imgs = torch.cat([ref[:3], ref[:3] + 0.5])
+    d = nearest_distances(imgs, ref)
+    assert torch.allclose(d[:3], torch.zeros(3), atol=1e-3)
+    brute = torch.stack([(ref - x).norm(dim=1).min() for x in imgs])
+    assert torch.allclose(d, brute, atol=1e-5)
+    assert torch.allclose(nearest_distances(imgs, ref, chunk=2), d, atol=1e-6)
+
+
+def test_distortion_grid():
+    x = torch.rand(3, 784, generator=torch.Generator().manual_seed(0))
+    g = distortion_grid(x, 4, seed=5)
+    assert g.shape == (3, 5, 784)
+    assert torch.equal(g[:, 0], x)
+    assert not torch.allclose(g[:, 1], g[:, 2])
+    assert torch.equal(g, distortion_grid(x, 4, seed=5))
+    with pytest.raises(ValueError, match="n_variants"):
+        distortion_grid(x, 0, seed=5)
+
+
+def test_layer_table_and_curves():
+    rbm_h = [{"recon_error": [[0.04, 0.06], [0.02, 0.02]], "pll": [[-150.0, -150.0], [-100.0, -110.0]]},
+             {"recon_error": [[0.01, 0.01], [0.005, 0.007]], "pll": [[-200.0, -200.0], [-190.0, -190.0]]}]
+    dae_h = [{"loss": [[1.0], [0.5]], "recon_error": [[0.03], [0.02]]},
+             {"loss": [[1.0], [0.5]], "recon_error": [[0.01], [0.008]]}]
+    rows = layer_table(rbm_h, [20, 10])
+    assert rows[0] == pytest.approx({"n_hidden": 20, "epochs": 2, "recon_error_first_epoch": 0.05,
+                                     "recon_error_last_epoch": 0.02, "pll_first_epoch": -150.0,
+                                     "pll_last_epoch": -105.0})
+    assert "pll_first_epoch" not in layer_table(dae_h, [20, 10])[1]
+    with pytest.raises(ValueError, match="one dict per layer"):
+        layer_table(rbm_h, [20])
+    fig = plot_learning_curves({"rbm": rbm_h, "dae": dae_h}, [20, 10])
+    assert len(fig.axes) == 3 and len(fig.axes[0].lines) == 2
+    with pytest.raises(ValueError, match="'rbm' and/or 'dae'"):
+        plot_learning_curves({"sdae": dae_h}, [20, 10])
+
+
+# -- the chapter's rules and claim parts ---------------------------------------------------------
+
+def test_pretraining_batch_must_fit_the_training_set_of_the_chosen_data():
+    d = ch1.SPEC.defaults()
+    assert ch1.SPEC.problems(d) == []
+    assert ch1.SPEC.problems({**d, "pretrain_batch_size": 8000}) == [
+        "pretrain_batch_size=8000 is not allowed: at most the 7000 training digits of mnist-10k"]
+    assert ch1.SPEC.problems({**d, "pretrain_batch_size": 8000, "dataset": "mnist"}) == []
+
+
+def test_check_samples_counts_classes_and_distances_of_the_nearest_training_digits():
+    g = torch.Generator().manual_seed(0)
+    train_x = torch.rand(20, 16, generator=g)
+    train_y = torch.arange(20) % 4
+    snaps = torch.stack([train_x[[1, 5, 9]], train_x[[3, 3, 7]]])  # copies: classes 1,1,1 then 3,3,3
+    c = check_samples(snaps, train_x[:4] + 0.01, train_x, train_y)
+    assert c["median_samples"] == pytest.approx(0.0, abs=1e-4) and c["median_test"] == pytest.approx(0.04, abs=1e-4)
+    assert c["n_classes"] == 1 and c["top_class"] == 3 and c["top_share"] == 1.0
+    assert c["classes_by_step"] == [1, 1]
+    mean = train_x.mean(0, keepdim=True)
+    assert c["mean_digit"] == pytest.approx(float(torch.cdist(mean, train_x).min()), rel=1e-6)
+
+
+def _result(recon_falls=True, gain=50.0, closer=True, n_classes=10):
+    first, last = (0.04, 0.02) if recon_falls else (0.02, 0.03)
+    rows = [{"n_hidden": 5, "recon_error_first_epoch": first, "recon_error_last_epoch": last}]
+    return ch1.Result(stacks={}, histories={}, tables={"rbm": rows, "dae": rows},
+                      loglik={"loglik": -150.0 + gain, "ais_std": 1.0, "lower": 0.0, "upper": 0.0, "test_sem": 0.1,
+                              "log_z": 0.0},
+                      base_loglik=-150.0, steps=[1], snaps=torch.zeros(1, 1, 1), shown=torch.zeros(1),
+                      sample_check={"median_samples": 3.0 if closer else 6.0, "median_test": 4.0, "mean_digit": 5.0,
+                                    "n_classes": n_classes, "top_class": 1, "top_share": 0.2, "classes_by_step": [n_classes]},
+                      seconds=1.0)
+
+
+@pytest.mark.parametrize("kw, statuses, verdict", [
+    ({}, ["holds", "holds", "not tested", "holds"], "supported"),
+    ({"gain": 2.0, "n_classes": 6}, ["holds", "fails", "not tested", "fails"], "partly supported"),
+    ({"recon_falls": False, "gain": -5.0, "closer": False}, ["fails", "fails", "not tested", "fails"], "not supported"),
+])
+def test_claim_parts_on_hand_made_numbers(kw, statuses, verdict):
+    from types import SimpleNamespace
+
+    from pretraining.book import claims
+    ch = SimpleNamespace(params={**ch1.SPEC.defaults(), "rbm_epochs": 3, "dae_epochs": 3})
+    parts = ch1.claim_parts(ch, _result(**kw))
+    assert [p.key for p in parts] == ["a", "b", "c", "d"]
+    assert [p.status for p in parts] == statuses and claims.verdict(parts) == verdict
+    one_epoch = ch1.claim_parts(SimpleNamespace(params=ch1.SPEC.defaults() | {"rbm_epochs": 1}), _result())
+    assert one_epoch[0].status == "not tested" and "one epoch" in one_epoch[0].evidence

@@ -1,0 +1,411 @@
+"""Chapter 2 (pretraining.chapters.ch02_finetuning_weight_change): its parameter rules, weight-change
+statistics, layer resets, softmax-only training, the cached runs, the claim's parts, tables and input-plane maps."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from pretraining.analysis.references import ERHAN2010_TABLE1, LAROCHELLE2009_TABLE3  # noqa: E402
+from pretraining.book import claims  # noqa: E402
+from pretraining.book.cache import ArtifactStore  # noqa: E402
+from pretraining.book.specs import STACK_PARAMS, ParameterError  # noqa: E402
+from pretraining.chapters import ch01_pretraining  # noqa: E402
+from pretraining.chapters.ch02_finetuning_weight_change import (  # noqa: E402
+    KINDS, MATTERS_FRACTION, SPEC, TINY_FRACTION, LayerChange, assess, decision_map, field_change_ratio, field_look,
+    finetune_tracked, finetuned, gain_lost, gain_text, input_plane, layer_change_table, layer_reset_errors, per_kind,
+    plot_change_over_epochs, plot_decision_maps, plot_layer_change, plot_receptive_field_change, plot_test_errors, pm,
+    reference_tables, relative_change, reset_layers, reset_table, share_lost, sign_flip_fraction,
+    train_softmax_on_features, unit_cosine, weight_change,
+)
+from pretraining.core.models import Classifier  # noqa: E402
+from pretraining.core.train import FinetuneConfig, evaluate, finetune  # noqa: E402
+
+SIZES = [16, 6, 5, 3]
+
+
+def toy(n=120, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, SIZES[0], generator=g)
+    return x, x[:, :3].argmax(1).long()
+
+
+# ------------------------------------------------------------------------------- statistics
+def test_relative_change_exact_and_per_member():
+    before = torch.tensor([[[3.0, 0.0], [0.0, 4.0]], [[1.0, 1.0], [1.0, 1.0]]])  # norms 5 and 2
+    after = before.clone()
+    after[0, 0, 0] += 0.5        # member 0: 0.5 / 5
+    after[1] *= 1.5              # member 1: 0.5 * 2 / 2
+    assert torch.allclose(relative_change(before, after), torch.tensor([0.1, 0.5]))
+    assert torch.equal(relative_change(before, before), torch.zeros(2))
+
+
+def test_unit_cosine_exact():
+    before = torch.tensor([[[1.0, 1.0, 1.0, 2.0], [0.0, 2.0, 0.0, 0.0]]])  # (1, 2 inputs, 4 units)
+    after = torch.tensor([[[3.0, -1.0, 0.0, 0.0], [0.0, -2.0, 5.0, 0.0]]])
+    # unit 0 scaled (cos 1), unit 1 negated (-1), unit 2 orthogonal (0), unit 3 becomes zero (0 by definition)
+    assert torch.allclose(unit_cosine(before, after), torch.tensor([[1.0, -1.0, 0.0, 0.0]]))
+
+
+def test_sign_flip_fraction_exact():
+    before = torch.tensor([[1.0, -1.0, 2.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    after = torch.tensor([[1.0, 1.0, -2.0, 3.0], [1.0, 0.0, 1.0, -1.0]])
+    # member 0: two flips (zero start is not a flip); member 1: one flip (becoming zero is not)
+    assert torch.allclose(sign_flip_fraction(before, after), torch.tensor([0.5, 0.25]))
+
+
+def test_weight_change_shapes_and_records():
+    g = torch.Generator().manual_seed(1)
+    before = [torch.randn(3, 4, 5, generator=g), torch.randn(3, 5, 2, generator=g)]
+    after = [before[0].clone(), -before[1]]
+    ch = weight_change(before, after)
+    assert ch.relative_change.shape == (2, 3)
+    assert torch.equal(ch.relative_change[0], torch.zeros(3))
+    assert torch.allclose(ch.relative_change[1], torch.full((3,), 2.0))
+    assert torch.allclose(ch.mean_cosine, torch.tensor([[1.0] * 3, [-1.0] * 3]))
+    assert torch.allclose(ch.sign_flip_fraction, torch.tensor([[0.0] * 3, [1.0] * 3]))
+    recs = ch.records(["1", "out"])
+    assert recs[1]["layer"] == "out" and recs[1]["relative_change"] == pytest.approx(2.0)
+    assert recs[0]["mean_cosine_std"] == pytest.approx(0.0, abs=1e-6)
+    one = LayerChange(torch.tensor([[0.2]]), torch.tensor([[0.9]]), torch.tensor([[0.0]]))
+    assert one.records([1])[0]["relative_change_std"] == 0.0  # one member: no spread
+
+
+def test_statistics_reject_bad_input():
+    w = torch.ones(2, 3, 4)
+    with pytest.raises(ValueError, match="same shape"):
+        relative_change(w, torch.ones(2, 3, 5))
+    with pytest.raises(ValueError, match="all zero"):
+        relative_change(torch.zeros(2, 3, 4), w)
+    with pytest.raises(TypeError, match="torch.Tensors"):
+        sign_flip_fraction(w.numpy(), w)
+    with pytest.raises(ValueError, match=r"\(M, n_in, n_out\)"):
+        unit_cosine(torch.ones(2, 3), torch.ones(2, 3))
+    with pytest.raises(ValueError, match="equally many layers"):
+        weight_change([w], [w, w])
+    with pytest.raises(ValueError, match="names for"):
+        weight_change([w], [w]).records([1, 2])
+
+
+# ------------------------------------------------------------------------------- resets
+def test_reset_layers_replaces_exactly_the_named_layers():
+    a = Classifier.random(SIZES, [0, 1])
+    b = Classifier.random(SIZES, [5, 6])
+    a_copy = a.clone()
+    r = reset_layers(a, b, [1])
+    for i in range(len(SIZES) - 1):
+        src = b if i == 1 else a
+        assert torch.equal(r.weights[i], src.weights[i]) and torch.equal(r.biases[i], src.biases[i])
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), a_copy.parameters()))  # a untouched
+    r.weights[1].add_(1.0)
+    assert not torch.equal(r.weights[1], b.weights[1])  # a copy, not b's tensor
+    with pytest.raises(ValueError, match="layers="):
+        reset_layers(a, b, [3 + 1])
+    with pytest.raises(ValueError, match="differ in shape"):
+        reset_layers(a, Classifier.random([16, 6, 3], [0, 1]), [0])
+
+
+def test_layer_reset_errors_shape_and_identity():
+    x, y = toy()
+    a = Classifier.random(SIZES, [0, 1])
+    errs = layer_reset_errors(a, a.clone(), x, y)
+    assert errs.shape == (2, 2)
+    assert torch.equal(errs, evaluate(a, x, y).error.expand(2, -1))
+    b = Classifier.random(SIZES, [7, 8])
+    assert torch.equal(layer_reset_errors(a, b, x, y)[0], evaluate(reset_layers(a, b, [0]), x, y).error)
+
+
+def test_gain_lost_exact_and_nan_without_gain():
+    out = gain_lost(torch.tensor([0.10, 0.05]), torch.tensor([0.06, 0.05]), torch.tensor([0.08, 0.07]))
+    assert out[0].item() == pytest.approx(0.5)
+    assert math.isnan(out[1].item())
+
+
+# ------------------------------------------------------------------------------- training
+def test_softmax_on_features_equals_finetune_of_the_top_layer():
+    x, y = toy()
+    clf = Classifier.random(SIZES, [0, 1], dtype=torch.float64)
+    config = FinetuneConfig(epochs=2, lr=0.3, batch_size=10)
+    ref = clf.clone()
+    h_ref = finetune(ref, x.double(), y, config, [0, 1], train_layers=[ref.depth], progress=False)
+    before = clf.clone()
+    out, h = train_softmax_on_features(clf, x.double(), y, config, [0, 1], progress=False)
+    for p, q in zip(out.parameters(), ref.parameters()):
+        assert torch.allclose(p, q, atol=1e-12)
+    assert torch.allclose(torch.tensor(h["train_nll"]), torch.tensor(h_ref["train_nll"]), atol=1e-12)
+    assert all(torch.equal(p, q) for p, q in zip(clf.parameters(), before.parameters()))  # input untouched
+    assert not torch.equal(out.weights[-1], clf.weights[-1])
+
+
+def test_finetune_tracked_records_change_and_is_deterministic():
+    x, y = toy()
+    clf = Classifier.random(SIZES, [0, 1])
+    config = FinetuneConfig(epochs=3, lr=0.5, batch_size=20)
+    net, hist = finetune_tracked(clf, x, y, config, [0, 1], x[:40], y[:40], progress=False)
+    assert len(hist["relative_change"]) == 3 and len(hist["valid_error"]) == 3 and len(hist["train_nll"]) == 3
+    rc = torch.tensor(hist["relative_change"])
+    assert rc.shape == (3, 3, 2)
+    final = torch.stack([relative_change(b, a) for b, a in zip(clf.weights, net.weights)])
+    assert torch.allclose(rc[-1], final)
+    assert torch.equal(torch.tensor(hist["valid_error"][-1]), evaluate(net, x[:40], y[:40]).error)
+    net2, hist2 = finetune_tracked(clf, x, y, config, [0, 1], x[:40], y[:40], progress=False)
+    assert all(torch.equal(p, q) for p, q in zip(net.parameters(), net2.parameters()))
+    assert hist == hist2
+    assert not torch.equal(net.weights[0], clf.weights[0])  # clf itself is not fine-tuned
+
+
+class _FakeChapter:
+    """What :func:`finetuned` needs of a chapter: data (train and validation) and the artifact cache."""
+
+    def __init__(self, root, x, y):
+        split = SimpleNamespace(x=x, y=y)
+        self.data = SimpleNamespace(train=split, valid=SimpleNamespace(x=x[:40], y=y[:40]), sha256="0" * 64)
+        self.store = ArtifactStore(root)
+
+    def cached(self, name, params, compute, *, version):
+        return self.store.get_or_compute(name, params, compute, version=version, data_sha256=self.data.sha256)
+
+
+def test_finetuned_trains_once_through_the_cache(tmp_path):
+    x, y = toy()
+    ch = _FakeChapter(tmp_path, x, y)
+    config = FinetuneConfig(epochs=2, lr=0.5, batch_size=20)
+    before = Classifier.random(SIZES, [0, 1])
+    run1 = finetuned(ch, "toy_run", before, {"sizes": SIZES}, config, [0, 1])
+    run2 = finetuned(ch, "toy_run", before, {"sizes": SIZES}, config, [0, 1])
+    assert (ch.store.misses, ch.store.hits) == (1, 1)
+    assert run1.history == run2.history and run1.before is before
+    assert all(torch.equal(p, q) for p, q in zip(run1.after.parameters(), run2.after.parameters()))
+    assert not torch.equal(run1.after.weights[0], before.weights[0])
+    assert len(run1.history["relative_change"]) == 2 and len(run1.history["valid_error"]) == 2
+    # the key holds the config and the seeds: another config is another artifact
+    finetuned(ch, "toy_run", before, {"sizes": SIZES}, FinetuneConfig(epochs=1, lr=0.5, batch_size=20), [0, 1])
+    assert ch.store.misses == 2
+
+
+def test_finetuned_softmax_only_keeps_the_hidden_layers(tmp_path):
+    x, y = toy()
+    ch = _FakeChapter(tmp_path, x, y)
+    before = Classifier.random(SIZES, [3])
+    run = finetuned(ch, "toy_softmax", before, {"sizes": SIZES}, FinetuneConfig(epochs=1, lr=0.5, batch_size=20), [3],
+                    softmax_only=True)
+    assert all(torch.equal(a, b) for a, b in zip(run.after.weights[:-1], before.weights[:-1]))
+    assert not torch.equal(run.after.weights[-1], before.weights[-1])
+    assert "relative_change" not in run.history
+
+
+def test_finetuned_cache_key_covers_the_trainers_code_only(tmp_path):
+    from pretraining.book.codehash import dependencies
+
+    x, y = toy()
+    ch = _FakeChapter(tmp_path, x, y)
+    seen = []
+    store_cached = ch.cached
+    ch.cached = lambda name, params, compute, *, version: (seen.append(dependencies(compute)),
+                                                            store_cached(name, params, compute, version=version))[1]
+    finetuned(ch, "toy_deps", Classifier.random(SIZES, [0]), {"sizes": SIZES},
+              FinetuneConfig(epochs=1, lr=0.5, batch_size=20), [0])
+    parts = set(seen[0])
+    here = "pretraining/chapters/ch02_finetuning_weight_change.py:"
+    assert {here + "finetune_tracked", here + "train_softmax_on_features", here + "relative_change",
+            "pretraining/core/train.py"} <= parts
+    assert not any(p.startswith("pretraining/book/") or p in (here + "SPEC", here + "start") for p in parts)
+
+
+# ------------------------------------------------------------------------------- the claim in parts
+PRE = torch.tensor([[0.01, 0.02], [0.05, 0.06], [0.10, 0.12]])  # (L, M): layer 1 moves least
+RND = torch.tensor([[0.20, 0.30], [0.2, 0.2], [0.2, 0.2]])
+PLANE = {"fine_tuning": 0.06, "layer_1_reset": 0.03}
+
+
+def _statuses(parts):
+    return [p.status for p in parts]
+
+
+def test_assess_parts_and_verdicts():
+    H, F, N = claims.HOLDS, claims.FAILS, claims.NOT_TESTED
+    parts = assess(PRE, RND, torch.tensor([0.6, 0.7]), PLANE)
+    assert [p.key for p in parts] == ["a", "b", "c", "d"]
+    assert _statuses(parts) == [H, H, H, N] and claims.verdict(parts) == "supported"
+    assert parts[2].numbers["gain_lost_layer_1"] == pytest.approx(0.65)
+    assert "issue 16" in parts[3].evidence and "6%" in parts[3].evidence
+    low = assess(PRE, RND, torch.tensor([0.1, 0.2]), PLANE)
+    assert _statuses(low) == [H, H, F, N] and claims.verdict(low) == "partly supported"
+    no_gain = assess(PRE, RND, torch.tensor([float("nan"), 0.9]), PLANE)
+    assert no_gain[2].status == F and "1 of 2 runs" in no_gain[2].evidence
+    flipped = PRE.flip(0)  # layer 1 moves most, and more than half the random net's layer 1
+    worst = assess(flipped, RND / 2, torch.tensor([0.0, 0.1]), PLANE)
+    assert _statuses(worst) == [F, F, F, N] and claims.verdict(worst) == "not supported"
+
+
+def test_assess_thresholds_are_the_documented_ones():
+    rnd = torch.full((2, 1), 0.2)
+    just_under = torch.tensor([[0.2 * TINY_FRACTION - 1e-6], [0.5]])
+    just_over = torch.tensor([[0.2 * TINY_FRACTION + 1e-6], [0.5]])
+    assert assess(just_under, rnd, torch.tensor([MATTERS_FRACTION]), PLANE)[0].status == claims.HOLDS
+    assert assess(just_over, rnd, torch.tensor([MATTERS_FRACTION]), PLANE)[0].status == claims.FAILS
+    assert assess(just_under, rnd, torch.tensor([MATTERS_FRACTION]), PLANE)[2].status == claims.HOLDS
+    assert assess(just_under, rnd, torch.tensor([MATTERS_FRACTION - 1e-6]), PLANE)[2].status == claims.FAILS
+
+
+def test_assess_one_hidden_layer_cannot_test_which_layer_moves_least():
+    parts = assess(PRE[:1], RND[:1], torch.tensor([0.6, 0.7]), PLANE)
+    assert parts[1].status == claims.NOT_TESTED and "one hidden layer" in parts[1].evidence
+    with pytest.raises(ValueError, match=r"\(L, M\)"):
+        assess(PRE, RND[:2], torch.tensor([0.6, 0.7]), PLANE)
+    with pytest.raises(ValueError, match="one value per member"):
+        assess(PRE, RND, torch.tensor([0.6]), PLANE)
+
+
+# ------------------------------------------------------------------------------- parameters
+def _problems(**changes):
+    return SPEC.problems({**SPEC.defaults(), **changes})
+
+
+def test_spec_defaults_are_valid_and_the_stack_parameters_are_chapter_1s():
+    assert _problems() == []
+    for name in STACK_PARAMS:
+        assert SPEC.params[name] == ch01_pretraining.SPEC.params[name]
+
+
+def test_rules_refuse_bad_combinations_in_one_line():
+    (p,) = _problems(n_fields=600)
+    assert p.startswith("n_fields=600 is not allowed") and "hidden_sizes[0], 500" in p
+    assert _problems(n_fields=500) == []
+    (p,) = _problems(plane_classes=[3, 3, 8])
+    assert p.startswith("plane_classes=[3, 3, 8] is not allowed")
+    (p,) = _problems(finetune_batch_size=7001)
+    assert p.startswith("finetune_batch_size=7001 is not allowed") and "7000 training digits of mnist-10k" in p
+    assert _problems(finetune_batch_size=7001, dataset="mnist") == []
+    assert len(_problems(finetune_batch_size=8000, pretrain_batch_size=8000)) == 2
+    with pytest.raises(ParameterError) as err:
+        SPEC.check({**SPEC.defaults(), "plane_classes": [1, 2, 2]})
+    assert "\n" not in str(err.value)
+    assert _problems(plane_classes=[1, 2])[0].startswith("plane_classes=[1, 2] is not allowed")  # its own check
+
+
+# ------------------------------------------------------------------------------- tables and sentences
+def test_pm_and_sentences():
+    assert pm(0.12345, 0.01, ".2f", 2) == "0.12 ± 0.01"
+    assert pm(0.12345, 0.01, ".2f", 1) == "0.12"
+    assert [field_look(r) for r in (0.05, 0.3, 0.7)] == [
+        "practically identical to the eye", "similar, with visible differences", "clearly different"]
+    assert gain_text(11.27, 5.95) == "lowers the test error from 11.27 % to 5.95 %"
+    assert gain_text(5.0, 5.0).startswith("does not lower the test error (5.00 % with the softmax alone")
+    before = torch.tensor([[1.0, -2.0, 4.0], [0.5, 1.0, 0.0]])
+    after = before + torch.tensor([[0.1, 0.0, 3.0], [-0.2, 0.0, 0.0]])
+    assert field_change_ratio(before, after, 2) == pytest.approx(0.2 / 2.0)  # unit 2 not shown
+    assert field_change_ratio(before, after, 3) == pytest.approx(3.0 / 4.0)
+
+
+def test_share_lost_leaves_out_runs_without_gain():
+    assert share_lost(torch.tensor([float("nan"), 0.5, 0.7])) == pytest.approx(0.6)
+    assert share_lost(torch.tensor([float("nan"), float("nan")])) is None
+
+
+def test_tables():
+    c = LayerChange(torch.tensor([[0.1, 0.3], [0.2, 0.2]]), torch.tensor([[0.9, 0.9], [0.8, 0.8]]),
+                    torch.tensor([[0.01, 0.03], [0.0, 0.0]]))
+    t = layer_change_table({"rbm": c, "random": c}, ["1", "softmax"], 2)
+    assert t.loc[(KINDS["rbm"], "1"), "relative change"] == "0.2000 ± 0.1414"
+    assert t.loc[("random init", "1"), "sign flips"] == "2.00 ± 1.41 %"
+    assert layer_change_table({"rbm": c}, ["1", "softmax"], 1).loc[(KINDS["rbm"], "1"), "relative change"] == "0.2000"
+    resets = {k: torch.tensor([[0.08, 0.10]]) for k in KINDS}
+    lost = {"rbm": torch.tensor([[0.5, 0.7]]), "dae": torch.tensor([[float("nan"), float("nan")]])}
+    r = reset_table(resets, lost, 2)
+    assert r.loc[(KINDS["rbm"], 1), "share of the gain lost"] == "60%"
+    assert r.loc[(KINDS["dae"], 1), "share of the gain lost"] == "no gain"
+    assert r.loc[(KINDS["rbm"], 1), "test error after reset (%)"] == "9.00 ± 1.41"
+
+
+def test_reference_tables_take_the_papers_numbers_by_depth():
+    ours, erhan = reference_tables({"rbm": 5.951, "dae": 5.28, "random": 75.7}, 3)
+    ref = LAROCHELLE2009_TABLE3.numbers["error"]
+    col = "Larochelle et al. 2009, MNIST-small, 3 layers"
+    assert ours[col].tolist() == [ref["rbm"][3], ref["autoassociator"][3], ref["random"][3]]
+    assert ours["this chapter"].tolist() == [5.95, 5.28, 75.7]
+    assert math.isnan(reference_tables({"rbm": 1.0, "dae": 1.0, "random": 1.0}, 5)[0][
+        "Larochelle et al. 2009, MNIST-small, 5 layers"].iloc[0])
+    e = ERHAN2010_TABLE1.numbers
+    assert erhan.loc["pre-trained, 2 layers", "test error (%)"] == f"{e['mean']['dae'][2]:.2f} ± {e['std']['dae'][2]:.2f}"
+    assert list(erhan.index) == ["random init, 1 layer", "random init, 2 layers", "pre-trained, 1 layer",
+                                 "pre-trained, 2 layers"]
+
+
+def test_per_kind_results_entry():
+    change = LayerChange(torch.tensor([[0.1], [1.0]]), torch.tensor([[0.9], [0.5]]), torch.tensor([[0.0], [0.2]]))
+    res = SimpleNamespace(
+        depth=1, layer_names=["1", "softmax"], changes={"rbm": change},
+        errors={"rbm": torch.tensor([0.05]), "rbm_frozen": torch.tensor([0.10]), "random": torch.tensor([0.5])},
+        resets={"rbm": torch.tensor([[0.08]])}, lost={"rbm": torch.tensor([[float("nan")]])})
+    entry = per_kind(res, "rbm")
+    assert entry["test_error"]["fine_tuned"] == pytest.approx(0.05) and entry["test_error"]["fine_tuned_std"] == 0.0
+    assert entry["test_error"]["fine_tuned_layer_reset"] == [pytest.approx(0.08)]
+    assert entry["gain_lost_layer_reset"] == [None]
+    assert [r["layer"] for r in entry["layers"]] == ["1", "softmax"]
+
+
+# ------------------------------------------------------------------------------- input plane
+def test_input_plane_passes_through_the_anchors():
+    anchors = torch.rand(3, 9, generator=torch.Generator().manual_seed(0))
+    plane = input_plane(anchors, resolution=3, margin=0.0)
+    grid = plane.points.reshape(3, 3, 9)  # (beta, alpha, V)
+    assert torch.allclose(grid[0, 0], anchors[0])
+    assert torch.allclose(grid[0, 2], anchors[1])   # alpha = 1, beta = 0
+    assert torch.allclose(grid[2, 0], anchors[2])   # alpha = 0, beta = 1
+    assert torch.allclose(grid[1, 1], anchors[0] + 0.5 * (anchors[1] - anchors[0]) + 0.5 * (anchors[2] - anchors[0]))
+    wide = input_plane(anchors, resolution=5, margin=0.5)
+    assert wide.alpha[0].item() == pytest.approx(-0.5) and wide.alpha[-1].item() == pytest.approx(1.5)
+    with pytest.raises(ValueError, match=r"\(3, V\)"):
+        input_plane(torch.rand(2, 9))
+    with pytest.raises(ValueError, match="resolution="):
+        input_plane(anchors, resolution=1)
+    with pytest.raises(ValueError, match="margin="):
+        input_plane(anchors, margin=-1)
+
+
+def test_decision_map_of_a_known_linear_classifier():
+    # inputs (alpha, beta) themselves: anchors (0,0), (1,0), (0,1); logits [x0, x1, 0.25]
+    anchors = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    W = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    clf = Classifier([W], [torch.tensor([[0.0, 0.0, 0.25]])])
+    plane = input_plane(anchors, resolution=7, margin=0.25)
+    m = decision_map(clf, plane)
+    assert m.shape == (1, 7, 7)
+    beta, alpha = torch.meshgrid(plane.beta, plane.alpha, indexing="ij")
+    expected = torch.stack([alpha, beta, torch.full_like(alpha, 0.25)], -1).argmax(-1)
+    assert torch.equal(m[0], expected)
+    assert set(m.unique().tolist()) == {0, 1, 2}
+
+
+# ------------------------------------------------------------------------------- figures
+def test_figures_draw_with_the_documented_scales():
+    g = torch.Generator().manual_seed(0)
+    Wb = torch.randn(784, 10, generator=g)
+    Wa = Wb + 0.01 * torch.randn(784, 10, generator=g)
+    fig = plot_receptive_field_change(Wb, Wa, n=6, ncols=3)
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(images) == 3
+    assert images[0].norm.vmax == images[1].norm.vmax == pytest.approx(float(max(Wb[:, :6].abs().max(), Wa[:, :6].abs().max())))
+    assert images[2].norm.vmax == pytest.approx(float((Wa - Wb)[:, :6].abs().max()))
+    with pytest.raises(ValueError, match="n="):
+        plot_receptive_field_change(Wb, Wa, n=11)
+    ch = LayerChange(torch.rand(3, 2), torch.rand(3, 2), torch.rand(3, 2))
+    assert len(plot_layer_change({"a": ch, "b": ch}, ["1", "2", "out"]).axes) == 3
+    with pytest.raises(ValueError, match="layers"):
+        plot_layer_change({"a": ch}, ["1", "2"])
+    assert len(plot_change_over_epochs({"a": torch.rand(4, 3, 2).tolist()}, ["1", "2", "out"]).axes) == 1
+    assert len(plot_test_errors({"x": torch.rand(3), "reset": torch.rand(3)}).axes) == 1
+    plane = input_plane(torch.rand(3, 784, generator=g), resolution=4)
+    fig = plot_decision_maps({"a": torch.zeros(4, 4, dtype=torch.long), "b": torch.ones(4, 4, dtype=torch.long)},
+                             plane, [1, 2, 3])
+    assert sum(1 for ax in fig.axes if ax.get_title() in ("a", "b")) == 2
+    plt.close("all")

@@ -1,0 +1,443 @@
+"""Tests of chapter 3's module (pretraining.chapters.ch03_depth_study): tiny nets on a few hundred real
+digits, and the chapter's rules, statistics, sentences and claim parts on hand-made numbers."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+import torch
+
+from pretraining.book import claims
+from pretraining.book.specs import ParameterError
+from pretraining.chapters import ch03_depth_study as ds
+from pretraining.core.data import DataSplit, Subset, load_dataset
+from pretraining.core.models import Classifier
+from pretraining.core.train import (DAEConfig, FinetuneConfig, RBMConfig, evaluate, finetune,
+                                    pretrain_stack)
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def split() -> DataSplit:
+    full = load_dataset("mnist-10k")
+    cut = lambda s, n: Subset(s.x[:n].clone(), s.y[:n].clone())  # noqa: E731
+    return DataSplit("tiny", full.sha256, cut(full.train, 300), cut(full.valid, 100), cut(full.test, 100))
+
+
+class FakeChapter:
+    """The parts of pretraining.book.runtime.Chapter the study uses; the cache is a dict that counts calls."""
+
+    def __init__(self, data: DataSplit):
+        self.data, self.device = data, torch.device("cpu")
+        self.store: dict = {}
+        self.computed: list[str] = []
+
+    def cached(self, name, params, compute, *, version):
+        import json
+        key = name + json.dumps(params, sort_keys=True)
+        if key not in self.store:
+            self.computed.append(name)
+            self.store[key] = compute()
+        tensors, meta = self.store[key]
+        return {k: v.clone() for k, v in tensors.items()}, meta
+
+
+def study(ch, **kw) -> ds.DepthStudy:
+    args = dict(depths=[1, 2], width=8, seeds=[0, 1, 2], rbm=RBMConfig(epochs=1, lr=0.05, batch_size=20),
+                dae=DAEConfig(epochs=1, lr=0.05, batch_size=20), finetune=FinetuneConfig(epochs=2, lr=0.1, batch_size=20),
+                lrs=[0.1], select_seeds=2, member_chunk=3, progress=False)
+    args.update(kw)
+    return ds.DepthStudy(ch, **args)
+
+
+# ----------------------------------------------------------------------------------------- stacks
+@pytest.mark.parametrize("kind", ["rbm", "dae"])
+def test_first_layers_of_a_deeper_stack_are_the_shallow_stack(split, kind):
+    """Why one stack of the maximum depth serves every depth: greedy layers never look up."""
+    cfg = RBMConfig(epochs=1, lr=0.05, batch_size=50) if kind == "rbm" else DAEConfig(epochs=1, lr=0.05, batch_size=50)
+    deep, _ = pretrain_stack(kind, split.train.x, [6, 6, 6], cfg, [3, 4], progress=False)
+    shallow, _ = pretrain_stack(kind, split.train.x, [6, 6], cfg, [3, 4], progress=False)
+    cut = ds.truncated(deep, 2)
+    assert cut.sizes == [784, 6, 6] and cut.layers[0] is deep.layers[0]
+    for a, b in zip(cut.layers, shallow.layers):
+        for k, v in a.state_dict().items():
+            assert torch.equal(v, b.state_dict()[k]), k
+    with pytest.raises(ValueError, match="depth=4"):
+        ds.truncated(deep, 4)
+
+
+def test_initial_classifier(split):
+    stack, _ = pretrain_stack("rbm", split.train.x, [5, 5, 5], RBMConfig(epochs=1, lr=0.05, batch_size=50), [7, 8],
+                              progress=False)
+    clf = ds.initial_classifier("rbm", 2, 5, [7, 8], stacks={"rbm": stack})
+    assert clf.sizes == [784, 5, 5, 10] and clf.n_members == 2
+    assert torch.equal(clf.weights[1], stack.layers[1].W) and clf.weights[1] is not stack.layers[1].W
+    rnd = ds.initial_classifier("random", 2, 5, [7, 8])
+    ref = Classifier.random([784, 5, 5, 10], [7, 8])
+    assert all(torch.equal(a, b) for a, b in zip(rnd.parameters(), ref.parameters()))
+    with pytest.raises(ValueError, match="init='gauss'"):
+        ds.initial_classifier("gauss", 2, 5, [7, 8])
+    with pytest.raises(ValueError, match="needs stacks"):
+        ds.initial_classifier("dae", 2, 5, [7, 8], stacks={"rbm": stack})
+    with pytest.raises(ValueError, match="2 members but 3 seeds"):
+        ds.initial_classifier("rbm", 2, 5, [7, 8, 9], stacks={"rbm": stack})
+    with pytest.raises(ValueError, match="sizes"):
+        ds.initial_classifier("rbm", 2, 6, [7, 8], stacks={"rbm": stack})
+    with pytest.raises(ValueError, match="sizes"):
+        ds.initial_classifier("rbm", 4, 5, [7, 8], stacks={"rbm": stack})
+
+
+# ----------------------------------------------------------------------------------------- fine-tuning
+def test_finetune_select_one_rate_is_a_plain_batched_run(split):
+    make = lambda seeds: Classifier.random([784, 8, 10], seeds)  # noqa: E731
+    cfg = FinetuneConfig(epochs=2, lr=123.0, batch_size=20)
+    out = ds.finetune_select(make, split, cfg, [0.2], [0, 1], select_seeds=1)
+    ref = make([0, 1])
+    finetune(ref, split.train.x, split.train.y, dataclasses.replace(cfg, lr=0.2), [0, 1], progress=False)
+    assert out["lr"] == 0.2 and out["grid"] == {}
+    assert torch.equal(out["test_error"], evaluate(ref, split.test.x, split.test.y).error)
+    assert torch.equal(out["valid_error"], evaluate(ref, split.valid.x, split.valid.y).error)
+    assert len(out["train_nll"]) == 2 and len(out["train_nll"][0]) == 2
+
+
+def test_finetune_select_picks_the_best_validation_rate_and_drops_diverged_ones(split):
+    make = lambda seeds: Classifier.random([784, 8, 10], seeds)  # noqa: E731
+    cfg = FinetuneConfig(epochs=2, lr=0.1, batch_size=20)
+    out = ds.finetune_select(make, split, cfg, [1e-4, 0.5, 1e38], [0, 1, 2], select_seeds=2)
+    assert out["grid"]["1e+38"] is None  # diverged (weights overflow), dropped
+    means = {}
+    for lr in (1e-4, 0.5):
+        clf = make([0, 1])
+        finetune(clf, split.train.x, split.train.y, dataclasses.replace(cfg, lr=lr), [0, 1], progress=False)
+        means[lr] = float(evaluate(clf, split.valid.x, split.valid.y).error.mean())
+    assert out["grid"]["0.0001"] == pytest.approx(means[1e-4]) and out["grid"]["0.5"] == pytest.approx(means[0.5])
+    assert out["lr"] == min(means, key=means.get) == 0.5
+    assert out["test_error"].shape == (3,)
+
+
+@pytest.mark.parametrize("lrs, match", [([], "lrs=\\[\\]"), ([0.1, -1.0], "finite number > 0"),
+                                        ([0.1, 0.1], "distinct"), ("0.1", "lrs='0.1'")])
+def test_finetune_select_bad_rates(split, lrs, match):
+    with pytest.raises(ValueError, match=match):
+        ds.finetune_select(lambda s: Classifier.random([784, 4, 10], s), split,
+                           FinetuneConfig(epochs=1, lr=0.1), lrs, [0], select_seeds=1)
+
+
+# ----------------------------------------------------------------------------------------- the study
+def test_study_runs_caches_and_chunks_give_the_same_nets(split):
+    ch = FakeChapter(split)
+    st = study(ch)
+    results = st.run_all()
+    assert set(results) == set(ds.INITS) and all(set(r) == {1, 2} for r in results.values())
+    r = results["rbm"][2]
+    assert len(r.test_error) == 3 and all(0 <= e <= 1 for e in r.test_error) and r.lr == 0.1
+    assert sorted(ch.computed) == sorted(["rbm_stack", "dae_stack"] + [f"depthstudy_{i}_{d}" for i in ds.INITS
+                                                                        for d in (1, 2)])
+    assert st.run("rbm", 2) == r and len(ch.computed) == 8  # second call: from the cache
+    # members trained in chunks of 1 are the same networks as one batched run (up to float rounding)
+    chunked = study(FakeChapter(split), member_chunk=1)
+    for init in ds.INITS:
+        np.testing.assert_allclose(chunked.run(init, 2).test_error, results[init][2].test_error, atol=0.015)
+
+
+def test_study_stream(split):
+    ch = FakeChapter(split)
+    st = study(ch)
+    a = st.stream("rbm", n_examples=200, batch_size=20, lr=0.1, stream_seed=5)
+    assert len(a.test_error) == 3 and a.steps[-1] == 10 and len(a.train_nll[-1]) == 3
+    b = study(FakeChapter(split)).stream("rbm", n_examples=200, batch_size=20, lr=0.1, stream_seed=5)
+    assert a == b  # deterministic
+    with pytest.raises(ValueError, match="batch_size=300"):
+        st.stream("random", n_examples=200, batch_size=300, lr=0.1, stream_seed=5)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"depths": [2, 1]}, "increasing"), ({"depths": [1, 1]}, "distinct"), ({"depths": []}, "depths=\\[\\]"),
+    ({"width": 0}, "width=0"), ({"seeds": [1, 1]}, "distinct"), ({"lrs": []}, "lrs"),
+    ({"select_seeds": 0}, "select_seeds=0"), ({"member_chunk": 0}, "member_chunk=0"),
+])
+def test_study_bad_parameters(split, kw, match):
+    with pytest.raises(ValueError, match=match):
+        study(FakeChapter(split), **kw)
+
+
+def test_study_bad_config_type_and_depth(split):
+    with pytest.raises(TypeError, match="rbm=.* must be a RBMConfig"):
+        study(FakeChapter(split), rbm=DAEConfig(epochs=1, lr=0.1))
+    with pytest.raises(ValueError, match="depth=3"):
+        study(FakeChapter(split)).run("random", 3)
+
+
+# ----------------------------------------------------------------------------------------- statistics
+def synthetic(shift_deep: float, n: int = 12) -> dict:
+    rng = np.random.default_rng(0)
+    noise = lambda: rng.normal(0, 0.001, n)  # noqa: E731
+    rnd = {1: 0.040 + noise(), 2: 0.038 + noise(), 4: 0.045 + 3 * noise()}
+    pre = {1: 0.030 + noise(), 2: 0.028 + noise(), 4: 0.025 + shift_deep + noise()}
+    return {"random": rnd, "rbm": pre}
+
+
+def test_statistics_on_separated_samples():
+    st = ds.study_statistics(synthetic(0.0))
+    assert st["overlap"]["rbm"] == {1: 0.0, 2: 0.0, 4: 0.0}
+    assert all(st["mannwhitney"]["rbm"][d]["effect_size"] == 1.0 for d in (1, 2, 4))
+    assert st["best_depth"]["random"]["best"] == 2 and st["best_depth"]["rbm"]["best"] == 4
+    assert st["summary"]["rbm"][1]["n"] == 12
+    lo, hi = st["median_ci95"]["random"][2]
+    assert lo <= st["summary"]["random"][2]["median"] <= hi
+    assert set(st["vs_two"]["random"]) == {1, 4}
+
+
+def _holds(checks) -> dict:
+    return {c["part"]: c["holds"] for c in checks}
+
+
+def test_claim_checks():
+    good = ds.claim_checks(ds.study_statistics(synthetic(0.0)))
+    assert {c["part"] for c in good} == set("abcde") and all(c["holds"] for c in good), good
+    assert all(c["kind"] == ("random" if c["part"] == "d" else "rbm") for c in good)
+    a = next(c for c in good if c["part"] == "a")
+    assert a["numbers"]["p"] < 0.05 and a["numbers"]["mean"] < a["numbers"]["mean_random"]
+    # pre-trained deep nets made worse than random deep nets: parts b, c, e fail, a and d still hold
+    bad = ds.claim_checks(ds.study_statistics(synthetic(0.03)))
+    assert _holds(bad) == {"a": True, "b": False, "c": False, "d": True, "e": False}
+    # deep pre-trained nets only as good as 2 layers: "4 beats 2" needs a significant difference
+    assert _holds(ds.claim_checks(ds.study_statistics(synthetic(0.003)))) == \
+        {"a": True, "b": True, "c": True, "d": True, "e": False}
+    # depths 2 and 4 missing: those parts are not applicable
+    only1 = ds.claim_checks(ds.study_statistics({k: {1: v[1]} for k, v in synthetic(0.0).items()}))
+    assert _holds(only1) == {"a": True, "b": None, "c": True, "d": None, "e": None}
+
+
+def test_min_rank_p():
+    assert ds.min_rank_p(2, 2) == pytest.approx(1 / 3)
+    assert ds.min_rank_p(3, 3) == pytest.approx(0.1)
+    assert ds.min_rank_p(4, 4) == pytest.approx(2 / 70)
+    assert ds.min_rank_p(1, 1) == 1.0
+    # the bound is what scipy's exact test gives for fully separated samples
+    assert ds.stats.mann_whitney([1, 2, 3, 4], [5, 6, 7, 8])["p"] == pytest.approx(ds.min_rank_p(4, 4))
+
+
+@pytest.mark.parametrize("n, tested", [(3, False), (4, True)])
+def test_parts_needing_a_rank_test_are_not_tested_with_too_few_seeds(n, tested):
+    checks = ds.claim_checks(ds.study_statistics(synthetic(0.0, n=n)))
+    h = _holds(checks)
+    assert h["b"] is True and h["c"] is True  # no rank test needed
+    for part in "ade":
+        assert (h[part] is not None) == tested, (part, checks)
+    if not tested:
+        text = next(c["text"] for c in checks if c["part"] == "a")
+        assert text.endswith("with 3 seeds no rank test can reach p < 0.05 (the smallest possible p is 0.1)")
+        assert "Mann-Whitney p" in text  # the numbers stay in the evidence
+
+
+def _result(errors: dict, stream: dict | None = None) -> ds.Result:
+    """A Result from hand-made errors {init: {depth: values}} ("dae" = "rbm" when missing)."""
+    errors = {**errors, "dae": errors.get("dae", errors["rbm"])}
+    depths = sorted(errors["random"])
+    settings = {i: {d: ds.SettingResult(i, d, list(map(float, v)), list(map(float, v)), 0.8, [[1.0]], {})
+                    for d, v in per.items()} for i, per in errors.items()}
+    stream = stream or {"random": errors["random"][depths[0]], "rbm": errors["rbm"][depths[0]]}
+    streams = {i: ds.StreamResult(i, list(map(float, v)), [1], [[1.0] * len(v)]) for i, v in stream.items()}
+    return ds.analyse(settings, streams, depths)
+
+
+class _Ch:
+    params = {"n_seeds": 12}
+
+
+def test_claim_parts_keys_statuses_and_verdict():
+    parts = ds.claim_parts(_Ch(), _result(synthetic(0.0)))
+    assert [p.key for p in parts] == ["a-rbm", "a-dae", "b-rbm", "b-dae", "c-rbm", "c-dae", "d", "e-rbm",
+                                      "e-dae", "f-rbm"]
+    assert all(p.status == claims.HOLDS for p in parts) and claims.verdict(parts) == "supported"
+    assert parts[0].claim == "pre-training lowers the error of 1 hidden layer [RBM pre-training]"
+    assert parts[6].claim == "without pre-training 2 layers are best and 4 are worse"
+    assert set(parts[0].numbers) == {"mean", "mean_random", "p"}
+    bad = {p.key: p.status for p in ds.claim_parts(_Ch(), _result(synthetic(0.03)))}
+    assert bad["b-rbm"] == bad["e-dae"] == claims.FAILS and bad["a-rbm"] == claims.HOLDS
+    assert claims.verdict(ds.claim_parts(_Ch(), _result(synthetic(0.03)))) == "partly supported"
+
+
+def test_claim_parts_with_two_seeds_and_two_depths_like_the_smoke_profile():
+    data = {"random": {1: [0.05, 0.051], 2: [0.052, 0.053]}, "rbm": {1: [0.04, 0.041], 2: [0.03, 0.031]}}
+    parts = {p.key: p for p in ds.claim_parts(_Ch(), _result(data))}
+    status = {k: p.status for k, p in parts.items()}
+    assert status == {"a-rbm": "not tested", "a-dae": "not tested", "b-rbm": "holds", "b-dae": "holds",
+                      "c-rbm": "holds", "c-dae": "holds", "d": "not tested", "e-rbm": "not tested",
+                      "e-dae": "not tested", "f-rbm": "not tested"}
+    assert "with 2 seeds no rank test can reach p < 0.05" in parts["a-rbm"].evidence
+    assert parts["d"].evidence == "needs depth 2 and a deeper one"
+    assert parts["d"].claim == "without pre-training 2 layers are best and 4 are worse"
+    assert parts["b-rbm"].claim == "the gain is larger at 2 layers than at 1 [RBM pre-training]"
+    assert "with 2 seeds no rank test" in parts["f-rbm"].evidence
+
+
+def test_statistics_bad_input():
+    with pytest.raises(ValueError, match="init='x'"):
+        ds.study_statistics({"x": {1: [0.1, 0.2]}})
+    with pytest.raises(TypeError):
+        ds.study_statistics({})
+    with pytest.raises(ValueError, match="'random'"):
+        ds.claim_checks(ds.study_statistics({"rbm": {1: [0.1, 0.2]}}))
+
+
+def test_reference_rows():
+    rows = ds.reference_rows(ds.study_statistics(synthetic(0.0))["summary"])
+    assert [r["hidden layers"] for r in rows] == [1, 2, 3, 4, 5]  # 3, 5: only the paper has them
+    five = rows[-1]
+    assert five["Erhan 2010 Fig. 1 median, pre-trained"] == 1.37 and five["Erhan 2010 Fig. 1 median, random"] is None
+    assert five["this book, random: median"] is None and rows[2]["this book, rbm: median"] is None
+    assert rows[0]["Larochelle 2009 Table 3, rbm"] == 3.17
+    assert rows[1]["Erhan 2010 Table 1, dae: mean (std)"] == "1.37 (0.09)"
+    assert rows[0]["this book, rbm: median"] == pytest.approx(100 * np.median(synthetic(0.0)["rbm"][1]))
+
+
+def test_stream_check():
+    rng = np.random.default_rng(1)
+    rnd, pre = 0.05 + rng.normal(0, 0.001, 10), 0.04 + rng.normal(0, 0.001, 10)
+    c = ds.stream_check(rnd, pre)
+    assert c["part"] == "f" and c["holds"] is True and "overlap 0.00" in c["text"]
+    assert c["text"] == ds.stream_sentence(rnd, pre) and c["numbers"]["overlap"] == 0.0
+    assert ds.stream_check(pre, rnd)["holds"] is False
+    assert ds.stream_check(rnd[:3], pre[:3])["holds"] is None  # 3 against 3 seeds: p >= 0.1
+    with pytest.raises(ValueError, match="kind='random'"):
+        ds.stream_check(rnd, pre, "random")
+
+
+def test_claim_checks_with_deep_equal_two_skips_the_depth_comparisons():
+    data = {k: {1: v[1], 2: v[2]} for k, v in synthetic(0.0).items()}
+    holds = {c["part"]: c["holds"] for c in ds.claim_checks(ds.study_statistics(data), deep=2)}
+    assert holds == {"a": True, "b": True, "c": True, "d": None, "e": None}
+
+
+# ----------------------------------------------------------------------------------------- the spec and its rules
+def _values(**kw) -> dict:
+    return {**ds.SPEC.defaults(), **kw}
+
+
+def test_spec_defaults_are_valid_and_paper_numbers_come_from_the_references():
+    assert ds.SPEC.problems(_values()) == []
+    assert "1.82, 1.76, 1.83, 2.16 %" in ds.SPEC.paper
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"depths": [1, 3, 2]}, "depths=[1, 3, 2] is not allowed: increasing numbers of hidden layers without repeats"),
+    ({"depths": [1, 2, 2]}, "depths=[1, 2, 2] is not allowed: increasing"),
+    ({"select_seeds": 11}, "select_seeds=11 is not allowed: at most n_seeds (10)"),
+    ({"n_seeds": 10001, "select_seeds": 2}, "n_seeds=10001 is not allowed: at most 10000"),
+    ({"stream_batch_size": 100, "stream_examples": 99}, "stream_batch_size=100 is not allowed: at most stream_examples (99)"),
+    ({"pretrain_batch_size": 7001}, "pretrain_batch_size=7001 is not allowed: at most the 7000 training digits of mnist-10k"),
+    ({"finetune_batch_size": 7001}, "finetune_batch_size=7001 is not allowed: at most the 7000 training digits"),
+    ({"finetune_lr_grid": [0.5, 0.5]}, "finetune_lr_grid=[0.5, 0.5] is not allowed: distinct learning rates"),
+])
+def test_rules_refuse_bad_combinations_with_one_line(kw, message):
+    problems = ds.SPEC.problems(_values(**kw))
+    assert len(problems) == 1 and problems[0].startswith(message) and "\n" not in problems[0], problems
+    with pytest.raises(ParameterError, match="is not allowed"):
+        ds.SPEC.check(_values(**kw))
+
+
+def test_batch_rule_uses_the_chosen_data_set():
+    assert ds.SPEC.problems(_values(dataset="mnist", pretrain_batch_size=7001)) == []
+
+
+def test_make_study_follows_the_parameters_and_the_one_seed_rule(split):
+    class Ch(FakeChapter):
+        params = _values(seed=3, n_seeds=4, rbm_epochs=2, dae_epochs=7, dae_noise=0.1, pretrain_batch_size=30)
+
+    st = ds.make_study(Ch(split), progress=False)
+    assert st.seeds == [30000, 30001, 30002, 30003]
+    assert st.configs["rbm"].epochs == 2 and st.configs["dae"].epochs == 7 and st.configs["dae"].noise == 0.1
+    assert st.configs["rbm"].batch_size == st.configs["dae"].batch_size == 30
+    assert st.lrs == [0.8, 2.0] and st.finetune_config.batch_size == 50 and st.finetune_config.epochs == 20
+
+
+# ----------------------------------------------------------------------------------------- text, tables, figures
+def test_finetune_flops_by_hand():
+    # depth 1: 784*10 + 10*10 = 7940 weights; depth 2: + 10*10 = 8040; 6 * weights * 100 digits * 2 epochs * 3 seeds
+    assert ds.finetune_flops([1, 2], 10, 100, 2, 3) == 6 * (7940 + 8040) * 100 * 2 * 3 * 3
+    with pytest.raises(ValueError, match="width=0"):
+        ds.finetune_flops([1], 0, 100, 2, 3)
+
+
+def test_depths_and_rates_text():
+    assert ds.depths_text([1, 2, 3, 4, 5]) == "1, 2, 3, 4 or 5" and ds.depths_text([3]) == "3"
+    assert ds.rates_text([2.0], 2) == "2"
+    assert ds.rates_text([0.8, 2.0], 2) == ("chosen per depth and initialisation among 0.8, 2 by the mean "
+                                           "validation error of the first 2 seeds")
+    assert ds.deep_depth([1, 2, 3, 4, 5]) == 4 and ds.deep_depth([1, 2]) == 2
+
+
+def test_did_not_learn_and_failed_sentence():
+    medians = {("a", 1): 5.0, ("a", 2): 4.0, ("b", 1): 4.5, ("b", 5): 89.0, ("b", 2): 19.0}
+    failed = ds.did_not_learn(medians)  # typical = 5.0: above 20 % is "did not learn"
+    assert failed == {("b", 5): 89.0}
+    assert ds.failed_sentence(failed) == "Did not learn in this run: b with 5 hidden layers (median 89.0 %)."
+    assert ds.failed_sentence({}) == "Every setting learned: no median is far above the others."
+    assert ds.failed_sentence({("x", 3): 50.0, ("y", 1): 60.0}).startswith("Did not learn in this run: y with 1 hidden layer ")
+
+
+def test_plot_error_by_depth_cuts_the_axis_above_the_settings_that_learned():
+    rng = np.random.default_rng(0)
+    errors = {i: {d: 0.05 + rng.normal(0, 0.002, 4) for d in (1, 2)} for i in ds.INITS}
+    errors["random"][2] = 0.89 + rng.normal(0, 0.002, 4)
+    fig, failed = ds.plot_error_by_depth(errors, title="t")
+    assert list(failed) == [("no pre-training", 2)] and fig.axes[0].get_title() == "t"
+    assert fig.axes[0].get_ylim()[1] < 10  # percent: the 89 % box is off the axis
+    assert any("did not learn" in t.get_text() for t in fig.axes[0].texts)
+    fig, failed = ds.plot_error_by_depth({i: {1: [0.05, 0.06]} for i in ds.INITS})
+    assert failed == {} and not fig.axes[0].texts
+
+
+def test_hist_sentence_counts_pairs_of_seeds():
+    errors = {"random": {1: [0.05, 0.06]}, "rbm": {1: [0.04, 0.055]}, "dae": {1: [0.07, 0.08]}}
+    text = ds.hist_sentence(errors, 1)
+    # rbm: pairs (0.04 < both), (0.055 < 0.06 only): 3 of 4
+    assert text == ("RBM pre-training beats no pre-training in 75 % of the pairs of seeds (medians 4.75 % vs 5.50 %); "
+                    "DAE pre-training beats no pre-training in 0 % of the pairs of seeds (medians 7.50 % vs 5.50 %)")
+
+
+def test_statistics_frame_and_best_depth_text():
+    data = synthetic(0.0)
+    data["dae"] = data["rbm"]
+    frame = ds.statistics_frame(ds.study_statistics(data), [1, 2, 4])
+    assert frame.shape[0] == 9 and frame.index.names == ["initialisation", "hidden layers"]
+    row = frame.loc[("RBM pre-training", 1)]
+    assert row["mean %"] == pytest.approx(100 * np.mean(data["rbm"][1])) and row["overlap"] == 0.0
+    assert np.isnan(frame.loc[("no pre-training", 1)]["overlap"])
+    assert ds.best_depth_text({"best": 2, "probability": 0.98}) == "2 hidden layers (in 98 % of the bootstrap replicates)"
+    assert ds.best_depth_text(None) == "only one depth was run"
+
+
+def test_why_sentence():
+    p = _values(profile="quick")
+    assert ds.why_sentence("supported", p, 7000) == ""
+    text = ds.why_sentence("partly supported", p, 7000)
+    assert text.startswith("Where a part fails, the likely reasons lie in the scale of this profile — 10 seeds "
+                           "instead of 400, 200 units instead of about 800, 10 + 20 epochs instead of 50 + 50, "
+                           "7,000 training digits instead of 50,000")
+    assert "2 (RBM) or 3 (DAE) + 20 epochs" in ds.why_sentence("not supported", _values(rbm_epochs=2, dae_epochs=3), 7000)
+    assert ds.why_sentence("partly supported", _values(profile="paper"), 50000) == "This run is at the paper's scale."
+    two = ds.why_sentence("supported", _values(n_seeds=2), 7000)
+    assert two == "With 2 seeds no rank test can reach p < 0.05, so the parts that need one were not tested."
+
+
+def test_results_record_and_finding():
+    res = _result(synthetic(0.0))
+    p = _values(depths=[1, 2, 4], n_seeds=12)
+    rec = ds.results_record(p, res)
+    assert rec["depths"] == [1, 2, 4] and set(rec["test_error"]["rbm"]) == {"1", "2", "4"}
+    assert rec["best_depth"] == {"random": 2, "rbm": 4, "dae": 4} and rec["overlap"]["dae"]["4"] == 0.0
+    assert rec["finetune_lr"]["random"]["1"] == 0.8 and rec["n_seeds"] == 12
+    finding = ds.finding_sentence(p, res, 9, 10)
+    assert finding.startswith("12 seeds per setting, 200 units per layer: mean test error at 1 / 4 hidden layers ")
+    assert finding.endswith("best depth 2 / 4 / 4; 9 of 10 parts of the claim hold")
+    assert ds.finding_sentence(_values(depths=[2, 4]), res, 1, 2) == "1 of 2 parts of the claim hold"
