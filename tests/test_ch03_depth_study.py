@@ -332,7 +332,7 @@ def test_spec_defaults_are_valid_and_paper_numbers_come_from_the_references():
     ({"depths": [1, 3, 2]}, "depths=[1, 3, 2] is not allowed: increasing numbers of hidden layers without repeats"),
     ({"depths": [1, 2, 2]}, "depths=[1, 2, 2] is not allowed: increasing"),
     ({"select_seeds": 11}, "select_seeds=11 is not allowed: at most n_seeds (10)"),
-    ({"n_seeds": 10001, "select_seeds": 2}, "n_seeds=10001 is not allowed: at most 10000"),
+    ({"n_seeds": 10001, "select_seeds": 2}, "n_seeds=10001 is not allowed: an integer >= 2 and <= 10000"),
     ({"stream_batch_size": 100, "stream_examples": 99}, "stream_batch_size=100 is not allowed: at most stream_examples (99)"),
     ({"pretrain_batch_size": 7001}, "pretrain_batch_size=7001 is not allowed: at most the 7000 training digits of mnist-10k"),
     ({"finetune_batch_size": 7001}, "finetune_batch_size=7001 is not allowed: at most the 7000 training digits"),

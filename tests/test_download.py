@@ -78,6 +78,12 @@ def files() -> dict[str, bytes]:
     return make_mnist(12, 5)[0]
 
 
+@pytest.fixture(autouse=True)
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retry rounds without waiting (the waits themselves are checked in one test)."""
+    monkeypatch.setattr(data, "DOWNLOAD_BACKOFF_S", 0.0)
+
+
 @pytest.fixture
 def server(files: dict[str, bytes]) -> Iterator[Server]:
     s = Server(files)
@@ -213,3 +219,47 @@ def test_load_dataset_full_split(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_download_validates_arguments(tmp_path: Path, kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         data.download_mnist(tmp_path, **kwargs)
+
+
+def test_mirror_override_from_the_environment(tmp_path: Path, server: Server, files: dict[str, bytes],
+                                              monkeypatch: pytest.MonkeyPatch, dead_url: str) -> None:
+    monkeypatch.setattr(data, "MIRRORS", (dead_url,))
+    monkeypatch.setenv(data.MIRROR_ENV, f" {server.url} ,{dead_url}")
+    assert data.mirrors_in_use() == (server.url, dead_url)
+    paths = data.download_mnist(tmp_path, checksums=sha256s(files))
+    assert {p.name for p in paths.values()} == set(MNIST_FILES)
+    monkeypatch.delenv(data.MIRROR_ENV)
+    assert data.mirrors_in_use() == (dead_url,)
+
+
+def test_an_answer_larger_than_the_cap_is_refused(tmp_path: Path, server: Server, files: dict[str, bytes]) -> None:
+    with pytest.raises(DataError, match=r"the answer has \d+ bytes, more than the 100 an MNIST file can have"):
+        data.download_mnist(tmp_path, mirrors=[server.url], checksums=sha256s(files), max_bytes=100, rounds=1)
+    assert not list(tmp_path.iterdir())
+
+
+def test_stale_partial_files_are_swept(tmp_path: Path, server: Server, files: dict[str, bytes]) -> None:
+    stale = tmp_path / f".{MNIST_FILES[0]}.abc123.tmp"
+    stale.write_bytes(b"half a file")
+    other = tmp_path / "notes.txt"
+    other.write_text("mine")
+    data.download_mnist(tmp_path, mirrors=[server.url], checksums=sha256s(files))
+    assert not stale.exists() and other.exists()
+
+
+def test_rounds_retry_every_mirror_with_backoff(tmp_path: Path, server: Server, files: dict[str, bytes],
+                                                dead_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    waits = []
+    monkeypatch.setattr(data.time, "sleep", waits.append)
+    server.fail.add(MNIST_FILES[0])
+    real = server.files[MNIST_FILES[0]]
+
+    def heal(seconds: float) -> None:  # the server recovers during the second wait
+        waits.append(seconds)
+        if len(waits) == 2:
+            server.fail.discard(MNIST_FILES[0])
+    monkeypatch.setattr(data.time, "sleep", heal)
+    paths = data.download_mnist(tmp_path, mirrors=[dead_url, server.url], checksums=sha256s(files),
+                                rounds=3, backoff=0.5)
+    assert waits == [0.5, 1.0] and paths[MNIST_FILES[0]].read_bytes() == real
+    assert server.requests.count(MNIST_FILES[0]) == 3

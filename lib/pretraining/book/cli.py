@@ -20,17 +20,20 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
-from .paths import BUILD_DIR_ENV, find_root
+from .lock import BuildLocked, build_lock
+from .paths import BUILD_DIR_ENV, BUILD_FOLDERS, RUN_DIR_ENV, RUN_ID_ENV, find_root
 from .profiles import ProfileError, chapter_values, load_profile, parse_value
-from .site import CHAPTERS_DIR, Doc, SiteError, build_site, prepare_for_render, toc_chapter_stems, \
-    toc_docs, write_notebook
+from .site import CHAPTERS_DIR, Doc, SiteError, build_site, prepare_for_render, results_run_ids, \
+    toc_chapter_stems, toc_docs, write_notebook
 from .specs import PROFILES, ChapterSpec, SpecNotFound, load_spec
 
 class CliError(Exception):
@@ -88,11 +91,18 @@ def plan_chapters(root: Path, profile: str, wanted: list[str], raw_overrides: li
         prof = load_profile(root, profile, toc_chapter_stems(root))
     except ProfileError as exc:
         raise CliError(str(exc)) from None
-    overrides = [(k, parse_value(v)) for k, v in raw_overrides]
+    try:
+        overrides = [(k, parse_value(k, v)) for k, v in raw_overrides]
+    except ProfileError as exc:
+        raise CliError(str(exc)) from None
     if any(k == "profile" for k, _ in overrides):
         raise CliError("-p profile: use --profile smoke|quick|paper")
     chapters = [d for d in docs if d.is_chapter]
-    selected = _select(chapters, wanted, [Path(m).name for m in missing if m.startswith(CHAPTERS_DIR)])
+    collectors = {d.stem for d in docs if d.is_notebook and not d.is_chapter}
+    only_collectors = bool(wanted) and all(Path(w).name.removesuffix(".ipynb") in collectors for w in wanted)
+    selected = [] if only_collectors else _select(
+        chapters, [w for w in wanted if Path(w).name.removesuffix(".ipynb") not in collectors],
+        [Path(m).name for m in missing if m.startswith(CHAPTERS_DIR)])
     specs = {d.stem: load_spec(d.stem) for d in selected}
     notes, problems, plans = [], [], []
     for k, _ in overrides:
@@ -141,19 +151,26 @@ def _shorten(source: str, lines: int = 4, width: int = 100) -> str:
 
 
 def _execute(doc: Doc, params: dict[str, Any], build: Path, log_output: bool) -> str:
-    """Run one notebook; on success it lies in executed/, on failure in failed/ (raises CliError)."""
+    """Run one notebook in its private folder ``running/<stem>/``; publish it only if it succeeds.
+
+    On success the executed notebook (stamped with the run's id) goes to ``executed/`` and, for a
+    chapter, its results file to ``results/``: the notebook first, then the results, so an
+    interruption in between leaves ids that disagree, which ``build`` refuses. On failure the
+    notebook is kept in ``failed/`` and the last published notebook and results stay as they were.
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     executed = build / "executed" / (doc.docname + ".ipynb")
     failed = build / "failed" / (doc.stem + ".ipynb")
-    running = build / "running" / (doc.stem + ".ipynb")
-    results = build / "results" / (doc.stem + ".json")
-    for p in (running, failed):
-        p.unlink(missing_ok=True)
-    if doc.is_chapter:
-        results.unlink(missing_ok=True)
-    running.parent.mkdir(parents=True, exist_ok=True)
+    run_dir = build / "running" / doc.stem
+    shutil.rmtree(run_dir, ignore_errors=True)  # left by an interrupted run
+    run_dir.mkdir(parents=True)
+    running = run_dir / "notebook.ipynb"
+    run_id = uuid.uuid4().hex
+    env = {RUN_DIR_ENV: str(run_dir), RUN_ID_ENV: run_id}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     t0 = time.perf_counter()
     try:
         papermill.execute_notebook(
@@ -164,6 +181,7 @@ def _execute(doc: Doc, params: dict[str, Any], build: Path, log_output: bool) ->
         failed.parent.mkdir(parents=True, exist_ok=True)
         if running.exists():
             os.replace(running, failed)
+        shutil.rmtree(run_dir, ignore_errors=True)
         lines = [f"FAILED {doc.docname}{doc.source.suffix} (profile {params.get('profile', '-')}) "
                  f"after {elapsed:.1f} s"]
         if isinstance(exc, PapermillExecutionError):
@@ -173,37 +191,56 @@ def _execute(doc: Doc, params: dict[str, Any], build: Path, log_output: bool) ->
             text = str(exc).strip()
             lines.append(f"  {type(exc).__name__}: {text.splitlines()[-1] if text else ''}")
         if failed.exists():
-            lines.append(f"  the executed notebook is kept at {failed}")
+            lines.append(f"  the executed notebook is kept at {failed}; the last good results are unchanged")
         raise NotebookFailed("\n".join(lines)) from None
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     elapsed = time.perf_counter() - t0
-    nb = prepare_for_render(nbformat.read(running, as_version=4))
-    write_notebook(nb, executed)
-    running.unlink()
     status = "done (collects the results)"
+    stamp: dict[str, Any] = {"run_id": run_id, "profile": params.get("profile")}
+    new_results = run_dir / f"{doc.stem}.json"
     if doc.is_chapter:
-        if not results.exists():
-            raise CliError(f"{doc.stem} ran but wrote no {results}; it must call "
-                           f"its module's start(globals()) and finish(ch, ...)")
-        cache = json.loads(results.read_text())["_cache"]
+        if not new_results.exists():
+            raise CliError(f"{doc.stem} ran but wrote no results; it must call its module's "
+                           f"start(globals()) and finish(ch, ...)")
+        record = json.loads(new_results.read_text())
+        cache = record["_cache"]
         hits, misses = cache["hits"], cache["misses"]
         status = "cached" if hits and not misses else "computed"
         status += f" (cache: {hits} hit{'s' * (hits != 1)}, {misses} miss{'es' * (misses != 1)})"
+    else:
+        stamp["results"] = results_run_ids(build)
+    nb = prepare_for_render(nbformat.read(running, as_version=4))
+    nb.metadata["pretraining"] = stamp
+    write_notebook(nb, executed)
+    if doc.is_chapter:
+        (build / "results").mkdir(parents=True, exist_ok=True)
+        os.replace(new_results, build / "results" / f"{doc.stem}.json")
+    failed.unlink(missing_ok=True)
+    shutil.rmtree(run_dir, ignore_errors=True)
     print(f"{doc.stem:<40} {params.get('profile', '-'):<6} {elapsed:8.1f} s  {status}", flush=True)
     return status
 
 
-def cmd_run(root: Path, build: Path, profile: str, wanted: list[str],
-            raw_overrides: list[list[str]], log_output: bool, check_only: bool) -> None:
+def checked_plans(root: Path, profile: str, wanted: list[str], raw_overrides: list[list[str]],
+                  ) -> list[tuple[Doc, dict[str, Any]]]:
+    """The chapters to run with their values, every value checked; reads files only, writes nothing."""
     toc_docs(root)  # prints a note per toc entry without a source file
     plans, notes, problems = plan_chapters(root, profile, wanted, raw_overrides)
     for note in notes:
         print(note)
     if problems:
         raise CliError(f"profile {profile}: {len(problems)} problem(s):\n  " + "\n  ".join(problems))
-    if check_only:
-        print(f"profile {profile}: the parameters of {len(plans)} chapter(s) are valid "
-              f"({', '.join(d.stem for d, _ in plans)})")
-        return
+    return plans
+
+
+def cmd_run(root: Path, build: Path, profile: str, plans: list[tuple[Doc, dict[str, Any]]],
+            log_output: bool) -> None:
+    """Execute the checked chapters, then the collecting pages (the summary), in toc order."""
     docs, _ = toc_docs(root, quiet=True)
     for doc in (d for d in docs if d.is_notebook and not d.is_chapter):  # collectors, e.g. the summary
         cell = _parameters_cell(doc.source)
@@ -221,6 +258,15 @@ def cmd_run(root: Path, build: Path, profile: str, wanted: list[str],
     finally:
         if (build / "running").is_dir() and not any((build / "running").iterdir()):
             (build / "running").rmdir()
+
+
+def check_build_folders(build: Path) -> None:
+    """Refuse, in one line, a build folder whose parts are files instead of folders."""
+    if build.exists() and not build.is_dir():
+        raise CliError(f"the build folder {build} is a file; move it away or give --build-dir another folder")
+    for name in BUILD_FOLDERS:
+        if (build / name).exists() and not (build / name).is_dir():
+            raise CliError(f"{build / name} is a file, but the book needs a folder there; move it away")
 
 
 def cmd_sync_params(root: Path, wanted: list[str]) -> None:
@@ -278,7 +324,8 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="execute chapters with papermill")
     r.add_argument("chapters", nargs="*", metavar="CHAPTER",
-                   help="chapter number prefix ('03') or stem; default: all")
+                   help="chapter number prefix ('03') or stem, or 'summary' for the collecting pages only; "
+                        "default: all (the collecting pages always run last)")
     r.add_argument("--profile", default="quick", help=f"parameter profile ({', '.join(PROFILES)})")
     r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="override a parameter; VALUE is YAML, e.g. -p depths '[1, 2, 3]'")
@@ -303,15 +350,36 @@ def main(argv: list[str] | None = None) -> int:
     try:
         root = (args.root or find_root()).resolve()
         build = (args.build_dir or root / "_build").resolve()
+        command = " ".join(["python -m pretraining", *(argv if argv is not None else sys.argv[1:])])
         if args.command == "run":
-            cmd_run(root, build, args.profile, args.chapters, args.param, args.log_output, args.check)
+            plans = checked_plans(root, args.profile, args.chapters, args.param)
+            if args.check:
+                print(f"profile {args.profile}: the parameters of {len(plans)} chapter(s) are valid "
+                      f"({', '.join(d.stem for d, _ in plans)})")
+                return 0
+            check_build_folders(build)
+            with build_lock(build, command):
+                cmd_run(root, build, args.profile, plans, args.log_output)
         elif args.command == "build":
-            build_site(root, build)
+            check_build_folders(build)
+            with build_lock(build, command):
+                build_site(root, build)
+        elif args.command == "cache" and args.action in ("gc", "clear"):
+            check_build_folders(build)
+            with build_lock(build, command):
+                cmd_cache(build, args.action, args.name)
         elif args.command == "cache":
             cmd_cache(build, args.action, args.name)
         else:
             cmd_sync_params(root, args.chapters)
-    except (CliError, SiteError, SpecNotFound, FileNotFoundError) as exc:
+    except (CliError, SiteError, SpecNotFound, BuildLocked) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1 if isinstance(exc, NotebookFailed) else 2
+    except OSError as exc:  # a file system problem: one line naming the path
+        if not exc.filename:  # e.g. no _toc.yml found: the message says it all
+            print(f"error: {exc}", file=sys.stderr)
+        else:
+            print(f"error: {exc.strerror}: {exc.filename}; check that this path is a folder you can "
+                  "write, or remove it", file=sys.stderr)
+        return 2
     return 0

@@ -5,10 +5,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["BUILD_DIR_ENV", "find_root", "build_dir", "results_dir"]
+__all__ = ["BUILD_DIR_ENV", "RUN_DIR_ENV", "RUN_ID_ENV", "BUILD_FOLDERS", "find_root", "build_dir", "results_dir"]
 
 BUILD_DIR_ENV = "PRETRAINING_BUILD_DIR"
 """Set by ``python -m pretraining run`` for the kernels it starts."""
+RUN_DIR_ENV = "PRETRAINING_RUN_DIR"
+"""Set by ``run`` for a chapter's kernel: the private folder its results are written to until the
+chapter has succeeded and the CLI publishes them (unset for plain papermill: results go straight to
+``<build>/results``)."""
+RUN_ID_ENV = "PRETRAINING_RUN_ID"
+"""Set by ``run``: the id of this execution, recorded in the results and the executed notebook."""
+BUILD_FOLDERS = ("executed", "results", "running", "failed", "cache", "html")
+"""The folders of a build folder (each must be a folder, not a file)."""
 
 
 def find_root(start: str | Path | None = None) -> Path:

@@ -20,6 +20,7 @@ import functools
 import hashlib
 import html
 import json
+import os
 import platform
 import subprocess
 import time
@@ -34,7 +35,7 @@ from ..core.device import get_device
 from ..core.files import atomic_write_bytes
 from .cache import ArtifactStore, to_plain
 from .claims import HOLDS, NOT_TESTED, Part, parts_markdown, verdict
-from .paths import build_dir, find_root, results_dir
+from .paths import RUN_DIR_ENV, RUN_ID_ENV, build_dir, find_root, results_dir
 from .specs import ChapterSpec, user_names
 
 __all__ = ["Chapter", "Record", "start", "show", "library_source_hash"]
@@ -103,7 +104,11 @@ class Chapter:
         _glue(key, format(plain, fmt) if fmt else plain, display=False)
 
     def finish(self, results: Mapping[str, Any], *, parts: Sequence[Part], finding: str) -> dict:
-        """Write ``<build>/results/<name>.json`` atomically; display the parts, the verdict, the provenance.
+        """Write the results file atomically; display the parts, the verdict, the provenance.
+
+        The file is ``<build>/results/<name>.json``, or, under ``python -m pretraining run``, the run's
+        private folder, from which the CLI publishes it together with the executed notebook once the
+        whole notebook has succeeded.
 
         ``parts``: the claim's parts, each tested on the numbers; the verdict follows from them
         (:func:`pretraining.book.claims.verdict`). ``finding``: one sentence with the computed
@@ -124,10 +129,12 @@ class Chapter:
             "results": to_plain(dict(results), "results"),
             "glued": self.glued,
             "_cache": {"hits": self.store.hits, "misses": self.store.misses},
+            "_run_id": os.environ.get(RUN_ID_ENV),
             "_provenance": self.provenance(),
         }
         text = json.dumps(record, indent=1, sort_keys=False, allow_nan=False)
-        atomic_write_bytes(results_dir(self.build_dir) / f"{self.name}.json", text.encode())
+        folder = Path(os.environ[RUN_DIR_ENV]) if os.environ.get(RUN_DIR_ENV) else results_dir(self.build_dir)
+        atomic_write_bytes(folder / f"{self.name}.json", text.encode())
         self.store.write_index(self.name, self.profile)
         _display_verdict(parts, record["verdict"], self.profile)
         _display_provenance(record["_provenance"])

@@ -7,6 +7,7 @@ into ``<build>/html`` with jupyter-book, warnings counting as errors.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -23,7 +24,7 @@ import yaml
 from ..core.files import atomic_write_bytes
 
 __all__ = ["CHAPTERS_DIR", "Doc", "SiteError", "toc_docs", "toc_chapter_stems", "prepare_for_render",
-           "write_notebook", "assemble_site", "build_site"]
+           "write_notebook", "results_run_ids", "publication_problems", "assemble_site", "build_site"]
 
 CHAPTERS_DIR = "chapters"
 # cells carrying one of these tags keep their own visibility; others get hide-input
@@ -138,25 +139,66 @@ def prepare_for_render(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def write_notebook(nb: nbformat.NotebookNode, path: Path) -> None:
-    atomic_write_bytes(path, nbformat.writes(nb).encode())
+    """Write ``nb`` atomically, formatted as ``nbformat.write`` does (with a final newline)."""
+    text = nbformat.writes(nb)
+    atomic_write_bytes(path, (text if text.endswith("\n") else text + "\n").encode())
 
 
-def assemble_site(root: Path, build: Path) -> Path:
-    """<build>/site: config, filtered toc, Markdown pages and executed notebooks; checks them."""
-    docs, _ = toc_docs(root)
+def results_run_ids(build: Path) -> dict[str, str | None]:
+    """{chapter: the run id recorded in its published results file} (what a collector read)."""
+    out = {}
+    for p in sorted((build / "results").glob("*.json")):
+        try:
+            out[p.stem] = json.loads(p.read_text()).get("_run_id")
+        except (OSError, ValueError):
+            out[p.stem] = None
+    return out
+
+
+def publication_problems(root: Path, build: Path) -> list[str]:
+    """Why the executed notebooks and results of ``build`` cannot be published as one site (one line each).
+
+    A notebook is refused when its last run was interrupted (its private ``running/`` folder is
+    left), failed, never ran, or when its executed notebook and its results come from different runs
+    (an interruption while publishing, or a plain papermill run since); a collector (the summary) is
+    refused when the results it read are not the published ones.
+    """
+    docs, _ = toc_docs(root, quiet=True)
+    current = results_run_ids(build)
     problems = []
     for d in docs:
         if not d.is_notebook:
             continue
-        run_cmd = (f"python -m pretraining run {d.stem.split('_')[0]}   (or: make chapter CH="
-                   f"{d.stem.split('_')[0]})" if d.is_chapter else "python -m pretraining run")
-        if (build / "failed" / (d.stem + ".ipynb")).exists():
+        number = d.stem.split("_")[0]
+        run_cmd = (f"python -m pretraining run {number}   (or: make chapter CH={number})" if d.is_chapter
+                   else f"python -m pretraining run {d.stem}")
+        executed = build / "executed" / (d.docname + ".ipynb")
+        if (build / "running" / d.stem).exists():
+            problems.append(f"{d.docname}: its last run was interrupted before it finished; run: {run_cmd}")
+        elif (build / "failed" / (d.stem + ".ipynb")).exists():
             problems.append(f"{d.docname} failed in its last run (kept at "
                             f"{build / 'failed' / (d.stem + '.ipynb')}); fix it and run: {run_cmd}")
-        elif not (build / "executed" / (d.docname + ".ipynb")).exists():
+        elif not executed.exists():
             problems.append(f"{d.docname} has not been executed; run: {run_cmd}")
+        else:
+            stamp = nbformat.read(executed, 4).metadata.get("pretraining", {})
+            if d.is_chapter and d.stem not in current:
+                problems.append(f"{d.docname} has no results file; run: {run_cmd}")
+            elif d.is_chapter and stamp.get("run_id") != current[d.stem]:
+                problems.append(f"{d.docname}: its executed notebook and its results come from different "
+                                f"runs (interrupted while publishing, or results written by another run); "
+                                f"run: {run_cmd}")
+            elif not d.is_chapter and stamp.get("results") != current:
+                problems.append(f"{d.docname} collected other results than the published ones; run: {run_cmd}")
+    return problems
+
+
+def assemble_site(root: Path, build: Path) -> Path:
+    """<build>/site: config, filtered toc, Markdown pages and executed notebooks; checks them first."""
+    problems = publication_problems(root, build)
     if problems:
         raise SiteError("cannot build the book:\n  " + "\n  ".join(problems))
+    docs, _ = toc_docs(root, quiet=True)
     site = build / "site"
     shutil.rmtree(site, ignore_errors=True)
     site.mkdir(parents=True)
@@ -195,8 +237,11 @@ def build_site(root: Path, build: Path) -> Path:
         tail = "\n".join(warnings_[:30]) or "\n".join(log.splitlines()[-30:])
         raise SiteError(f"jupyter-book build failed (warnings are errors; full log: "
                        f"{build / 'build.log'}):\n{tail}")
-    html = build / "html"
-    shutil.rmtree(html, ignore_errors=True)
+    html, old = build / "html", build / ".html-old"
+    shutil.rmtree(old, ignore_errors=True)
+    if html.exists():
+        os.replace(html, old)  # the new site replaces the old one only once it is complete
     os.replace(out / "_build" / "html", html)
+    shutil.rmtree(old, ignore_errors=True)
     print(f"built {html / 'index.html'} in {time.perf_counter() - t0:.1f} s")
     return html

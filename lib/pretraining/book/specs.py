@@ -15,7 +15,7 @@ tests keep equal (``python -m pretraining sync-params`` rewrites it). The common
 Every problem is one line naming the parameter, the value and what is allowed
 (:class:`ParameterError`): a wrong type or range, an unknown or missing name, or a broken
 cross-parameter rule (a ``rule(params)`` function returning its problems, e.g. a batch larger than
-the training set of the chosen data set). The CLI checks a whole profile this way without starting a
+the training set of the chosen data set, or more memory than the device has). The CLI checks a whole profile this way without starting a
 kernel (``run --check``); the notebook checks again in its first call.
 """
 
@@ -25,13 +25,14 @@ import importlib
 import math
 import os
 import types
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
     "ParameterError", "Spec", "Int", "Float", "Bool", "Str", "Choice", "IntList", "FloatList",
-    "Param", "ChapterSpec", "COMMON", "STACK_PARAMS", "PROFILES", "SpecNotFound", "fits_split", "load_spec",
+    "Param", "ChapterSpec", "COMMON", "STACK_PARAMS", "PROFILES", "MAX_EPOCHS", "MAX_STEPS", "SpecNotFound", "fits_memory", "fits_split",
+    "load_spec",
     "not_allowed",
     "user_names",
 ]
@@ -257,15 +258,20 @@ COMMON.update({
     "seed": Param(0, Int(min=0), "chapter seed: member m is network seed * 10000 + m"),
 })
 
+MAX_EPOCHS = 10_000
+"""The most epochs any parameter may ask for: more cannot be meant (the paper trains 50)."""
+MAX_STEPS = 10**9
+"""The most examples or updates a stream or a budget of updates may ask for."""
+
 #: The parameters of chapter 1's stacks, declared by chapters 1 and 2 (the quick defaults; chapter 2
 #: fine-tunes chapter 1's stacks, which the cache finds when the values agree).
 STACK_PARAMS: dict[str, Param] = {
     "hidden_sizes": Param([500, 500, 500], IntList(min=1, max=20000, max_len=8),
                           "hidden units of each pre-trained layer, bottom up"),
     "pretrain_batch_size": Param(100, Int(min=1), "minibatch size of RBM and DAE pre-training"),
-    "rbm_epochs": Param(5, Int(min=1), "CD-1 epochs per RBM layer"),
+    "rbm_epochs": Param(5, Int(min=1, max=MAX_EPOCHS), "CD-1 epochs per RBM layer"),
     "rbm_lr": Param(0.05, Float(gt=0, max=10), "RBM learning rate (momentum 0.5, weight decay 2e-4)"),
-    "dae_epochs": Param(5, Int(min=1), "SGD epochs per denoising auto-encoder layer"),
+    "dae_epochs": Param(5, Int(min=1, max=MAX_EPOCHS), "SGD epochs per denoising auto-encoder layer"),
     "dae_lr": Param(0.1, Float(gt=0, max=10), "denoising auto-encoder learning rate"),
     "dae_noise": Param(0.25, Float(min=0, lt=1), "masking noise: fraction of inputs zeroed"),
 }
@@ -295,6 +301,33 @@ def fits_split(part: str, *names: str) -> Rule:
                 for name in names if (max(p[name]) if isinstance(p[name], list) else p[name]) > n]
 
     rule.__name__ = f"fits_{part}_" + "_".join(names)
+    return rule
+
+
+def fits_memory(estimate: Callable[[Mapping[str, Any]], tuple[int, Sequence[str]]]) -> Rule:
+    """A rule: the memory a chapter's parameters need fits the device they will run on.
+
+    ``estimate(p)`` returns (bytes, the names of the parameters that drive it), e.g. from
+    :func:`pretraining.core.memory.training_bytes`; the device is ``p["device"]`` as the run will
+    choose it, its memory :func:`pretraining.core.memory.memory_bytes`.
+    """
+    def rule(p: Mapping[str, Any]) -> list[str]:
+        from ..core.device import get_device  # imported here: this module needs no torch
+        from ..core.memory import memory_bytes
+
+        try:
+            device = get_device(p["device"])
+        except ValueError as exc:  # e.g. device='cuda' on a machine without CUDA
+            return [str(exc)]
+        need, names = estimate(p)
+        have = memory_bytes(device)
+        if need <= have:
+            return []
+        values = ", ".join(f"{k}={p[k]!r}" for k in names)
+        return [f"{values}: need about {need / 1e9:.1f} GB (a rough estimate of the networks, their "
+                f"training state and the layer codes), more than the {have / 1e9:.1f} GB of the device "
+                f"({device.type}); use fewer networks per batched run or smaller layers"]
+    rule.__name__ = "fits_memory"
     return rule
 
 

@@ -35,8 +35,10 @@ from ..analysis import figures
 from ..analysis.references import SALAKHUTDINOV2008_TABLE1
 from ..book import claims, runtime
 from ..book.experiments import pretrained_stack, stack_configs
-from ..book.specs import STACK_PARAMS, ChapterSpec, Int, Param, fits_split
+from ..book.specs import STACK_PARAMS, ChapterSpec, Int, Param, fits_memory, fits_split
 from ..core.checks import require_int
+from ..core.data import SPLIT_SIZES
+from ..core.memory import training_bytes
 from ..core.distort import DistortionConfig, distort
 from ..core.models import RBM, Stack
 from ..core.seeding import bernoulli, generator, member_generators, member_seeds, validate_seeds
@@ -52,6 +54,12 @@ KINDS = {"rbm": "RBM", "dae": "denoising auto-encoder"}
 _BINARIZE, _SHOWN = 0xB1A, 0x5E1  # generator tags: the binarised test digits, the test digits shown
 
 
+def _memory(p: Mapping) -> tuple[int, list[str]]:
+    """Bytes the stacks need (one member each), and the parameter that drives it."""
+    n_train = SPLIT_SIZES[p["dataset"]][0]
+    return training_bytes(1, n_train, [784, *p["hidden_sizes"]], p["pretrain_batch_size"]), ["hidden_sizes"]
+
+
 SPEC = ChapterSpec(
     "01_pretraining",
     claim="A stack of RBMs learned greedily, layer by layer, is a generative model of digits; its first "
@@ -59,12 +67,14 @@ SPEC = ChapterSpec(
     paper="Stroke-like first-layer filters; samples look like digits (Hinton et al. 2006).",
     params={
         **STACK_PARAMS,
-        "ais_chains": Param(100, Int(min=2), "AIS runs for log Z of the first RBM"),
-        "ais_betas": Param(2000, Int(min=4), "AIS inverse temperatures (Salakhutdinov & Murray use 14,500)"),
-        "gibbs_steps": Param(1000, Int(min=1), "Gibbs steps in the top RBM before a DBN sample is read out"),
+        "ais_chains": Param(100, Int(min=2, max=100_000), "AIS runs for log Z of the first RBM"),
+        "ais_betas": Param(2000, Int(min=4, max=10_000_000),
+                           "AIS inverse temperatures (Salakhutdinov & Murray use 14,500)"),
+        "gibbs_steps": Param(1000, Int(min=1, max=10_000_000),
+                             "Gibbs steps in the top RBM before a DBN sample is read out"),
         "n_samples": Param(100, Int(min=1, max=400), "DBN samples shown (and checked against the training digits)"),
     },
-    rules=(fits_split("train", "pretrain_batch_size"),),
+    rules=(fits_split("train", "pretrain_batch_size"), fits_memory(_memory)),
 )
 
 

@@ -42,8 +42,10 @@ from ..analysis.figures import styled
 from ..analysis.references import ERHAN2010_TABLE1, LAROCHELLE2009_TABLE3
 from ..book import claims, runtime
 from ..book.experiments import pretrained_stack, stack_configs
-from ..book.specs import STACK_PARAMS, ChapterSpec, Float, Int, IntList, Param, fits_split, not_allowed
+from ..book.specs import MAX_EPOCHS, STACK_PARAMS, ChapterSpec, Float, Int, IntList, Param, fits_memory, fits_split, not_allowed
 from ..core.checks import require_float, require_int
+from ..core.data import SPLIT_SIZES
+from ..core.memory import training_bytes
 from ..core.models import Classifier
 from ..core.seeding import member_seeds
 from ..core.train import FinetuneConfig, evaluate, finetune
@@ -93,6 +95,14 @@ def _plane_classes_distinct(p: Mapping) -> list[str]:
     return []
 
 
+def _memory(p: Mapping) -> tuple[int, list[str]]:
+    """Bytes of the larger of pre-training one stack and fine-tuning n_seeds networks, and their drivers."""
+    n_train, sizes = SPLIT_SIZES[p["dataset"]][0], [784, *p["hidden_sizes"]]
+    need = max(training_bytes(1, n_train, sizes, p["pretrain_batch_size"]),
+               training_bytes(p["n_seeds"], n_train, [*sizes, 10], p["finetune_batch_size"], greedy=False))
+    return need, ["n_seeds", "hidden_sizes"]
+
+
 SPEC = ChapterSpec(
     "02_finetuning_weight_change",
     claim="Discriminative fine-tuning hardly changes the lower-layer weights, yet these tiny changes matter "
@@ -102,7 +112,7 @@ SPEC = ChapterSpec(
         **STACK_PARAMS,
         "n_seeds": Param(3, Int(min=1, max=1000),
                          "fine-tuning runs per network: own softmax initialisation and minibatch order"),
-        "finetune_epochs": Param(6, Int(min=1), "fine-tuning epochs (plain SGD on the mean negative log-likelihood)"),
+        "finetune_epochs": Param(6, Int(min=1, max=MAX_EPOCHS), "fine-tuning epochs (plain SGD on the mean negative log-likelihood)"),
         "finetune_lr": Param(0.5, Float(gt=0, max=10), "fine-tuning learning rate"),
         "finetune_batch_size": Param(50, Int(min=1), "fine-tuning minibatch size"),
         "n_fields": Param(64, Int(min=1),
@@ -111,7 +121,8 @@ SPEC = ChapterSpec(
                                "classes of the three test digits that span the input plane"),
         "plane_resolution": Param(120, Int(min=2, max=1000), "grid points per side of the decision-boundary maps"),
     },
-    rules=(_fields_fit, _plane_classes_distinct, fits_split("train", "pretrain_batch_size", "finetune_batch_size")),
+    rules=(_fields_fit, _plane_classes_distinct, fits_split("train", "pretrain_batch_size", "finetune_batch_size"),
+           fits_memory(_memory)),
 )
 
 

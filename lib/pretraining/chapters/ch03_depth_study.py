@@ -53,8 +53,10 @@ from ..analysis.references import (ERHAN2010_FIG1, ERHAN2010_PROTOCOL, ERHAN2010
                                    LAROCHELLE2009_TABLE3)
 from ..book import claims, runtime
 from ..book.experiments import pretrained_stack, stack_configs
-from ..book.specs import ChapterSpec, Float, FloatList, Int, IntList, Param, fits_split, not_allowed
+from ..book.specs import MAX_EPOCHS, MAX_STEPS, ChapterSpec, Float, FloatList, Int, IntList, Param, fits_memory, fits_split, not_allowed
 from ..core.checks import require_float, require_int
+from ..core.data import SPLIT_SIZES
+from ..core.memory import training_bytes
 from ..core.distort import DistortedStream, DistortionConfig
 from ..core.models import Classifier, Stack
 from ..core.seeding import SEED_STRIDE, member_seeds, validate_seeds
@@ -106,14 +108,10 @@ def _rates_distinct(p: Mapping) -> list[str]:
 
 
 def _seeds_fit(p: Mapping) -> list[str]:
-    out = []
-    if p["n_seeds"] > SEED_STRIDE:
-        out.append(not_allowed("n_seeds", p["n_seeds"], f"at most {SEED_STRIDE}, the networks of one chapter "
-                               f"seed (member m is network seed * {SEED_STRIDE} + m)"))
     if p["select_seeds"] > p["n_seeds"]:
-        out.append(not_allowed("select_seeds", p["select_seeds"], f"at most n_seeds ({p['n_seeds']}): the "
-                               "rate is chosen on the first select_seeds seeds"))
-    return out
+        return [not_allowed("select_seeds", p["select_seeds"], f"at most n_seeds ({p['n_seeds']}): the "
+                            "rate is chosen on the first select_seeds seeds")]
+    return []
 
 
 def _stream_batch_fits(p: Mapping) -> list[str]:
@@ -130,34 +128,43 @@ def _paper_sentence() -> str:
             "with pre-training (Erhan et al. 2010, Fig. 1).")
 
 
+def _memory(p: Mapping) -> tuple[int, list[str]]:
+    """Bytes of one batched run (at most member_chunk seeds of the deepest stack), and their drivers."""
+    members = min(p["member_chunk"], p["n_seeds"])
+    sizes = [784] + [p["width"]] * max(p["depths"]) + [10]
+    batch = max(p["pretrain_batch_size"], p["finetune_batch_size"], p["stream_batch_size"])
+    return (training_bytes(members, SPLIT_SIZES[p["dataset"]][0], sizes, batch),
+            ["n_seeds", "member_chunk", "width", "depths"])
+
+
 SPEC = ChapterSpec(
     "03_depth_study",
     claim="Pre-training lowers test error, more so for deep nets, with less variation; without it "
           "2 layers is best and 4 considerably worse.",
     paper=_paper_sentence(),
     params={
-        "n_seeds": Param(10, Int(min=2), "networks per (depth, initialisation), at least 2 (the paper: 400)"),
+        "n_seeds": Param(10, Int(min=2, max=SEED_STRIDE), "networks per (depth, initialisation), at least 2 (the paper: 400)"),
         "depths": Param([1, 2, 3, 4, 5], IntList(min=1, max=10, max_len=10),
                         "numbers of hidden layers, increasing, each 1..10"),
         "width": Param(200, Int(min=1, max=20000), "units in every hidden layer"),
-        "rbm_epochs": Param(10, Int(min=1), "pre-training epochs per RBM layer"),
-        "dae_epochs": Param(10, Int(min=1), "pre-training epochs per denoising auto-encoder layer"),
+        "rbm_epochs": Param(10, Int(min=1, max=MAX_EPOCHS), "pre-training epochs per RBM layer"),
+        "dae_epochs": Param(10, Int(min=1, max=MAX_EPOCHS), "pre-training epochs per denoising auto-encoder layer"),
         "rbm_lr": Param(0.05, Float(gt=0), "CD-1 learning rate of the RBMs (momentum 0.5, weight decay 2e-4)"),
         "dae_lr": Param(0.05, Float(gt=0), "SGD learning rate of the denoising auto-encoders (tied weights)"),
         "dae_noise": Param(0.25, Float(min=0, lt=1), "fraction of the auto-encoders' inputs set to 0, in [0, 1)"),
         "pretrain_batch_size": Param(50, Int(min=1), "minibatch size of pre-training"),
-        "finetune_epochs": Param(20, Int(min=1), "supervised epochs over the training set"),
+        "finetune_epochs": Param(20, Int(min=1, max=MAX_EPOCHS), "supervised epochs over the training set"),
         "finetune_lr_grid": Param([0.8, 2.0], FloatList(gt=0, max_len=10),
                                   "plain-SGD learning rates; with several, chosen on the validation set"),
         "finetune_batch_size": Param(50, Int(min=1), "minibatch size of fine-tuning"),
         "select_seeds": Param(2, Int(min=2), "seeds that choose among several rates (per depth and initialisation)"),
-        "stream_examples": Param(60000, Int(min=1), "distorted digits in the stream (each seen once)"),
+        "stream_examples": Param(60000, Int(min=1, max=MAX_STEPS), "distorted digits in the stream (each seen once)"),
         "stream_lr": Param(0.8, Float(gt=0), "learning rate on the stream"),
         "stream_batch_size": Param(50, Int(min=1), "minibatch size on the stream"),
-        "member_chunk": Param(400, Int(min=2), "at most this many seeds per batched run (limits memory)"),
+        "member_chunk": Param(400, Int(min=2, max=SEED_STRIDE), "at most this many seeds per batched run (limits memory)"),
     },
     rules=(_depths_increasing, _rates_distinct, _seeds_fit, _stream_batch_fits,
-           fits_split("train", "pretrain_batch_size", "finetune_batch_size")),
+           fits_split("train", "pretrain_batch_size", "finetune_batch_size"), fits_memory(_memory)),
 )
 
 

@@ -45,8 +45,10 @@ from ..analysis import functionspace as fs
 from ..analysis.references import ERHAN2010_FUNCTION_SPACE
 from ..book import claims, runtime
 from ..book.experiments import pretrained_stack
-from ..book.specs import ChapterSpec, Float, Int, IntList, Param, fits_split, not_allowed
+from ..book.specs import MAX_EPOCHS, ChapterSpec, Float, Int, IntList, Param, fits_memory, fits_split, not_allowed
 from ..core.checks import require_float, require_int
+from ..core.data import SPLIT_SIZES
+from ..core.memory import training_bytes
 from ..core.models import Classifier, Stack
 from ..core.seeding import generator, member_seeds, validate_seeds
 from ..core.train import FinetuneConfig, RBMConfig, finetune
@@ -99,6 +101,15 @@ def _embedding_fits(p: Mapping) -> list[str]:
     return out
 
 
+def _memory(p: Mapping) -> tuple[int, list[str]]:
+    """Bytes of the stacks, the 2 n_seeds nets fine-tuned together and their recorded outputs."""
+    n_train, sizes, n = SPLIT_SIZES[p["dataset"]][0], [784, *p["hidden_sizes"]], p["n_seeds"]
+    outputs = 4 * 2 * n * (p["finetune_epochs"] + 1) * p["n_test_cases"] * 10
+    need = max(training_bytes(n, n_train, sizes, p["pretrain_batch_size"]),
+               training_bytes(2 * n, n_train, [*sizes, 10], p["finetune_batch_size"], greedy=False)) + outputs
+    return need, ["n_seeds", "hidden_sizes", "finetune_epochs", "n_test_cases"]
+
+
 SPEC = ChapterSpec(
     "04_function_space",
     claim="Networks compared as functions (their concatenated outputs on a fixed set of test cases, embedded "
@@ -110,10 +121,10 @@ SPEC = ChapterSpec(
         "n_seeds": Param(30, Int(min=2, max=1000), "networks per group (pre-trained, random init); at least 2"),
         "hidden_sizes": Param([100, 100], IntList(min=1, max=20000, max_len=6),
                               "widths of the hidden layers (the paper's figure: two layers)"),
-        "rbm_epochs": Param(5, Int(min=1), "CD-1 epochs per RBM layer of the pre-trained nets"),
+        "rbm_epochs": Param(5, Int(min=1, max=MAX_EPOCHS), "CD-1 epochs per RBM layer of the pre-trained nets"),
         "rbm_lr": Param(0.1, Float(gt=0, max=10), "RBM learning rate"),
         "pretrain_batch_size": Param(100, Int(min=1), "RBM minibatch size"),
-        "finetune_epochs": Param(15, Int(min=1),
+        "finetune_epochs": Param(15, Int(min=1, max=MAX_EPOCHS),
                                  "supervised epochs; one point per net before fine-tuning and after each epoch"),
         "finetune_lr": Param(1.0, Float(gt=0, max=100),
                              "fine-tuning SGD learning rate (on the minibatch-mean negative log-likelihood)"),
@@ -127,7 +138,7 @@ SPEC = ChapterSpec(
         "embed_jobs": Param(2, Int(min=1, max=256), "CPU threads for t-SNE"),
     },
     rules=(fits_split("test", "n_test_cases"), fits_split("train", "pretrain_batch_size", "finetune_batch_size"),
-           _embedding_fits),
+           _embedding_fits, fits_memory(_memory)),
 )
 
 

@@ -55,9 +55,10 @@ from ..analysis.references import LAROCHELLE2009_TABLE3
 from ..analysis.stats import bootstrap_ci
 from ..book import claims, runtime
 from ..book.experiments import pretrained_stack
-from ..book.specs import ChapterSpec, Float, Int, IntList, Param, fits_split, not_allowed
+from ..book.specs import MAX_EPOCHS, MAX_STEPS, ChapterSpec, Float, Int, IntList, Param, fits_memory, fits_split, not_allowed
 from ..core.checks import require_float, require_int
-from ..core.data import Subset
+from ..core.data import SPLIT_SIZES, Subset
+from ..core.memory import training_bytes
 from ..core.models import Classifier, Stack
 from ..core.seeding import generator, member_seeds, validate_seeds
 from ..core.train import FinetuneConfig, RBMConfig, evaluate, finetune
@@ -106,6 +107,14 @@ def _patch_in_quarter(p: Mapping) -> list[str]:
     return []
 
 
+def _memory(p: Mapping) -> tuple[int, list[str]]:
+    """Bytes of the stacks, the 2 n_seeds nets of one budget and the controlled world's images."""
+    n_train, sizes, n = SPLIT_SIZES[p["dataset"]][0], [784, *p["hidden_sizes"]], p["n_seeds"]
+    need = max(training_bytes(n, n_train, sizes, p["pretrain_batch_size"]),
+               training_bytes(2 * n, max(p["n_labels"]), [*sizes, 10], p["finetune_batch_size"], greedy=False))
+    return need + 4 * 784 * p["world_samples"], ["n_seeds", "hidden_sizes", "world_samples"]
+
+
 SPEC = ChapterSpec(
     "05_generative_vs_discriminative",
     claim="Generative pre-training pays off when the label is caused by what caused the image, not when "
@@ -116,12 +125,12 @@ SPEC = ChapterSpec(
                          "seeds per setting: each gets its own pre-training, labelled subset and init"),
         "hidden_sizes": Param([300], IntList(min=1, max=20000, max_len=8),
                               "hidden-layer widths of the pre-trained (RBM stack) and the random nets"),
-        "rbm_epochs": Param(5, Int(min=1), "CD-1 epochs per RBM layer, on all training images (no labels)"),
+        "rbm_epochs": Param(5, Int(min=1, max=MAX_EPOCHS), "CD-1 epochs per RBM layer, on all training images (no labels)"),
         "rbm_lr": Param(0.05, Float(gt=0, max=10), "RBM learning rate"),
         "pretrain_batch_size": Param(100, Int(min=1), "RBM minibatch size"),
         "n_labels": Param([20, 100, 500, 2000, 7000], IntList(min=2, min_len=2, max_len=20),
                           "label budgets: numbers of labelled training examples"),
-        "n_updates": Param(600, Int(min=1),
+        "n_updates": Param(600, Int(min=1, max=MAX_STEPS),
                            "SGD updates of every fine-tuning run, whatever its budget (same training cost)"),
         "finetune_lr": Param(0.1, Float(gt=0, max=10),
                              "fine-tuning learning rate (plain SGD on the mean negative log-likelihood)"),
@@ -139,11 +148,11 @@ SPEC = ChapterSpec(
                                     "controlled world: distinct elastic + affine deformations"),
         "world_max_shift": Param(2, Int(min=0, max=4),
                                  "controlled world: positions are shifts of -s..s px along each axis"),
-        "world_samples": Param(5000, Int(min=100),
+        "world_samples": Param(5000, Int(min=100, max=10_000_000),
                                "controlled world: images drawn to measure bits and explained variance"),
     },
     rules=(_budgets_increase, _trajectory_budget_run, _patch_in_quarter,
-           fits_split("train", "n_labels", "pretrain_batch_size")),
+           fits_split("train", "n_labels", "pretrain_batch_size"), fits_memory(_memory)),
 )
 
 

