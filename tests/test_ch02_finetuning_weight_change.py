@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from pretraining.analysis import stats  # noqa: E402
 from pretraining.analysis.references import ERHAN2010_TABLE1, LAROCHELLE2009_TABLE3  # noqa: E402
 from pretraining.book import claims  # noqa: E402
 from pretraining.book.cache import ArtifactStore  # noqa: E402
@@ -21,10 +22,11 @@ from pretraining.book.specs import STACK_PARAMS, ParameterError  # noqa: E402
 from pretraining.chapters import ch01_pretraining  # noqa: E402
 from pretraining.chapters.ch02_finetuning_weight_change import (  # noqa: E402
     KINDS, MATTERS_FRACTION, SPEC, TINY_FRACTION, LayerChange, assess, decision_map, field_change_ratio, field_look,
-    finetune_tracked, finetuned, gain_lost, gain_text, input_plane, layer_change_table, layer_reset_errors, per_kind,
-    plot_change_over_epochs, plot_decision_maps, plot_layer_change, plot_receptive_field_change, plot_test_errors, pm,
-    reference_tables, relative_change, reset_layers, reset_table, share_lost, sign_flip_fraction,
-    train_softmax_on_features, unit_cosine, weight_change,
+    finetune_tracked, finetuned, gain_lost, gain_text, input_plane, layer_change_table, layer_reset_errors,
+    least_sentence, lost_sentence, per_kind, plot_change_over_epochs, plot_decision_maps,
+    plot_layer_change, plot_receptive_field_change, plot_test_errors, pm, reference_tables, relative_change,
+    reset_layers, reset_table, share_lost, sign_flip_fraction, tiny_sentence, train_softmax_on_features, unit_cosine,
+    weight_change,
 )
 from pretraining.core.models import Classifier  # noqa: E402
 from pretraining.core.train import FinetuneConfig, evaluate, finetune  # noqa: E402
@@ -221,48 +223,112 @@ def test_finetuned_cache_key_covers_the_trainers_code_only(tmp_path):
 
 
 # ------------------------------------------------------------------------------- the claim in parts
-PRE = torch.tensor([[0.01, 0.02], [0.05, 0.06], [0.10, 0.12]])  # (L, M): layer 1 moves least
-RND = torch.tensor([[0.20, 0.30], [0.2, 0.2], [0.2, 0.2]])
+# (L, M) = (3 layers, 8 runs): run m of both networks shares fine-tuning seed m
+RND = torch.tensor([[0.20, 0.30, 0.25, 0.40, 0.22, 0.35, 0.28, 0.33]] + [[0.2] * 8] * 2)
+PRE = torch.stack([0.2 * RND[0], torch.full((8,), 0.10), torch.full((8,), 0.15)])  # layer 1 moves least
+LOST = torch.tensor([0.6, 0.7, 0.65, 0.8, 0.55, 0.9, 0.6, 0.75])                     # every run loses > 50 %
 PLANE = {"fine_tuning": 0.06, "layer_1_reset": 0.03}
+KEYS = {"part", "statement", "test", "effect", "ci95", "p", "p_holm", "n", "holds"}
 
 
 def _statuses(parts):
-    return [p.status for p in parts]
+    return [p.status for p in claims.decide(parts)]
 
 
 def test_assess_parts_and_verdicts():
     H, F, N = claims.HOLDS, claims.FAILS, claims.NOT_TESTED
-    parts = assess(PRE, RND, torch.tensor([0.6, 0.7]), PLANE)
+    parts = assess(PRE, RND, LOST, PLANE)
     assert [p.key for p in parts] == ["a", "b", "c", "d"]
-    assert _statuses(parts) == [H, H, H, N] and claims.verdict(parts) == "supported"
-    assert parts[2].numbers["gain_lost_layer_1"] == pytest.approx(0.65)
+    assert _statuses(parts) == [H, H, H, N] and claims.verdict(claims.decide(parts)) == "supported"
+    a, b, c, _ = parts
+    assert a.test == b.test == c.test == "wilcoxon" and a.n == b.n == c.n == 8
+    # (a) d = 0.5 * random - DBN = 0.3 * random, per run; (b) min(0.10, 0.15) - 0.2 * random; (c) lost - 0.5
+    assert a.effect == pytest.approx(0.3 * float(RND[0].mean()))
+    assert b.effect == pytest.approx(0.10 - 0.2 * float(RND[0].mean()))
+    assert c.effect == pytest.approx(float(LOST.mean()) - MATTERS_FRACTION)
+    assert c.numbers["gain_lost_layer_1"] == pytest.approx(float(LOST.mean()))
+    assert a.ci95[0] < a.effect < a.ci95[1]
     assert "issue 16" in parts[3].evidence and "6%" in parts[3].evidence
-    low = assess(PRE, RND, torch.tensor([0.1, 0.2]), PLANE)
-    assert _statuses(low) == [H, H, F, N] and claims.verdict(low) == "partly supported"
-    no_gain = assess(PRE, RND, torch.tensor([float("nan"), 0.9]), PLANE)
-    assert no_gain[2].status == F and "1 of 2 runs" in no_gain[2].evidence
-    flipped = PRE.flip(0)  # layer 1 moves most, and more than half the random net's layer 1
-    worst = assess(flipped, RND / 2, torch.tensor([0.0, 0.1]), PLANE)
-    assert _statuses(worst) == [F, F, F, N] and claims.verdict(worst) == "not supported"
+    low = assess(PRE, RND, LOST - 0.4, PLANE)                       # every reset loses < 50 %
+    assert _statuses(low) == [H, H, F, N] and claims.verdict(claims.decide(low)) == "partly supported"
+    flipped = PRE.flip(0)  # layer 1 moves most, about half as far as the random net's layer 1
+    worst = assess(flipped, RND, LOST - 0.4, PLANE)
+    assert _statuses(worst) == [F, F, F, N] and claims.verdict(claims.decide(worst)) == "not supported"
+
+
+def test_claim_parts_have_exactly_the_nine_keys():
+    for parts in (assess(PRE, RND, LOST, PLANE), assess(PRE[:, :2], RND[:, :2], LOST[:2], PLANE)):
+        decided = claims.decide(parts)
+        assert all(set(p.claim_part()) == KEYS for p in decided)
+    a = claims.decide(assess(PRE, RND, LOST, PLANE))[0].claim_part()
+    assert a["test"] == "wilcoxon" and a["n"] == 8 and a["holds"] is True and len(a["ci95"]) == 2
+    assert a["p_holm"] == pytest.approx(3 * a["p"])                   # Holm over the three tested parts
+
+
+def test_a_paired_effect_an_unpaired_test_would_miss_is_found():
+    # the random net's layer-1 change varies a lot from run to run; the DBN's is always a little below half of it
+    rnd1 = torch.tensor([0.10, 0.20, 0.30, 0.40, 0.50, 0.60, 0.70, 0.80])
+    pre1 = TINY_FRACTION * rnd1 - 0.01
+    assert stats.mann_whitney(TINY_FRACTION * rnd1, pre1)["p"] > 0.5       # unpaired: no difference seen
+    rnd = torch.stack([rnd1, torch.ones(8), torch.ones(8)])
+    pre = torch.stack([pre1, torch.ones(8), torch.ones(8)])
+    (a,) = claims.decide(assess(pre, rnd, LOST, PLANE)[:1])
+    assert a.status == claims.HOLDS and a.p == pytest.approx(2 / 256) and a.effect == pytest.approx(0.01)
+
+
+def test_too_few_runs_are_not_tested():
+    parts = assess(PRE[:, :claims.MIN_PAIRS - 1], RND[:, :claims.MIN_PAIRS - 1], LOST[:claims.MIN_PAIRS - 1], PLANE)
+    assert _statuses(parts) == [claims.NOT_TESTED] * 4 and claims.verdict(parts) == "inconclusive"
+    assert all("not testable at this scale" in p.evidence for p in parts[:3])
+    assert all(p.p is None and p.n == claims.MIN_PAIRS - 1 and p.effect is not None for p in parts[:3])
+
+
+def test_the_direction_rule():
+    # a clear effect the other way: the DBN's layer 1 moves more than half as far as the random net's
+    parts = claims.decide(assess(PRE, 0.2 * RND, LOST, PLANE))
+    assert parts[0].status == claims.FAILS and parts[0].p < 0.01 and parts[0].effect < 0
+    # the mean is positive (one large run) but 7 of 8 runs point the other way: the signed ranks decide against it
+    lost = torch.tensor([0.49] * 7 + [3.0])
+    c = claims.decide(assess(PRE, RND, lost, PLANE))[2]
+    assert c.effect > 0 and c.numbers["rank_biserial"] < 0 and c.status == claims.FAILS
 
 
 def test_assess_thresholds_are_the_documented_ones():
-    rnd = torch.full((2, 1), 0.2)
-    just_under = torch.tensor([[0.2 * TINY_FRACTION - 1e-6], [0.5]])
-    just_over = torch.tensor([[0.2 * TINY_FRACTION + 1e-6], [0.5]])
-    assert assess(just_under, rnd, torch.tensor([MATTERS_FRACTION]), PLANE)[0].status == claims.HOLDS
-    assert assess(just_over, rnd, torch.tensor([MATTERS_FRACTION]), PLANE)[0].status == claims.FAILS
-    assert assess(just_under, rnd, torch.tensor([MATTERS_FRACTION]), PLANE)[2].status == claims.HOLDS
-    assert assess(just_under, rnd, torch.tensor([MATTERS_FRACTION - 1e-6]), PLANE)[2].status == claims.FAILS
+    rnd = torch.full((2, 8), 0.2)
+    just_under = torch.stack([torch.full((8,), 0.2 * TINY_FRACTION - 1e-6), torch.full((8,), 0.5)])
+    just_over = torch.stack([torch.full((8,), 0.2 * TINY_FRACTION + 1e-6), torch.full((8,), 0.5)])
+    assert claims.decide(assess(just_under, rnd, LOST, PLANE))[0].status == claims.HOLDS
+    assert claims.decide(assess(just_over, rnd, LOST, PLANE))[0].status == claims.FAILS
+    assert claims.decide(assess(just_under, rnd, torch.full((8,), MATTERS_FRACTION + 1e-6), PLANE))[2].status \
+        == claims.HOLDS
+    assert claims.decide(assess(just_under, rnd, torch.full((8,), MATTERS_FRACTION - 1e-6), PLANE))[2].status \
+        == claims.FAILS
+
+
+def test_a_run_without_gain_makes_part_c_not_tested():
+    lost = LOST.clone()
+    lost[3] = float("nan")
+    c = assess(PRE, RND, lost, PLANE)[2]
+    assert c.status == claims.NOT_TESTED and "in 1 of 8 runs" in c.evidence and c.numbers["runs_without_gain"] == 1
 
 
 def test_assess_one_hidden_layer_cannot_test_which_layer_moves_least():
-    parts = assess(PRE[:1], RND[:1], torch.tensor([0.6, 0.7]), PLANE)
+    parts = assess(PRE[:1], RND[:1], LOST, PLANE)
     assert parts[1].status == claims.NOT_TESTED and "one hidden layer" in parts[1].evidence
     with pytest.raises(ValueError, match=r"\(L, M\)"):
-        assess(PRE, RND[:2], torch.tensor([0.6, 0.7]), PLANE)
+        assess(PRE, RND[:2], LOST, PLANE)
     with pytest.raises(ValueError, match="one value per member"):
-        assess(PRE, RND, torch.tensor([0.6]), PLANE)
+        assess(PRE, RND, LOST[:1], PLANE)
+
+
+def test_paired_sentences():
+    text = tiny_sentence(PRE, RND)
+    assert text.startswith("Run by run") and "positive in 8 of 8 runs" in text and "t interval" in text
+    assert least_sentence(PRE[:1]).startswith("With one hidden layer")
+    assert "smallest relative change of hidden layers 2..3" in least_sentence(PRE)
+    assert "the relative change of hidden layer 2 minus" in least_sentence(PRE[:2])
+    assert "mean +0.194" in lost_sentence(LOST)      # mean share lost 5.55 / 8 = 0.69375, minus 0.5
+    assert lost_sentence(torch.tensor([float("nan"), 0.5])).startswith("In 1 of 2 runs fine-tuning gained nothing")
 
 
 # ------------------------------------------------------------------------------- parameters
@@ -324,6 +390,9 @@ def test_tables():
     assert r.loc[(KINDS["rbm"], 1), "share of the gain lost"] == "60%"
     assert r.loc[(KINDS["dae"], 1), "share of the gain lost"] == "no gain"
     assert r.loc[(KINDS["rbm"], 1), "test error after reset (%)"] == "9.00 ± 1.41"
+    # mean 0.6 -+ t(0.975, 1) * 0.1414 / sqrt(2) = 0.6 -+ 1.2706
+    assert r.loc[(KINDS["rbm"], 1), "95% t interval of the share"] == "[-67%, 187%]"
+    assert r.loc[(KINDS["dae"], 1), "95% t interval of the share"] == "—"
 
 
 def test_reference_tables_take_the_papers_numbers_by_depth():

@@ -4,6 +4,7 @@ digits, and the chapter's rules, statistics, sentences and claim parts on hand-m
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -103,6 +104,8 @@ def test_finetune_select_one_rate_is_a_plain_batched_run(split):
     finetune(ref, split.train.x, split.train.y, dataclasses.replace(cfg, lr=0.2), [0, 1], progress=False)
     assert out["lr"] == 0.2 and out["grid"] == {}
     assert torch.equal(out["test_error"], evaluate(ref, split.test.x, split.test.y).error)
+    wrong = (~out["test_correct"]).float().mean(1)  # the per-digit results agree with the errors
+    assert out["test_correct"].shape == (2, len(split.test)) and torch.allclose(wrong, out["test_error"])
     assert torch.equal(out["valid_error"], evaluate(ref, split.valid.x, split.valid.y).error)
     assert len(out["train_nll"]) == 2 and len(out["train_nll"][0]) == 2
 
@@ -141,6 +144,10 @@ def test_study_runs_caches_and_chunks_give_the_same_nets(split):
     assert sorted(ch.computed) == sorted(["rbm_stack", "dae_stack"] + [f"depthstudy_{i}_{d}" for i in ds.INITS
                                                                         for d in (1, 2)])
     assert st.run("rbm", 2) == r and len(ch.computed) == 8  # second call: from the cache
+    # every seed's per-digit correctness on the test digits, consistent with its test error
+    assert r.test_correct.shape == (3, len(split.test)) and r.test_correct.dtype == bool
+    np.testing.assert_allclose(1 - r.test_correct.mean(axis=1), r.test_error, atol=1e-6)
+    np.testing.assert_array_equal(st.run("rbm", 2).test_correct, r.test_correct)
     # members trained in chunks of 1 are the same networks as one batched run (up to float rounding)
     chunked = study(FakeChapter(split), member_chunk=1)
     for init in ds.INITS:
@@ -184,15 +191,45 @@ def synthetic(shift_deep: float, n: int = 12) -> dict:
     return {"random": rnd, "rbm": pre}
 
 
+def seed_effect(n: int = 10, gain: float = 0.001) -> tuple[np.ndarray, np.ndarray]:
+    """Random-init and pre-trained errors of n seeds whose seed-to-seed spread (3 to 6 %) dwarfs a small,
+    consistent gain of each pre-trained net over its own twin (gain +- 0.0002)."""
+    rng = np.random.default_rng(3)
+    rnd = np.linspace(0.03, 0.06, n)
+    return rnd, rnd - gain + rng.uniform(-0.0002, 0.0002, n)
+
+
 def test_statistics_on_separated_samples():
     st = ds.study_statistics(synthetic(0.0))
-    assert st["overlap"]["rbm"] == {1: 0.0, 2: 0.0, 4: 0.0}
-    assert all(st["mannwhitney"]["rbm"][d]["effect_size"] == 1.0 for d in (1, 2, 4))
+    assert st["overlap"]["rbm"] == {1: 0.0, 2: 0.0, 4: 0.0} and st["directed_overlap"]["rbm"] == {1: 0.0, 2: 0.0, 4: 0.0}
+    for d in (1, 2, 4):
+        vs = st["vs_random"]["rbm"][d]
+        assert vs["test"] == "wilcoxon" and vs["n"] == 12 and vs["positive"] == 12
+        assert vs["p"] == pytest.approx(2 / 2**12)  # every one of 12 differences positive, exact test
+        assert vs["ci95"][0] < vs["effect"] < vs["ci95"][1] and vs["ci95"][0] > 0
+    assert st["vs_random"]["rbm"][1]["effect"] == pytest.approx(0.010, abs=0.001)  # 4.0 % - 3.0 %
     assert st["best_depth"]["random"]["best"] == 2 and st["best_depth"]["rbm"]["best"] == 4
     assert st["summary"]["rbm"][1]["n"] == 12
     lo, hi = st["median_ci95"]["random"][2]
     assert lo <= st["summary"]["random"][2]["median"] <= hi
-    assert set(st["vs_two"]["random"]) == {1, 4}
+
+
+def test_a_paired_effect_that_an_unpaired_test_misses_is_found():
+    rnd, pre = seed_effect()
+    assert ds.stats.mann_whitney(pre, rnd)["p"] > 0.5  # the spread over seeds hides the gain
+    diff = ds.stats.paired_difference(rnd, pre)
+    assert diff["p"] == pytest.approx(2 / 2**10) and diff["effect"] == pytest.approx(0.001, abs=0.0002)
+    f = ds.stream_check(rnd, pre)
+    assert f["holds"] is True and f["direction"] is True and f["stat"]["p"] == pytest.approx(2 / 2**10)
+    # the same numbers as depth-1 errors: part (a) holds, (c) (the distributions) fails
+    checks = ds.claim_checks(ds.study_statistics({"random": {1: rnd}, "rbm": {1: pre}}))
+    assert _holds(checks) == {"a": True, "b": None, "c": False, "d": None, "e": None}
+
+
+def test_directed_overlap():
+    assert ds.directed_overlap([1, 2], [3, 4]) == 0.0  # pre-trained below: no overlap
+    assert ds.directed_overlap([3, 4], [1, 2]) == 2.0  # pre-trained above: as bad as it gets
+    assert ds.directed_overlap([1, 3], [2, 4]) == pytest.approx(ds.stats.overlap([1, 3], [2, 4])) == 0.5
 
 
 def _holds(checks) -> dict:
@@ -204,11 +241,16 @@ def test_claim_checks():
     assert {c["part"] for c in good} == set("abcde") and all(c["holds"] for c in good), good
     assert all(c["kind"] == ("random" if c["part"] == "d" else "rbm") for c in good)
     a = next(c for c in good if c["part"] == "a")
-    assert a["numbers"]["p"] < 0.05 and a["numbers"]["mean"] < a["numbers"]["mean_random"]
+    assert a["stat"]["test"] == "wilcoxon" and a["stat"]["p"] < 0.05 and a["stat"]["n"] == 12 and a["direction"]
+    assert a["numbers"]["mean"] < a["numbers"]["mean_random"] and a["stat"]["effect"] > 0
+    c = next(c for c in good if c["part"] == "c")
+    assert c["stat"]["test"] == "threshold" and "p" not in c["stat"] and c["stat"]["effect"] == 0.0
     # pre-trained deep nets made worse than random deep nets: parts b, c, e fail, a and d still hold
     bad = ds.claim_checks(ds.study_statistics(synthetic(0.03)))
     assert _holds(bad) == {"a": True, "b": False, "c": False, "d": True, "e": False}
-    # deep pre-trained nets only as good as 2 layers: "4 beats 2" needs a significant difference
+    e = next(c for c in bad if c["part"] == "e")
+    assert e["stat"]["p"] < 0.05 and e["stat"]["effect"] < 0 and e["direction"] is False  # significant, wrong way
+    # deep pre-trained nets only as good as 2 layers: "4 beats 2" needs a significant paired difference
     assert _holds(ds.claim_checks(ds.study_statistics(synthetic(0.003)))) == \
         {"a": True, "b": True, "c": True, "d": True, "e": False}
     # depths 2 and 4 missing: those parts are not applicable
@@ -216,33 +258,65 @@ def test_claim_checks():
     assert _holds(only1) == {"a": True, "b": None, "c": True, "d": None, "e": None}
 
 
-def test_min_rank_p():
-    assert ds.min_rank_p(2, 2) == pytest.approx(1 / 3)
-    assert ds.min_rank_p(3, 3) == pytest.approx(0.1)
-    assert ds.min_rank_p(4, 4) == pytest.approx(2 / 70)
-    assert ds.min_rank_p(1, 1) == 1.0
-    # the bound is what scipy's exact test gives for fully separated samples
-    assert ds.stats.mann_whitney([1, 2, 3, 4], [5, 6, 7, 8])["p"] == pytest.approx(ds.min_rank_p(4, 4))
+def test_the_gain_growth_is_tested_seed_by_seed():
+    """(b) compares g(deep) - g(1) per seed: a larger mean gain at depth 4 driven by one seed fails."""
+    data = synthetic(0.0, n=10)
+    data["rbm"][4] = data["random"][4] - (data["random"][1] - data["rbm"][1])  # the same gain as at 1 layer ...
+    data["rbm"][4][0] -= 0.05  # ... except one seed with a huge extra gain
+    b = next(c for c in ds.claim_checks(ds.study_statistics(data)) if c["part"] == "b")
+    assert b["numbers"]["gain_deep"] > b["numbers"]["gain_1"]  # the old comparison of means would say "holds"
+    assert b["holds"] is False and b["stat"]["p"] > 0.05
 
 
-@pytest.mark.parametrize("n, tested", [(3, False), (4, True)])
-def test_parts_needing_a_rank_test_are_not_tested_with_too_few_seeds(n, tested):
+def test_the_direction_rule():
+    # (d) needs its further condition: 2 layers must be the best depth, whatever the test says
+    data = synthetic(0.0)
+    data["random"][1] = data["random"][2] - 0.002  # now 1 layer is best without pre-training
+    d = next(c for c in ds.claim_checks(ds.study_statistics(data)) if c["part"] == "d")
+    assert d["stat"]["p"] < 0.05 and d["stat"]["effect"] > 0 and d["direction"] is False and d["holds"] is False
+    assert "the best depth is 1" in d["text"] and "not 2, so the part fails" in d["text"]
+    # (e) needs less variation than random init at the deep depth
+    data = synthetic(0.0)
+    data["rbm"][4] = 0.025 + 5 * (data["random"][4] - 0.045)  # lower, but five times as spread
+    e = next(c for c in ds.claim_checks(ds.study_statistics(data)) if c["part"] == "e")
+    assert e["numbers"]["std_deep"] > e["numbers"]["std_deep_random"] and e["holds"] is False
+    assert e["direction"] is False and "not smaller" in e["text"]
+    # a mean that points one way and signed ranks that point the other: no direction
+    rnd = np.full(10, 0.05)
+    pre = rnd + np.array([0.001] * 9 + [-0.05])  # nine seeds worse by a little, one better by a lot
+    f = ds.stream_check(rnd, pre)
+    assert f["numbers"]["mean_difference"] > 0 and f["numbers"]["rank_biserial"] < 0 and f["direction"] is False
+    # a significant effect in the wrong direction fails after Holm too
+    (part,) = claims.decide([claims.from_test("f", "x", f["stat"] | {"p": 1e-4, "effect": -0.01}, f["text"],
+                                              direction=False, ci95=f["stat"]["ci95"])])
+    assert part.status == claims.FAILS
+
+
+@pytest.mark.parametrize("n, tested", [(7, False), (8, True)])
+def test_paired_parts_are_not_tested_with_fewer_than_min_pairs_seeds(n, tested):
     checks = ds.claim_checks(ds.study_statistics(synthetic(0.0, n=n)))
     h = _holds(checks)
-    assert h["b"] is True and h["c"] is True  # no rank test needed
-    for part in "ade":
+    assert h["c"] is True  # a threshold, no paired test
+    for part in "abde":
         assert (h[part] is not None) == tested, (part, checks)
+        assert (h[part] is True) == tested  # with 8 seeds all differences positive: p = 2/256
     if not tested:
-        text = next(c["text"] for c in checks if c["part"] == "a")
-        assert text.endswith("with 3 seeds no rank test can reach p < 0.05 (the smallest possible p is 0.1)")
-        assert "Mann-Whitney p" in text  # the numbers stay in the evidence
+        a = next(c for c in checks if c["part"] == "a")
+        assert a["text"].endswith("with 7 paired seeds the part is not testable at this scale (a paired test needs "
+                                  "at least 8; with 7 the smallest possible two-sided signed-rank p is 0.016)")
+        assert "(+1.02 points), positive in 7 of 7 seeds" in a["text"]  # the numbers stay (4.03 % - 3.01 %)
+        assert "Wilcoxon" not in a["text"]  # ... but no p that could never have been small
+        assert "p" not in a["stat"] and a["stat"]["n"] == 7 and a["direction"] is None
+    assert (ds.stream_check(*seed_effect(n))["holds"] is None) == (not tested)
 
 
-def _result(errors: dict, stream: dict | None = None) -> ds.Result:
-    """A Result from hand-made errors {init: {depth: values}} ("dae" = "rbm" when missing)."""
+def _result(errors: dict, stream: dict | None = None, correct: dict | None = None) -> ds.Result:
+    """A Result from hand-made errors {init: {depth: values}} ("dae" = "rbm" when missing) and, optionally,
+    per-digit correctness {init: {depth: (S, N) bools}}."""
     errors = {**errors, "dae": errors.get("dae", errors["rbm"])}
     depths = sorted(errors["random"])
-    settings = {i: {d: ds.SettingResult(i, d, list(map(float, v)), list(map(float, v)), 0.8, [[1.0]], {})
+    settings = {i: {d: ds.SettingResult(i, d, list(map(float, v)), list(map(float, v)), 0.8, [[1.0]], {},
+                                        test_correct=None if correct is None else correct[i][d])
                     for d, v in per.items()} for i, per in errors.items()}
     stream = stream or {"random": errors["random"][depths[0]], "rbm": errors["rbm"][depths[0]]}
     streams = {i: ds.StreamResult(i, list(map(float, v)), [1], [[1.0] * len(v)]) for i, v in stream.items()}
@@ -253,31 +327,45 @@ class _Ch:
     params = {"n_seeds": 12}
 
 
+CLAIM_PART_KEYS = {"part", "statement", "test", "effect", "ci95", "p", "p_holm", "n", "holds"}
+
+
 def test_claim_parts_keys_statuses_and_verdict():
     parts = ds.claim_parts(_Ch(), _result(synthetic(0.0)))
     assert [p.key for p in parts] == ["a-rbm", "a-dae", "b-rbm", "b-dae", "c-rbm", "c-dae", "d", "e-rbm",
                                       "e-dae", "f-rbm"]
-    assert all(p.status == claims.HOLDS for p in parts) and claims.verdict(parts) == "supported"
+    decided = claims.decide(parts)
+    assert all(p.status == claims.HOLDS for p in decided) and claims.verdict(decided) == "supported"
     assert parts[0].claim == "pre-training lowers the error of 1 hidden layer [RBM pre-training]"
     assert parts[6].claim == "without pre-training 2 layers are best and 4 are worse"
-    assert set(parts[0].numbers) == {"mean", "mean_random", "p"}
-    bad = {p.key: p.status for p in ds.claim_parts(_Ch(), _result(synthetic(0.03)))}
+    assert {"mean", "mean_random", "mean_difference", "rank_biserial"} <= set(parts[0].numbers)
+    entries = [p.claim_part() for p in decided]
+    assert all(set(e) == CLAIM_PART_KEYS for e in entries)
+    by_key = {e["part"]: e for e in entries}
+    tested = [e for e in entries if e["test"] == "wilcoxon"]
+    assert len(tested) == 8 and all(e["p_holm"] >= e["p"] and e["n"] == 12 and e["effect"] > 0 for e in tested)
+    assert by_key["a-rbm"]["p_holm"] == pytest.approx(8 * by_key["a-rbm"]["p"])  # all 8 equal: Holm = 8 p
+    assert by_key["c-rbm"]["test"] == "threshold" and by_key["c-rbm"]["p"] is None and by_key["c-rbm"]["effect"] == 0.0
+    bad = {p.key: p.status for p in claims.decide(ds.claim_parts(_Ch(), _result(synthetic(0.03))))}
     assert bad["b-rbm"] == bad["e-dae"] == claims.FAILS and bad["a-rbm"] == claims.HOLDS
-    assert claims.verdict(ds.claim_parts(_Ch(), _result(synthetic(0.03)))) == "partly supported"
+    assert claims.verdict(claims.decide(ds.claim_parts(_Ch(), _result(synthetic(0.03))))) == "partly supported"
 
 
 def test_claim_parts_with_two_seeds_and_two_depths_like_the_smoke_profile():
     data = {"random": {1: [0.05, 0.051], 2: [0.052, 0.053]}, "rbm": {1: [0.04, 0.041], 2: [0.03, 0.031]}}
-    parts = {p.key: p for p in ds.claim_parts(_Ch(), _result(data))}
+    parts = {p.key: p for p in claims.decide(ds.claim_parts(_Ch(), _result(data)))}
     status = {k: p.status for k, p in parts.items()}
-    assert status == {"a-rbm": "not tested", "a-dae": "not tested", "b-rbm": "holds", "b-dae": "holds",
+    assert status == {"a-rbm": "not tested", "a-dae": "not tested", "b-rbm": "not tested", "b-dae": "not tested",
                       "c-rbm": "holds", "c-dae": "holds", "d": "not tested", "e-rbm": "not tested",
                       "e-dae": "not tested", "f-rbm": "not tested"}
-    assert "with 2 seeds no rank test can reach p < 0.05" in parts["a-rbm"].evidence
+    assert "with 2 paired seeds the part is not testable at this scale" in parts["a-rbm"].evidence
     assert parts["d"].evidence == "needs depth 2 and a deeper one"
     assert parts["d"].claim == "without pre-training 2 layers are best and 4 are worse"
     assert parts["b-rbm"].claim == "the gain is larger at 2 layers than at 1 [RBM pre-training]"
-    assert "with 2 seeds no rank test" in parts["f-rbm"].evidence
+    assert "with 2 paired seeds" in parts["f-rbm"].evidence
+    a = parts["a-rbm"].claim_part()
+    assert set(a) == CLAIM_PART_KEYS and a["holds"] is None and a["p"] is None and a["n"] == 2
+    assert a["effect"] == pytest.approx(0.01)
 
 
 def test_statistics_bad_input():
@@ -287,6 +375,8 @@ def test_statistics_bad_input():
         ds.study_statistics({})
     with pytest.raises(ValueError, match="'random'"):
         ds.claim_checks(ds.study_statistics({"rbm": {1: [0.1, 0.2]}}))
+    with pytest.raises(ValueError, match="same length"):  # paired: every setting has the same seeds
+        ds.study_statistics({"random": {1: [0.1, 0.2, 0.3]}, "rbm": {1: [0.1, 0.2]}})
 
 
 def test_reference_rows():
@@ -304,10 +394,11 @@ def test_stream_check():
     rng = np.random.default_rng(1)
     rnd, pre = 0.05 + rng.normal(0, 0.001, 10), 0.04 + rng.normal(0, 0.001, 10)
     c = ds.stream_check(rnd, pre)
-    assert c["part"] == "f" and c["holds"] is True and "overlap 0.00" in c["text"]
-    assert c["text"] == ds.stream_sentence(rnd, pre) and c["numbers"]["overlap"] == 0.0
+    assert c["part"] == "f" and c["holds"] is True and c["numbers"]["overlap"] == 0.0
+    assert c["text"] == ds.stream_sentence(rnd, pre) and "positive in 10 of 10 seeds" in c["text"]
+    assert c["stat"]["effect"] == pytest.approx(np.mean(rnd - pre))
     assert ds.stream_check(pre, rnd)["holds"] is False
-    assert ds.stream_check(rnd[:3], pre[:3])["holds"] is None  # 3 against 3 seeds: p >= 0.1
+    assert ds.stream_check(rnd[:3], pre[:3])["holds"] is None  # 3 paired seeds: not tested
     with pytest.raises(ValueError, match="kind='random'"):
         ds.stream_check(rnd, pre, "random")
 
@@ -315,8 +406,52 @@ def test_stream_check():
 def test_claim_checks_with_deep_equal_two_skips_the_depth_comparisons():
     data = {k: {1: v[1], 2: v[2]} for k, v in synthetic(0.0).items()}
     holds = {c["part"]: c["holds"] for c in ds.claim_checks(ds.study_statistics(data), deep=2)}
-    assert holds == {"a": True, "b": True, "c": True, "d": None, "e": None}
+    # the gains at 1 and 2 layers are equal by construction (1 point each): no growth is found
+    assert holds == {"a": True, "b": False, "c": True, "d": None, "e": None}
 
+
+# ----------------------------------------------------------------------------------------- what the test set resolves
+def _correct(n_test: int, wrong: Sequence[Sequence[int]]) -> np.ndarray:
+    """(S, n_test) correctness with seed s wrong on the digits wrong[s]."""
+    out = np.ones((len(wrong), n_test), dtype=bool)
+    for s, w in enumerate(wrong):
+        out[s, list(w)] = False
+    return out
+
+
+def test_resolution_rows_by_hand():
+    n = 100
+    correct = {
+        "random": {1: _correct(n, [range(10), range(4)]), 2: _correct(n, [range(6), range(2, 8)])},
+        "rbm": {1: _correct(n, [range(5), range(3)]), 2: _correct(n, [range(3), range(5)])},  # the best two agree
+        "dae": {1: _correct(n, [range(5), range(3)]), 2: _correct(n, [range(3), range(5)])},
+    }
+    errors = {i: {d: [float(1 - c[s].mean()) for s in range(2)] for d, c in per.items()} for i, per in correct.items()}
+    settings = {i: {d: ds.SettingResult(i, d, errors[i][d], valid, 0.8, [[1.0]], {}, test_correct=correct[i][d])
+                    for d, valid in ((1, [0.2, 0.1]), (2, [0.3, 0.3]))} for i in ds.INITS}
+    rows = {(r["init"], r["depth"]): r for r in ds.resolution_rows(settings, [1, 2])}
+    one, two = rows[("random", 1)], rows[("random", 2)]
+    # best by validation: seed 1 at depth 1 (0.1 < 0.2), seed 0 at depth 2 (a tie: the first seed)
+    assert one["seed_index"] == 1 and two["seed_index"] == 0
+    assert one["test_error"] == pytest.approx(0.04) and two["test_error"] == pytest.approx(0.06)
+    assert one["se"] == pytest.approx(np.sqrt(0.04 * 0.96 / 100)) and two["difference"] is None
+    # depth-1 net wrong on digits 0-3, 2-layer net wrong on 0-5: digits 4, 5 only the depth-1 net gets right
+    assert one["only_this"] == 2 and one["only_two"] == 0 and one["difference"] == pytest.approx(-0.02)
+    assert one["p"] == pytest.approx(0.5)  # 2 discordant digits, both one way: 2 * 0.5**2
+    assert one["se_difference"] == pytest.approx(np.sqrt((0.02 - 0.02**2) / 100))
+    assert rows[("rbm", 1)]["only_this"] == rows[("rbm", 1)]["only_two"] == 0 and rows[("rbm", 1)]["p"] == 1.0
+    assert ds.resolution_rows(settings, [1]) == []  # no depth 2
+    text = ds.resolution_sentence(list(rows.values()))
+    assert text.startswith("On these 100 test digits the best single nets' binomial standard errors are ")
+    assert text.endswith("0 of the 3 differences have McNemar p < 0.05 (uncorrected)")
+    assert ds.resolution_sentence([]) == "The per-digit comparison was not made: it needs depth 2."
+    frame = ds.resolution_frame(list(rows.values()))
+    assert frame.loc[("no pre-training", 1)]["minus 2 layers (points)"] == pytest.approx(-2.0)
+    # through analyse: a Result carries the rows
+    res = _result({i: {d: errors[i][d] for d in (1, 2)} for i in ("random", "rbm")},
+                  correct={i: correct[i] for i in ds.INITS})
+    assert len(res.resolution) == 6 and res.resolution[0]["init"] == "random"
+    assert _result(synthetic(0.0)).resolution == []  # no per-digit results stored
 
 # ----------------------------------------------------------------------------------------- the spec and its rules
 def _values(**kw) -> dict:
@@ -397,23 +532,31 @@ def test_plot_error_by_depth_cuts_the_axis_above_the_settings_that_learned():
     assert failed == {} and not fig.axes[0].texts
 
 
-def test_hist_sentence_counts_pairs_of_seeds():
-    errors = {"random": {1: [0.05, 0.06]}, "rbm": {1: [0.04, 0.055]}, "dae": {1: [0.07, 0.08]}}
+def test_hist_sentence_counts_seeds_that_beat_their_twin():
+    errors = {"random": {1: [0.05, 0.06, 0.04]}, "rbm": {1: [0.04, 0.055, 0.045]}, "dae": {1: [0.07, 0.08, 0.03]}}
     text = ds.hist_sentence(errors, 1)
-    # rbm: pairs (0.04 < both), (0.055 < 0.06 only): 3 of 4
-    assert text == ("RBM pre-training beats no pre-training in 75 % of the pairs of seeds (medians 4.75 % vs 5.50 %); "
-                    "DAE pre-training beats no pre-training in 0 % of the pairs of seeds (medians 7.50 % vs 5.50 %)")
+    # rbm: seed 0 (0.04 < 0.05) and seed 1 (0.055 < 0.06) beat their twins, seed 2 does not
+    assert text == ("RBM pre-training beats its no-pre-training twin (the same seed) in 2 of 3 seeds (medians 4.50 % "
+                    "vs 5.00 %); DAE pre-training beats its no-pre-training twin (the same seed) in 1 of 3 seeds "
+                    "(medians 7.00 % vs 5.00 %)")
 
 
 def test_statistics_frame_and_best_depth_text():
     data = synthetic(0.0)
     data["dae"] = data["rbm"]
-    frame = ds.statistics_frame(ds.study_statistics(data), [1, 2, 4])
+    frame = ds.statistics_frame(ds.study_statistics(data), [1, 2, 4], n_test=2000)
     assert frame.shape[0] == 9 and frame.index.names == ["initialisation", "hidden layers"]
     row = frame.loc[("RBM pre-training", 1)]
     assert row["mean %"] == pytest.approx(100 * np.mean(data["rbm"][1])) and row["overlap"] == 0.0
+    mean = np.mean(data["rbm"][1])
+    assert row["SE of one net %"] == pytest.approx(100 * np.sqrt(mean * (1 - mean) / 2000))
+    assert row["gain % (paired mean)"] == pytest.approx(100 * np.mean(data["random"][1] - data["rbm"][1]))
+    assert row["beats own twin"] == 1.0 and row["Wilcoxon p"] == pytest.approx(2 / 2**12)
+    assert "Mann–Whitney p" not in frame.columns and "P(beats random)" not in frame.columns
     assert np.isnan(frame.loc[("no pre-training", 1)]["overlap"])
-    assert ds.best_depth_text({"best": 2, "probability": 0.98}) == "2 hidden layers (in 98 % of the bootstrap replicates)"
+    assert "SE of one net %" not in ds.statistics_frame(ds.study_statistics(data), [1]).columns
+    assert ds.best_depth_text({"best": 2, "probability": 0.98}) == \
+        "2 hidden layers (lowest mean in 98 % of the bootstrap replicates)"
     assert ds.best_depth_text(None) == "only one depth was run"
 
 
@@ -427,7 +570,9 @@ def test_why_sentence():
     assert "2 (RBM) or 3 (DAE) + 20 epochs" in ds.why_sentence("not supported", _values(rbm_epochs=2, dae_epochs=3), 7000)
     assert ds.why_sentence("partly supported", _values(profile="paper"), 50000) == "This run is at the paper's scale."
     two = ds.why_sentence("supported", _values(n_seeds=2), 7000)
-    assert two == "With 2 seeds no rank test can reach p < 0.05, so the parts that need one were not tested."
+    assert two == ("With 2 seeds per setting, fewer than the 8 paired seeds this book tests a part on (at level 0.05), "
+                   "the parts decided by a paired test were not tested.")
+    assert ds.why_sentence("supported", _values(n_seeds=8), 7000) == ""
 
 
 def test_results_record_and_finding():
@@ -436,6 +581,9 @@ def test_results_record_and_finding():
     rec = ds.results_record(p, res)
     assert rec["depths"] == [1, 2, 4] and set(rec["test_error"]["rbm"]) == {"1", "2", "4"}
     assert rec["best_depth"] == {"random": 2, "rbm": 4, "dae": 4} and rec["overlap"]["dae"]["4"] == 0.0
+    assert rec["wilcoxon_p"]["rbm"]["1"] == pytest.approx(2 / 2**12) and rec["beats_twin"]["dae"]["2"] == 1.0
+    assert rec["paired_gain"]["rbm"]["1"] == pytest.approx(res.stats["vs_random"]["rbm"][1]["effect"])
+    assert "mannwhitney_p" not in rec and rec["test_set_resolution"] == []
     assert rec["finetune_lr"]["random"]["1"] == 0.8 and rec["n_seeds"] == 12
     finding = ds.finding_sentence(p, res, 9, 10)
     assert finding.startswith("12 seeds per setting, 200 units per layer: mean test error at 1 / 4 hidden layers ")

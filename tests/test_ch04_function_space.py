@@ -197,6 +197,9 @@ def test_measure_trajectories_exact_on_a_line():
     assert m["to_start"] == {PRE: [0.0, 2.0], RND: [0.0, 1.0]}
     assert m["to_start_after_epoch1"] == {PRE: 2.0, RND: 1.0}
     assert m["pairwise_after_epoch1"] == {PRE: 2.0, RND: 4.0}
+    # per net after one epoch: pre-trained nets at 1 and 3 (starts 0, 0), random at 10 and 14 (starts 10, 12)
+    assert m["epoch1_per_net"] == {PRE: {"to_start": [1.0, 3.0], "to_others": [2.0, 2.0]},
+                                   RND: {"to_start": [0.0, 2.0], "to_others": [4.0, 4.0]}}
     assert m["knn_per_epoch"] == [1.0, 1.0] and m["knn_all"] == 1.0 and m["knn_after_start"] == 1.0
     # last epoch: random nets 4 apart, pre-trained 2; every resample with two distinct nets agrees
     assert m["tighter_last"] == {"difference": 2.0, "low": 2.0, "high": 2.0, "level": 0.95}
@@ -305,6 +308,10 @@ def hand_measures(*, knn_all=1.0, knn_after=1.0, knn0=1.0, pair=(2.0, 3.0), star
             "to_start": {PRE: [0.0, start[0]], RND: [0.0, start[1]]},
             "to_start_after_epoch1": {PRE: start[0], RND: start[1]},
             "pairwise_after_epoch1": {PRE: pair[0], RND: pair[1]},
+            # per net: its distance to its start and to the others, spread around the group means
+            "epoch1_per_net": {g: {"to_start": [start[i] + 0.01 * k for k in range(MIN_NETS)],
+                                   "to_others": [pair[i] - 0.01 * k for k in range(MIN_NETS)]}
+                               for i, g in enumerate((PRE, RND))},
             "tighter_last": {"difference": difference, "low": low, "high": high, "level": 0.95}}
 
 
@@ -318,6 +325,11 @@ def test_claim_parts_all_hold():
     assert [p.key for p in parts] == ["a", "b", "c"]
     assert statuses == [claims.HOLDS] * 3 and verdict == "supported"
     assert "100.0%" in parts[0].evidence and parts[2].numbers["low"] == 0.1
+    b = parts[1]  # the paired test: every net closer to the others than to its start, in both groups
+    assert b.test == "wilcoxon" and b.n == MIN_NETS and b.p == pytest.approx(2 / 2**MIN_NETS) and b.effect > 0
+    assert parts[2].test.startswith("bootstrap") and parts[2].ci95 == (0.1, 0.9) and parts[2].p is None
+    assert [set(p.claim_part()) for p in parts] == [{"part", "statement", "test", "effect", "ci95", "p", "p_holm",
+                                                      "n", "holds"}] * 3
 
 
 def test_claim_parts_like_the_quick_run():
@@ -344,7 +356,7 @@ def test_conclusion_texts_follow_the_numbers():
     conf0 = {PRE: 0.159, RND: 0.145}
     t = conclusion_texts(hand_measures(), conf0, finetune_epochs=15)
     assert t["separated"].startswith("form two groups with no overlap at any epoch")
-    assert t["closer"].endswith("the claim holds for both groups.")
+    assert t["closer"].endswith("(part (b) below tests it net by net, in both groups).")
     assert "pre-trained nets are more similar to one another" in t["tighter"]
     assert t["tighter"].endswith("smaller for the pre-trained nets at 2 of the 2 epochs.")
     t = conclusion_texts(hand_measures(knn_all=0.97, knn0=0.48, pair=(7.0, 3.0), difference=0.2, low=-0.1),
@@ -352,7 +364,6 @@ def test_conclusion_texts_follow_the_numbers():
     assert "from the first epoch on" in t["separated"] and "(accuracy 48.0% at epoch 0)" in t["separated"]
     assert "15.9% and 14.5%" in t["separated"] and "over epochs 1 to 15" in t["separated"]
     assert "pre-trained nets are not closer to each other (7.00) than to their own starts (5.00)" in t["closer"]
-    assert t["closer"].endswith("does not hold for both groups.")
     assert "slightly closer to one another, but the bootstrap interval includes no difference" in t["tighter"]
     assert t["tighter"].endswith("at 1 of the 2 epochs.")  # epoch 1: pre-trained 7.00 apart, random 3.00
     t = conclusion_texts(hand_measures(knn_all=0.8, knn_after=0.75, difference=-0.3, low=-0.5), conf0,

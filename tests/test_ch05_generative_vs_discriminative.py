@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from pretraining.analysis import stats
 from pretraining.book import claims
 from pretraining.chapters import ch05_generative_vs_discriminative as ch5
 from pretraining.core.data import Subset, load_dataset
@@ -180,85 +181,148 @@ def test_matched_summary_reads_every_net_at_the_common_level() -> None:
     assert m["pretrained"] == pytest.approx(((2 - 0.5) + (2 - 0.625)) / 2)
     assert m["random"] == pytest.approx(1.6)
     assert m["final_train_nll"] == pytest.approx({"pretrained": 0.2, "random": 0.5})
-    # two paired differences, 0.1 and 0.225: a quarter of the resamples hold only one of them
-    assert m["difference_ci95"] == pytest.approx([1.6 - 1.5, 1.6 - 1.375], abs=1e-6)
+    # two paired differences, 0.1 and 0.225: mean 0.1625 -+ t(0.975, 1) * 0.0625 = 12.7062 * 0.0625
+    assert m["n"] == 2 and m["difference_mean"] == pytest.approx(0.1625)
+    assert m["difference_ci95"] == pytest.approx([0.1625 - 12.7062 * 0.0625, 0.1625 + 12.7062 * 0.0625], rel=1e-4)
+    assert m["difference_p"] == pytest.approx(0.5)                  # 2 of 2 positive: 2 / 2**2
 
 
 # ------------------------------------------------------------------------------ the claim
-def _adv(significant: list[bool], relative: list[float]) -> dict:
-    return {"significant": significant, "relative": relative, "mean": [0.01] * len(relative),
-            "ci95": [[0.0, 0.02]] * len(relative)}
+KEYS = {"part", "statement", "test", "effect", "ci95", "p", "p_holm", "n", "holds"}
+H, F, N = claims.HOLDS, claims.FAILS, claims.NOT_TESTED
 
 
-def test_advantage_summary() -> None:
+def _errors(advantage: np.ndarray, random: float | np.ndarray = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """(pre-trained, random) (K, S) errors with the given per-seed advantages (K, S)."""
+    rnd = np.broadcast_to(np.asarray(random, dtype=np.float64), advantage.shape).copy()
+    return rnd - advantage, rnd
+
+
+def _summaries(adv_cause: np.ndarray, adv_pixel: np.ndarray, random: float | np.ndarray = 0.2):
+    return (ch5.advantage_summary(*_errors(adv_cause, random)), ch5.advantage_summary(*_errors(adv_pixel, random)))
+
+
+def _statuses(cause: dict, pixel: dict) -> tuple[list[str], str]:
+    parts = claims.decide(ch5.budget_parts(cause, pixel))
+    return [p.status for p in parts], claims.verdict(parts)
+
+
+SEEDS = 8
+GAIN = np.array([[0.05, 0.06, 0.04, 0.05, 0.07, 0.05, 0.06, 0.04],     # K = 2 budgets, S = 8 seeds
+                 [0.02, 0.03, 0.02, 0.01, 0.02, 0.03, 0.02, 0.02]])
+
+
+def test_advantage_summary_per_budget_and_per_seed() -> None:
     pre = np.array([[0.10, 0.11, 0.12], [0.05, 0.05, 0.06]])
     rnd = pre + np.array([[0.02, 0.03, 0.02], [0.01, 0.01, 0.01]])
     a = ch5.advantage_summary(pre, rnd)
-    assert a["mean"] == pytest.approx([0.07 / 3, 0.01]) and a["significant"] == [True, True]
-    assert a["relative"] == pytest.approx([(0.07 / 3) / rnd[0].mean(), 0.01 / rnd[1].mean()])
-    none = ch5.advantage_summary(pre, pre + np.array([[0.01, -0.01, 0.0]] * 2))
-    assert none["significant"] == [False, False]
+    assert a["mean"] == pytest.approx([0.07 / 3, 0.01])
+    assert a["relative"] == pytest.approx([np.mean([0.02 / 0.12, 0.03 / 0.14, 0.02 / 0.14]),
+                                           np.mean([0.01 / 0.06, 0.01 / 0.06, 0.01 / 0.07])])
+    assert a["per_seed"] == pytest.approx([0.015, 0.02, 0.015])            # mean over the 2 budgets
+    assert a["relative_per_seed"][0] == pytest.approx((0.02 / 0.12 + 0.01 / 0.06) / 2)
+    # budget 2: three equal differences, t interval of a constant; 3 of 3 positive: p = 2 / 2**3
+    assert a["ci95"][1] == pytest.approx([0.01, 0.01]) and a["p"] == pytest.approx([0.25, 0.25])
+    assert a["significant"] == [False, False]                               # 3 seeds cannot reach 0.05
     with pytest.raises(ValueError, match="S >= 2"):
         ch5.advantage_summary(pre[:, :1], rnd[:, :1])
 
 
-def _statuses(cause: dict, pixel: dict, n_seeds: int = 5) -> tuple[list[str], str]:
-    parts = ch5.budget_parts(cause, pixel, n_seeds)
-    return [p.status for p in parts], claims.verdict(parts)
+def test_budget_parts_hold_fail_and_verdicts() -> None:
+    cause, pixel = _summaries(GAIN, 0 * GAIN)                            # pixel labels: no advantage
+    assert _statuses(cause, pixel) == ([H, H, N], "supported")
+    a, b, c = claims.decide(ch5.budget_parts(cause, pixel))
+    assert a.test == b.test == "wilcoxon" and a.n == b.n == SEEDS
+    assert a.effect == pytest.approx(float(GAIN.mean()))                # per-seed mean over budgets, then mean
+    assert a.ci95[0] < a.effect < a.ci95[1] and a.p_holm == pytest.approx(2 * a.p)
+    assert c.evidence == "not measured yet (issue 18)"
+    same = _summaries(GAIN, GAIN)                                        # pixel labels gain exactly as much
+    assert _statuses(*same) == ([H, F, N], "partly supported")
+    hurt, helped = _summaries(-GAIN, GAIN)              # pre-training hurts cause labels, helps pixel labels
+    assert _statuses(hurt, helped) == ([F, F, N], "not supported")
 
 
-H, F, N = claims.HOLDS, claims.FAILS, claims.NOT_TESTED
+def test_a_paired_effect_an_unpaired_test_would_miss_is_found() -> None:
+    # the seeds differ a lot (random errors 0.1 .. 0.45), the pre-trained net of each seed is a little better
+    rnd = np.tile(np.linspace(0.10, 0.45, SEEDS), (2, 1))
+    pre = rnd - 0.01
+    assert stats.mann_whitney(rnd.mean(0), pre.mean(0))["p"] > 0.5       # unpaired: no difference seen
+    cause = ch5.advantage_summary(pre, rnd)
+    pixel = ch5.advantage_summary(rnd, rnd)
+    a = claims.decide(ch5.budget_parts(cause, pixel))[0]
+    assert a.status == H and a.p == pytest.approx(2 / 256) and a.effect == pytest.approx(0.01)
 
 
-def test_budget_parts_map_the_old_criteria() -> None:
-    helped = _adv([True, True, True, False], [0.3, 0.2, 0.2, 0.1])         # 3 of 4, mean 20 %
-    little = _adv([True, False, False, False], [0.1, 0.0, 0.0, 0.0])       # 1 of 4, mean 2.5 %
-    assert _statuses(helped, little) == ([H, H, N], "supported")
-    assert _statuses(helped, helped) == ([H, F, N], "partly supported")   # pixel labels gain as much
-    half = _adv([True, True, False, False], [0.05, 0.05, 0.0, 0.0])       # 2 of 4: not fewer than half
-    assert _statuses(helped, half) == ([H, F, N], "partly supported")
-    close = _adv([False, False, False, False], [0.3, 0.1, 0.1, 0.0])      # 12.5 %: not below half of 20 %
-    assert _statuses(helped, close)[0] == [H, F, N]
-    assert _statuses(little, helped) == ([F, F, N], "not supported")
-    assert _statuses(little, _adv([False] * 4, [0.0] * 4)) == ([F, H, N], "partly supported")
-
-
-def test_budget_parts_with_too_few_seeds_are_not_tested() -> None:
-    helped = _adv([True, True], [0.3, 0.2])
-    parts = ch5.budget_parts(helped, _adv([False, False], [0.0, 0.0]), 2)
+def test_too_few_seeds_are_not_tested() -> None:
+    cause, pixel = _summaries(GAIN[:, :claims.MIN_PAIRS - 1], 0 * GAIN[:, :claims.MIN_PAIRS - 1])
+    parts = ch5.budget_parts(cause, pixel)
     assert [p.status for p in parts] == [N, N, N] and claims.verdict(parts) == "inconclusive"
-    assert parts[0].evidence.startswith("only 2 seeds") and parts[2].evidence == "not measured yet (issue 18)"
-    assert parts[0].numbers["significant_budgets"] == 2
+    assert "not testable at this scale" in parts[0].evidence and parts[0].p is None
+    assert parts[0].n == claims.MIN_PAIRS - 1 and parts[0].effect == pytest.approx(float(GAIN[:, :7].mean()))
 
 
-def test_verdict_sentence_follows_the_parts() -> None:
-    helped, none = _adv([True, True], [0.3, 0.2]), _adv([False, False], [0.0, 0.0])
-    text = ch5.verdict_sentence(ch5.budget_parts(helped, none, 4), helped, none, 4)
-    assert text.startswith(ch5.VERDICT_TEXT["supported"])
-    assert "(Verdict: supported — pre-training helps cause labels significantly at 2 of 2 budgets " \
-           "(mean relative gain 25%) and pixel labels at 0 of 2 (mean relative gain 0%).)" in text
-    text = ch5.verdict_sentence(ch5.budget_parts(helped, helped, 4), helped, helped, 4)
+def test_the_direction_rule() -> None:
+    # (b): pixel labels gain relatively MORE than cause labels in every seed: a clear effect, the wrong way
+    cause, pixel = _summaries(GAIN / 2, GAIN)
+    a, b, _ = claims.decide(ch5.budget_parts(cause, pixel))
+    assert a.status == H and b.status == F and b.p < 0.01 and b.effect < 0
+    # (a): a positive mean from one large seed while 7 of 8 seeds are slightly worse with pre-training
+    adv = np.tile(np.array([-0.001] * 7 + [0.2]), (2, 1))
+    a = claims.decide(ch5.budget_parts(*_summaries(adv, 0 * adv)))[0]
+    assert a.effect > 0 and a.numbers["rank_biserial"] < 0 and a.status == F
+
+
+def test_claim_parts_have_exactly_the_nine_keys() -> None:
+    for cause, pixel in (_summaries(GAIN, 0 * GAIN), _summaries(GAIN[:, :2], 0 * GAIN[:, :2])):
+        assert all(set(p.claim_part()) == KEYS for p in claims.decide(ch5.budget_parts(cause, pixel)))
+
+
+def test_verdict_sentence_follows_the_decided_parts() -> None:
+    helped, none = _summaries(GAIN, 0 * GAIN)
+    text = ch5.verdict_sentence(ch5.budget_parts(helped, none), helped, none)
+    assert text.startswith(ch5.VERDICT_TEXT["supported"]) and "(Verdict: supported — per seed" in text
+    assert "positive in 8 of 8 seeds" in text and "at 2 of 2 budgets for cause labels and 0 of 2" in text
+    text = ch5.verdict_sentence(ch5.budget_parts(helped, helped), helped, helped)
     assert text.startswith(ch5.VERDICT_TEXT["partly supported"])
-    weak = _adv([False, False], [0.1, 0.1])
-    text = ch5.verdict_sentence(ch5.budget_parts(weak, none, 4), weak, none, 4)
+    hurt, pixel = _summaries(-GAIN, -2 * GAIN)        # (a) fails, (b) holds: pixel labels hurt relatively more
+    text = ch5.verdict_sentence(ch5.budget_parts(hurt, pixel), hurt, pixel)
     assert text.startswith(ch5.VERDICT_TEXT["partly supported, cause labels not helped"])
-    text = ch5.verdict_sentence(ch5.budget_parts(none, none, 4), none, none, 4)
+    text = ch5.verdict_sentence(ch5.budget_parts(none, helped), none, helped)
     assert text.startswith(ch5.VERDICT_TEXT["not supported"])
-    text = ch5.verdict_sentence(ch5.budget_parts(helped, none, 2), helped, none, 2)
-    assert text.startswith(ch5.VERDICT_TEXT["inconclusive"]) and "only 2 seeds: too few for intervals;" in text
+    few_c, few_p = _summaries(GAIN[:, :2], 0 * GAIN[:, :2])
+    text = ch5.verdict_sentence(ch5.budget_parts(few_c, few_p), few_c, few_p)
+    assert text.startswith(ch5.VERDICT_TEXT["inconclusive"]) and "only 2 seeds: too few for a paired test" in text
+
+
+def test_verdict_sentence_uses_the_holm_adjusted_p() -> None:
+    # one seed of 8 the other way, rank 3: exact two-sided p = 2 * 5 / 256 for (a) and for (b); raw p < 0.05
+    # (provisionally holds), but Holm over the 2 tested parts doubles it: both fail
+    adv = np.tile(np.array([0.01, 0.02, -0.03, 0.04, 0.05, 0.06, 0.07, 0.08]), (2, 1))
+    cause, pixel = _summaries(adv, 0.5 * adv)
+    (a, b, _) = ch5.budget_parts(cause, pixel)
+    assert a.p == pytest.approx(10 / 256) and b.p == pytest.approx(10 / 256) and a.status == b.status == H
+    decided = claims.decide([a, b, _])
+    assert decided[0].status == decided[1].status == F and decided[0].p_holm == pytest.approx(20 / 256)
+    # the sentence follows the adjusted statuses: both tested parts fail, not "supported" as the raw p would say
+    assert "(Verdict: not supported — " in ch5.verdict_sentence([a, b, _], cause, pixel)
 
 
 def test_trajectory_sentences() -> None:
-    def m(pre, rnd, low):
-        return {"final_train_nll": {"pretrained": pre, "random": rnd}, "difference_ci95": [low, low + 1]}
+    def m(pre, rnd, mean=0.0, p=1.0, n=8):
+        return {"final_train_nll": {"pretrained": pre, "random": rnd}, "difference_mean": mean,
+                "difference_p": p, "n": n}
 
-    assert ch5.optimisation_sentence({"cause": m(0.3, 0.5, 0), "pixel": m(0.3, 0.5, 0)}).startswith(
+    assert ch5.optimisation_sentence({"cause": m(0.3, 0.5), "pixel": m(0.3, 0.5)}).startswith(
         "The pre-trained nets fit their training labels faster for both")
-    assert ch5.optimisation_sentence({"cause": m(0.6, 0.5, 0), "pixel": m(0.3, 0.5, 0)}) == \
+    assert ch5.optimisation_sentence({"cause": m(0.6, 0.5), "pixel": m(0.3, 0.5)}) == \
         "The pre-trained nets fit the pixel labels faster, but not the cause labels."
-    assert "for cause labels, a regularisation effect" in ch5.regularisation_sentence(
-        {"cause": m(0, 0, 0.01), "pixel": m(0, 0, -0.01)})
-    assert "for either labelling" in ch5.regularisation_sentence({"cause": m(0, 0, 0.0), "pixel": m(0, 0, -0.01)})
+    text = ch5.regularisation_sentence({"cause": m(0, 0, 0.1, 0.01), "pixel": m(0, 0, 0.1, 0.2)})
+    assert "for cause labels, a regularisation effect" in text and "p below 0.05" in text
+    # significant, but the random nets generalise better: not a regularisation effect of pre-training
+    assert "for either labelling" in ch5.regularisation_sentence(
+        {"cause": m(0, 0, -0.1, 0.01), "pixel": m(0, 0, 0.1, 0.2)})
+    few = ch5.regularisation_sentence({"cause": m(0, 0, 0.1, 0.5, n=2), "pixel": m(0, 0, 0.1, 0.5, n=2)})
+    assert few.startswith("With 2 seeds the matched comparison cannot tell") and "0.5" in few
 
 
 def test_pixel_mi_verdict_threshold_is_a_fifth_of_the_label_bits() -> None:
@@ -269,12 +333,13 @@ def test_pixel_mi_verdict_threshold_is_a_fifth_of_the_label_bits() -> None:
 # ------------------------------------------------------------------------------ tables
 def test_budget_table_counts_label_bits_and_formats_the_interval() -> None:
     errors = {"cause": {"pretrained": np.array([[0.4, 0.2], [0.1, 0.1]]), "random": np.array([[0.5, 0.5], [0.2, 0.1]])}}
-    adv = {"cause": {"mean": [0.2, 0.05], "ci95": [[0.1, 0.3], [0.0, 0.1]], "relative": [0.4, 0.333]}}
+    adv = {"cause": {"mean": [0.2, 0.05], "ci95": [[0.1, 0.3], [0.0, 0.1]], "p": [0.5, 1.0], "relative": [0.4, 0.333]}}
     t = ch5.budget_table([20, 100], errors, adv, {"cause": 3.3})
     assert t["bits of label information"].tolist() == pytest.approx([66.0, 330.0])
     assert t["pre-trained error %"].tolist() == pytest.approx([30.0, 10.0])
     assert t["random error %"].tolist() == pytest.approx([50.0, 15.0])
-    assert t["95% interval"].tolist() == ["[10.00, 30.00]", "[0.00, 10.00]"]
+    assert t["95% t interval"].tolist() == ["[10.00, 30.00]", "[0.00, 10.00]"]
+    assert t["Wilcoxon p (raw)"].tolist() == [0.5, 1.0]
     assert t["relative gain"].tolist() == ["40%", "33%"]
 
 

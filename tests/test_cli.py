@@ -290,7 +290,8 @@ def test_finish_rejects_nan_and_bad_parts(tmp_path, monkeypatch):
     assert not (tmp_path / "results").exists()
     rec = ch.finish({"e": 0.5}, parts=holds, finding="x")
     assert json.loads((tmp_path / "results" / "09_test.json").read_text()) == rec
-    assert results.load_results(tmp_path)["09_test"]["results"] == {"e": 0.5}
+    assert results.load_results(tmp_path)["09_test"]["results"]["e"] == 0.5
+    assert rec["results"]["claim_parts"][0]["holds"] is True and rec["results"]["claim_parts"][0]["test"] == "threshold"
     assert (tmp_path / "cache" / ".index" / "smoke" / "09_test.json").exists()
 
 

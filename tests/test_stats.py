@@ -21,6 +21,7 @@ from pretraining.analysis.stats import (
     min_wilcoxon_p,
     overlap,
     paired_bootstrap_ci,
+    paired_difference,
     paired_permutation,
     prob_less,
     summary,
@@ -309,6 +310,59 @@ def test_t_interval_known_value_and_constant_sample():
     assert t_interval([0.1, 0.1, 0.1, 0.1, 0.1]) == (0.1, 0.1)
 
 
+def test_paired_difference_by_hand():
+    # d = x - y = 1, 2, 3, -1 (exact in binary): mean 1.25, median 1.5, 3 positive, 4 non-zero
+    d = paired_difference([5, 6, 7, 8], [4, 4, 4, 9])
+    assert d["test"] == "wilcoxon" and d["n"] == 4 and d["effect"] == 1.25 and d["median"] == 1.5
+    assert d["positive"] == 3 and isinstance(d["positive"], int) and d["nonzero"] == 4 and d["p_floor"] == 2 / 16
+    # ranks of |d|: 1 and -1 tie at 1.5, 2 -> 3, 3 -> 4: R+ = 8.5, R- = 1.5
+    assert d["rank_biserial"] == pytest.approx((8.5 - 1.5) / 10) and d["direction"] is True
+    w = wilcoxon([1.0, 2.0, 3.0, -1.0])
+    assert {k: d[k] for k in ("p", "statistic", "rank_biserial", "method")} == \
+        {k: w[k] for k in ("p", "statistic", "rank_biserial", "method")}
+    # the interval is the Student-t interval of the mean, the same numbers as t_interval
+    assert d["ci95"] == list(t_interval([1.0, 2.0, 3.0, -1.0]))
+    assert paired_difference([1.0, 2.0, 3.0, -1.0]) == d  # y = None: x are the differences
+    json.dumps(d)
+
+
+def test_paired_difference_t_interval_counts_and_small_n():
+    # 0.01 .. 0.08, all positive: exact two-sided p = 2 / 2**8; mean -+ t(0.975, 7) sd / sqrt(8)
+    d = paired_difference([0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08])
+    assert d["method"] == "exact" and d["p"] == pytest.approx(2 / 256) and d["p_floor"] == 2 / 256
+    half = 2.364624 * 0.0244949 / math.sqrt(8)
+    assert d["ci95"] == pytest.approx([0.045 - half, 0.045 + half], rel=1e-5)
+    x = np.random.default_rng(3).normal(0.01, 0.02, 11)
+    assert paired_difference(x, 0.5 * x)["ci95"] == list(t_interval(0.5 * x))
+    # a constant difference: the interval is that constant
+    assert paired_difference([0.05, 0.06, 0.07], [0.04, 0.05, 0.06])["ci95"] == [pytest.approx(0.01)] * 2
+    # zeros count as neither positive nor non-zero, and lower the floor of p
+    z = paired_difference([0.0, 0.0, 0.1, -0.2, 0.3])
+    assert z["positive"] == 2 and z["nonzero"] == 3 and z["p_floor"] == min_wilcoxon_p(3) == 0.25
+    # one pair: no interval, the test says nothing
+    one = paired_difference([0.3], [0.1])
+    assert one["n"] == 1 and one["ci95"] is None and one["p"] == 1.0 and one["positive"] == 1
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        paired_difference([0.1, float("nan")])
+    with pytest.raises(ValueError, match="same length"):
+        paired_difference([0.1, 0.2], [0.1])
+    with pytest.raises(ValueError, match="at least 1"):
+        paired_difference([])
+
+
+def test_paired_difference_direction_needs_the_mean_and_the_signed_ranks():
+    assert paired_difference([0.01] * 8)["direction"] is True
+    assert paired_difference([-0.01] * 8)["direction"] is False
+    # a positive mean from one large difference while 7 of 8 point the other way: the ranks say no
+    d = paired_difference([-0.001] * 7 + [0.2])
+    assert d["effect"] > 0 and d["rank_biserial"] < 0 and d["direction"] is False
+    # mostly positive ranks but a negative mean (one large negative difference): no either
+    d = paired_difference([0.001] * 7 + [-0.2])
+    assert d["effect"] < 0 and d["rank_biserial"] > 0 and d["direction"] is False
+    # no difference at all: no direction
+    assert paired_difference([0.0, 0.0, 0.0])["direction"] is False
+
+
 def test_holm_hand_computed_cases():
     assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02], abs=1e-15)
     # m = 2 tested; None passes through and is not counted
@@ -426,3 +480,15 @@ def test_paired_statistics_bad_inputs_raise_one_line_errors(call, match):
     with pytest.raises((ValueError, TypeError), match=match) as info:
         call()
     assert "\n" not in str(info.value)
+
+
+def test_best_setting_paired_resamples_whole_seeds():
+    # seed s is hard or easy for every setting alike: the pairing removes that shared spread
+    base = np.array([1.0, 5.0, 2.0, 8.0, 3.0, 9.0, 4.0, 7.0])
+    errors = {"a": base + 0.1, "b": base}
+    paired = best_setting(errors, paired=True, seed=1)
+    unpaired = best_setting(errors, seed=1)
+    assert paired["best"] == unpaired["best"] == "b"
+    assert paired["probability"] == 1.0 and unpaired["probability"] < 0.9
+    with pytest.raises(ValueError, match="paired=True needs the same seeds"):
+        best_setting({"a": [1, 2, 3], "b": [1, 2]}, paired=True)

@@ -1,6 +1,6 @@
 """pretraining: the library of the book "Why does generative pre-training help?".
 
-Layers (imports only go down: chapters -> book, analysis -> core):
+Layers (imports only go down: chapters -> book -> analysis -> core):
 
 core/       models, training, seeding, data, distortions (PyTorch; a members dimension everywhere)
 analysis/   annealed importance sampling, statistics, function space, figures, the papers' numbers

@@ -16,6 +16,8 @@ Which tool for which question:
                           over all 2**n flips for n <= 16.
   ``paired_bootstrap_ci`` bootstrap interval (BCa by default) of any statistic of K conditions that
                           share their seeds: whole seeds are resampled jointly across the conditions.
+  ``paired_difference``   the one summary of per-seed paired differences: their mean with its Student-t
+                          interval, how many are positive (non-zero), and the Wilcoxon test.
 * One sample: ``t_interval`` (Student-t interval of the mean), ``bootstrap_ci`` (percentile bootstrap
   of a numpy reduction), ``summary``.
 * Independent samples (no shared seeds): ``mann_whitney``, ``prob_less``, ``overlap``, ``best_setting``.
@@ -46,6 +48,7 @@ __all__ = [
     "min_wilcoxon_p",
     "overlap",
     "paired_bootstrap_ci",
+    "paired_difference",
     "paired_permutation",
     "prob_less",
     "summary",
@@ -177,12 +180,15 @@ def best_setting(
     *,
     n_boot: int = 2000,
     seed: int = 0,
+    paired: bool = False,
 ) -> dict:
     """Which setting has the lowest mean error, and how sure can we be?
 
     errors: {setting: errors of its seeds (n_k >= 2)}, at least 2 settings. Each bootstrap
-    replicate resamples the seeds of every setting independently (with replacement) and records
-    which setting has the lowest mean; ties go to the first setting in the mapping's order.
+    replicate resamples seeds with replacement and records which setting has the lowest mean; ties
+    go to the first setting in the mapping's order. With ``paired`` (settings that share their
+    seeds, entry s of every setting being seed s) whole seeds are resampled jointly: one draw of
+    seed indices for all settings; otherwise each setting's seeds are resampled independently.
     Returns {"best": the key with the lowest observed mean, "probability": fraction of replicates
     in which it is lowest, "means": {key: mean}, "probabilities": {key: fraction lowest}}.
     """
@@ -196,7 +202,14 @@ def best_setting(
     samples = [_as_values(f"errors[{k!r}]", errors[k], min_n=2) for k in keys]
     means = np.array([s.mean() for s in samples])
     rng = np.random.default_rng(seed)
-    boot_means = np.stack([s[rng.integers(0, s.size, size=(n_boot, s.size))].mean(axis=1) for s in samples], axis=1)
+    if paired:
+        if len({s.size for s in samples}) != 1:
+            raise ValueError("paired=True needs the same seeds (the same number of errors) for every setting")
+        idx = rng.integers(0, samples[0].size, size=(n_boot, samples[0].size))
+        boot_means = np.stack([s[idx].mean(axis=1) for s in samples], axis=1)
+    else:
+        boot_means = np.stack([s[rng.integers(0, s.size, size=(n_boot, s.size))].mean(axis=1) for s in samples],
+                              axis=1)
     wins = np.bincount(np.argmin(boot_means, axis=1), minlength=len(keys)) / n_boot
     best = int(np.argmin(means))
     return {
@@ -430,6 +443,28 @@ def t_interval(x: Sequence[float] | np.ndarray, *, level: float = 0.95) -> tuple
     sem = float(arr.std(ddof=1) / math.sqrt(arr.size))
     low, high = _scipy_stats.t.interval(level, arr.size - 1, loc=mean, scale=sem)
     return float(low), float(high)
+
+
+def paired_difference(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray | None = None) -> dict:
+    """Per-seed paired differences d = x - y (or d = x when y is None), summarised the one way the book does.
+
+    x, y (n,), n >= 1, finite, entry s of both from the same seed s (orient d so that positive
+    supports the claim). Returns {"test": "wilcoxon", "n", "effect": the mean of d, "median": the
+    median of d, "ci95": [low, high], the 95 % Student-t interval of the mean (:func:`t_interval`;
+    None when n < 2), "positive": how many d_s > 0, "nonzero": how many d_s != 0, "p_floor": the
+    smallest two-sided p the signed-rank test can give with that many (:func:`min_wilcoxon_p`), and
+    from the two-sided :func:`wilcoxon` of d "p", "statistic", "rank_biserial", "method"; "direction":
+    the mean and the signed ranks of d both point up (effect > 0 and rank_biserial > 0)}. Whether n
+    pairs are enough to test anything is the caller's rule.
+    """
+    d = _differences(x, y)
+    w = wilcoxon(d)
+    n, nonzero, effect = int(d.size), int(np.count_nonzero(d)), float(d.mean())
+    return {"test": "wilcoxon", "n": n, "effect": effect, "median": float(np.median(d)),
+            "ci95": list(t_interval(d)) if n >= 2 else None, "positive": int(np.count_nonzero(d > 0)),
+            "nonzero": nonzero, "p_floor": min_wilcoxon_p(nonzero), "p": w["p"], "statistic": w["statistic"],
+            "rank_biserial": w["rank_biserial"], "method": w["method"],
+            "direction": bool(effect > 0 and w["rank_biserial"] > 0)}
 
 
 def holm(pvalues: Sequence[float | None] | np.ndarray) -> list[float | None]:

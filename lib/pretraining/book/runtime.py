@@ -34,7 +34,7 @@ import torch
 from ..core.device import get_device
 from ..core.files import atomic_write_bytes
 from .cache import ArtifactStore, to_plain
-from .claims import HOLDS, NOT_TESTED, Part, parts_markdown, verdict
+from .claims import ALPHA, HOLDS, NOT_TESTED, Part, decide, parts_markdown, verdict
 from .paths import RUN_DIR_ENV, RUN_ID_ENV, build_dir, find_root, results_dir
 from .specs import ChapterSpec, user_names
 
@@ -110,8 +110,9 @@ class Chapter:
         private folder, from which the CLI publishes it together with the executed notebook once the
         whole notebook has succeeded.
 
-        ``parts``: the claim's parts, each tested on the numbers; the verdict follows from them
-        (:func:`pretraining.book.claims.verdict`). ``finding``: one sentence with the computed
+        ``parts``: the claim's parts, each tested on the numbers; their p-values are Holm-adjusted
+        together (:func:`pretraining.book.claims.decide`), the verdict follows from them
+        (:func:`pretraining.book.claims.verdict`), and the results get their ``claim_parts`` list. ``finding``: one sentence with the computed
         numbers, for the summary table. Returns the record (a :class:`Record`: not printed when a
         notebook cell ends with it).
         """
@@ -119,6 +120,8 @@ class Chapter:
             raise ValueError(f"finding={finding!r} is not allowed: a non-empty sentence")
         if not parts or not all(isinstance(p, Part) for p in parts):
             raise TypeError("parts must be a non-empty list of claims.Part")
+        parts = decide(parts)
+        results = {**results, "claim_parts": [p.claim_part() for p in parts]}
         record = {
             "chapter": self.name,
             "profile": self.profile,
@@ -216,7 +219,13 @@ def _display_verdict(parts: Sequence[Part], verdict_: str, profile: str) -> None
 
     tested = [p for p in parts if p.status != NOT_TESTED]
     held = sum(p.status == HOLDS for p in tested)
-    display(Markdown(f"**The claim in parts, tested on this run's numbers** ({profile} profile):\n\n"
+    n_p = sum(p.p is not None for p in tested)
+    rule = (f" A part decided by a test holds only if its p-value, Holm-adjusted over the {n_p} tested "
+            f"part{'s' * (n_p != 1)}, is below α = {ALPHA} and its effect points the way the claim states."
+            if n_p else "")
+    if len(tested) > n_p:
+        rule += " A part decided by a threshold holds when its evidence meets the bar it states."
+    display(Markdown(f"**The claim in parts, tested on this run's numbers** ({profile} profile).{rule}\n\n"
                      f"{parts_markdown(parts)}\n\n**Verdict: {verdict_}** — {held} of the {len(tested)} "
                      f"tested parts hold" + (f"; {len(parts) - len(tested)} could not be tested (the list says why)"
                                              if len(parts) > len(tested) else "") + "."))

@@ -286,14 +286,14 @@ def claim_parts(ch: runtime.Chapter, res: Result) -> list[claims.Part]:
                     "above independent pixels", gain > 3 * ll["ais_std"],
                     f"{ll['loglik']:.1f} nats (AIS, s.e. {ll['ais_std']:.2f}) vs {res.base_loglik:.1f} for "
                     f"independent pixels; the bar is a gain above three AIS standard errors",
-                    gain_nats=gain, ais_std=ll["ais_std"]),
+                    effect=gain, gain_nats=gain, ais_std=ll["ais_std"]),
         claims.part("c", "first-layer receptive fields are local, stroke-like", None,
                     "the book has no numerical test of stroke-likeness yet; the figures show the fields"),
         claims.part("d", "samples look like digits of (almost) all classes", closer and c["n_classes"] >= 8,
                     f"median distance of the samples to their nearest training digit {c['median_samples']:.2f} "
                     f"(test digits {c['median_test']:.2f}, the average digit {c['mean_digit']:.2f}); "
                     f"{c['n_classes']} of 10 classes (the bar: closer than the average digit and at least 8)",
-                    **{k: c[k] for k in ("median_samples", "median_test", "mean_digit", "n_classes")}),
+                    effect=c["n_classes"], n=len(res.shown), **{k: c[k] for k in ("median_samples", "median_test", "mean_digit", "n_classes")}),
     ]
 
 

@@ -14,6 +14,12 @@ The notebook ``chapters/02_finetuning_weight_change.ipynb`` tells the story; thi
 * :func:`claim_parts` (the tests: :func:`assess`) and :func:`finish` — the claim's parts tested on the
   numbers, the results file.
 
+The design is paired: fine-tuning run m of the DBN, of the SDAE and of the random-init network share
+seed m (softmax initialisation and minibatch order), so every comparison is made run by run
+(:func:`pretraining.analysis.stats.paired_difference`: per-run differences in the claim's direction, a
+Student-t interval of their mean, the Wilcoxon signed-rank test; :func:`pretraining.book.claims.paired`),
+and a part needs at least :data:`claims.MIN_PAIRS` runs to be tested.
+
 The tools underneath: weight-change statistics between two versions of the same layers (before /
 after fine-tuning), the "layer reset" test (put one layer of a fine-tuned net back to its
 pre-fine-tuning weights and measure the test error), a fast softmax-only trainer on frozen
@@ -38,6 +44,7 @@ import torch
 from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize
 from matplotlib.figure import Figure
 
+from ..analysis import stats
 from ..analysis.figures import styled
 from ..analysis.references import ERHAN2010_TABLE1, LAROCHELLE2009_TABLE3
 from ..book import claims, runtime
@@ -58,7 +65,8 @@ __all__ = [
     "TINY_FRACTION", "MATTERS_FRACTION", "KINDS", "LABELS", "N_CLASSES",
     "relative_change", "unit_cosine", "sign_flip_fraction", "LayerChange", "weight_change",
     "reset_layers", "layer_reset_errors", "gain_lost", "share_lost", "train_softmax_on_features",
-    "finetune_tracked", "FinetuneRun", "finetuned", "assess", "InputPlane", "input_plane", "decision_map",
+    "finetune_tracked", "FinetuneRun", "finetuned", "assess", "tiny_sentence",
+    "least_sentence", "lost_sentence", "InputPlane", "input_plane", "decision_map",
     "pm", "field_change_ratio", "field_look", "gain_text", "layer_change_table", "reset_table",
     "reference_tables", "results_record", "per_kind",
     "plot_receptive_field_change", "plot_layer_change", "plot_change_over_epochs", "plot_decision_maps",
@@ -110,8 +118,8 @@ SPEC = ChapterSpec(
     paper="Lower-layer weights change little in fine-tuning (lecture 14c; Erhan et al. 2010).",
     params={
         **STACK_PARAMS,
-        "n_seeds": Param(3, Int(min=1, max=1000),
-                         "fine-tuning runs per network: own softmax initialisation and minibatch order"),
+        "n_seeds": Param(8, Int(min=1, max=1000),
+                         "fine-tuning runs per network, paired across networks: own softmax init and minibatch order"),
         "finetune_epochs": Param(6, Int(min=1, max=MAX_EPOCHS), "fine-tuning epochs (plain SGD on the mean negative log-likelihood)"),
         "finetune_lr": Param(0.5, Float(gt=0, max=10), "fine-tuning learning rate"),
         "finetune_batch_size": Param(50, Int(min=1), "fine-tuning minibatch size"),
@@ -235,6 +243,8 @@ def setup(ch: runtime.Chapter) -> None:
     ch.glue("ft_batch", p["finetune_batch_size"], fmt="d")
     ch.glue("n_train", len(data.train.y), fmt=",d")
     ch.glue("n_test", len(data.test.y), fmt=",d")
+    ch.glue("min_pairs", claims.MIN_PAIRS, fmt="d")
+    ch.glue("alpha", claims.ALPHA, fmt="g")
 
 
 def receptive_field_change(ch: runtime.Chapter, res: Result) -> None:
@@ -272,6 +282,9 @@ def layer_change(ch: runtime.Chapter, res: Result) -> None:
     ch.glue("rbm_vs_random_1", float(rel["random"][0] / rel["rbm"][0]), fmt=".1f")
     ch.glue("rbm_cos_1", float(res.changes["rbm"].mean_cosine[0].mean()), fmt=".4f")
     ch.glue("rbm_flip_1", float(res.changes["rbm"].sign_flip_fraction[0].mean()), fmt=".2%")
+    ch.glue("tiny_paired", tiny_sentence(res.changes["rbm"].relative_change[:depth],
+                                         res.changes["random"].relative_change[:depth]), fmt="s")
+    ch.glue("least_paired", least_sentence(res.changes["rbm"].relative_change[:depth]), fmt="s")
 
 
 def change_over_epochs(ch: runtime.Chapter, res: Result) -> None:
@@ -302,6 +315,7 @@ def errors_and_resets(ch: runtime.Chapter, res: Result) -> None:
         s1 = share_lost(res.lost[kind][0])
         ch.glue(f"{kind}_lost_1", f"{s1:.0%}" if s1 is not None else "nothing (fine-tuning gained nothing)")
     ch.glue("err_random", _pct(errors["random"]), fmt=".2f")
+    ch.glue("lost_paired", lost_sentence(res.lost["rbm"][0]), fmt="s")
     ch.glue("rbm_gain_text", gain_text(_pct(errors["rbm_frozen"]), _pct(errors["rbm"])))
 
 
@@ -340,17 +354,23 @@ def finish(ch: runtime.Chapter, res: Result) -> dict:
 
 def assess(change_pretrained: Tensor, change_random: Tensor, gain_lost_first: Tensor,
            plane_moved: Mapping[str, float]) -> list[claims.Part]:
-    """The four parts of C2 tested on the numbers (means over members).
+    """The four parts of C2 tested on the numbers, run by run.
 
     change_pretrained, change_random: relative change (L, M) of the hidden layers 1..L of the
-    pre-trained (DBN) and of the randomly initialised network; gain_lost_first: (M,) fraction of
-    the gain lost by resetting layer 1 (:func:`gain_lost`; NaN where there was no gain);
-    plane_moved: ``Result.plane_moved``. The tests:
+    pre-trained (DBN) and of the randomly initialised network, run m of both from fine-tuning seed m;
+    gain_lost_first: (M,) fraction of the gain lost by resetting layer 1 (:func:`gain_lost`; NaN
+    where there was no gain); plane_moved: ``Result.plane_moved``. Parts (a)-(c) are decided by the
+    two-sided Wilcoxon signed-rank test of a per-run difference d_m that is positive when run m
+    supports the claim (:func:`pretraining.analysis.stats.paired_difference`,
+    :func:`pretraining.book.claims.paired`; effect = mean of d, with its t interval; they hold when the
+    Holm-adjusted p < :data:`claims.ALPHA` and the mean and signed ranks of d are positive); with fewer
+    than :data:`claims.MIN_PAIRS` runs they are not tested:
 
-    (a) layer 1 moved less than :data:`TINY_FRACTION` times the random network's layer 1;
-    (b) layer 1 moved least of the hidden layers (not tested with one hidden layer);
-    (c) resetting it loses at least :data:`MATTERS_FRACTION` of the gain (fails when fine-tuning
-        gained nothing in some run);
+    (a) d_m = :data:`TINY_FRACTION` x the random network's layer-1 change - the DBN's layer-1 change;
+    (b) d_m = the smallest change of the DBN's hidden layers 2..L - its layer-1 change (not tested
+        with one hidden layer);
+    (c) d_m = the share of the gain lost by resetting layer 1 - :data:`MATTERS_FRACTION` (not tested
+        when fine-tuning gained nothing in some run: the share is undefined there);
     (d) the changes move decision boundaries: not measured yet (issue 16); the plane maps are
         its evidence so far.
     """
@@ -360,44 +380,64 @@ def assess(change_pretrained: Tensor, change_random: Tensor, gain_lost_first: Te
     if gain_lost_first.shape != change_pretrained.shape[1:]:
         raise ValueError(f"gain_lost_first has shape {tuple(gain_lost_first.shape)}; expected "
                          f"({change_pretrained.shape[1]},), one value per member")
-    pre = change_pretrained.double().mean(1)
-    rnd = change_random.double().mean(1)
-    lost = gain_lost_first.double()
-    pre1, rnd1 = float(pre[0]), float(rnd[0])
-    tiny = pre1 < TINY_FRACTION * rnd1
-    times = f"{rnd1 / pre1:.1f} times less than" if pre1 > 0 else "unlike"
-    depth = pre.shape[0]
-    least = None if depth == 1 else bool(pre[0] < pre[1:].min())
+    pre = change_pretrained.double().cpu()
+    rnd = change_random.double().cpu()
+    lost = gain_lost_first.double().cpu()
+    depth, runs = pre.shape
+    pre1, rnd1 = float(pre[0].mean()), float(rnd[0].mean())
+    hidden = ", ".join(f"{float(v):.2%}" for v in pre.mean(1))
+
+    tiny = stats.paired_difference(TINY_FRACTION * rnd[0] - pre[0])
+    part_a = claims.paired(
+        "a", "fine-tuning changes the lower layers little", tiny,
+        f"per run (run m of the DBN and of the random-init network share fine-tuning seed m), {TINY_FRACTION:g} × "
+        f"the random network's first-layer relative change minus the DBN's (fractions of the layer's norm; "
+        f"positive: the DBN's first layer moved less than {TINY_FRACTION:.0%} as far): "
+        f"{claims.paired_text(tiny, unit='runs', interval=False)}; mean relative change of the first layer "
+        f"{pre1:.2%} in the DBN, {rnd1:.2%} from random initialisation (how far pre-training moved the weights is "
+        "not compared yet)", unit="runs", runs_positive=tiny["positive"],
+        relative_change_layer_1=pre1, random_init_relative_change_layer_1=rnd1, tiny_fraction=TINY_FRACTION)
+
+    if depth == 1:
+        part_b = claims.part("b", "the lower layers change least", None,
+                             "one hidden layer: there is no other hidden layer to compare it with",
+                             relative_change_hidden=[float(v) for v in pre.mean(1)])
+    else:
+        least = stats.paired_difference(pre[1:].min(0).values - pre[0])
+        part_b = claims.paired(
+            "b", "the lower layers change least", least,
+            f"per run, {_upper_layers(depth)} of the DBN minus that of layer 1 (fractions of the norm; "
+            f"positive: layer 1 moved least): {claims.paired_text(least, unit='runs', interval=False)}; "
+            f"mean relative change of layers 1..{depth}: {hidden}", unit="runs", runs_positive=least["positive"],
+            relative_change_hidden=[float(v) for v in pre.mean(1)])
+
     no_gain = int(torch.isnan(lost).sum())
-    matters = no_gain == 0 and float(lost.mean()) >= MATTERS_FRACTION
-    share = share_lost(lost)
-    hidden = ", ".join(f"{float(v):.2%}" for v in pre)
-    return [
-        claims.part("a", "fine-tuning changes the lower layers little", tiny,
-                    f"in the DBN the first layer moved by {pre1:.2%} of its norm, {times} the first layer of a "
-                    f"network trained from random initialisation ({rnd1:.2%}); the bar: under {TINY_FRACTION:.0%} "
-                    "of the random network's change (how far pre-training moved the weights is not compared yet)",
-                    relative_change_layer_1=pre1, random_init_relative_change_layer_1=rnd1,
-                    tiny_fraction=TINY_FRACTION),
-        claims.part("b", "the lower layers change least", least,
-                    "one hidden layer: there is no other hidden layer to compare it with" if least is None else
-                    f"relative change of the DBN's hidden layers 1..{depth}: {hidden}; layer 1 moved "
-                    f"{'the least' if least else 'not the least'}",
-                    relative_change_hidden=[float(v) for v in pre]),
-        claims.part("c", "those tiny changes matter: resetting layer 1 loses much of fine-tuning's gain", matters,
-                    (f"fine-tuning gained nothing over the softmax alone in {no_gain} of {lost.numel()} runs, so "
-                     "resetting layer 1 cannot lose a gain there" if no_gain else
-                     f"resetting the DBN's first layer to its pre-trained weights loses {share:.0%} of "
-                     f"fine-tuning's gain (mean over runs)") +
-                    f"; the bar for 'a big difference': {MATTERS_FRACTION:.0%} of the gain",
-                    gain_lost_layer_1=share, runs_without_gain=no_gain, matters_fraction=MATTERS_FRACTION),
-        claims.part("d", "they move decision boundaries: digits whose prediction changes mostly become correct", None,
-                    "not measured yet (issue 16); on a plane through three test digits fine-tuning changes the "
-                    f"assigned class on {plane_moved['fine_tuning']:.0%} of the points and resetting layer 1 "
-                    f"changes it again on {plane_moved['layer_1_reset']:.0%}",
-                    plane_class_changed_fine_tuning=plane_moved["fine_tuning"],
-                    plane_class_changed_layer_1_reset=plane_moved["layer_1_reset"]),
-    ]
+    claim_c = "those tiny changes matter: resetting layer 1 loses much of fine-tuning's gain"
+    bar = f"the bar for 'a big difference': {MATTERS_FRACTION:.0%} of the gain"
+    if no_gain:
+        part_c = claims.part(
+            "c", claim_c, None,
+            f"fine-tuning gained nothing over the softmax alone in {no_gain} of {runs} runs, so the share of the "
+            f"gain a reset loses is undefined there and the runs cannot all be compared; {bar}",
+            n=runs, runs_without_gain=no_gain, gain_lost_layer_1=share_lost(lost), matters_fraction=MATTERS_FRACTION)
+    else:
+        matters = stats.paired_difference(lost - MATTERS_FRACTION)
+        part_c = claims.paired(
+            "c", claim_c, matters,
+            f"per run, the share of fine-tuning's gain lost by resetting the DBN's first layer to its pre-trained "
+            f"weights minus {MATTERS_FRACTION:g} (fractions of the gain; positive: the reset loses more than "
+            f"{MATTERS_FRACTION:.0%}): {claims.paired_text(matters, '+.3f', 'runs', interval=False)}; mean share "
+            f"lost {share_lost(lost):.0%}; {bar}", unit="runs", runs_positive=matters["positive"],
+            gain_lost_layer_1=share_lost(lost), runs_without_gain=0, matters_fraction=MATTERS_FRACTION)
+
+    part_d = claims.part(
+        "d", "they move decision boundaries: digits whose prediction changes mostly become correct", None,
+        "not measured yet (issue 16); on a plane through three test digits fine-tuning changes the "
+        f"assigned class on {plane_moved['fine_tuning']:.0%} of the points and resetting layer 1 "
+        f"changes it again on {plane_moved['layer_1_reset']:.0%}",
+        plane_class_changed_fine_tuning=plane_moved["fine_tuning"],
+        plane_class_changed_layer_1_reset=plane_moved["layer_1_reset"])
+    return [part_a, part_b, part_c, part_d]
 
 
 # -- tables and sentences -------------------------------------------------------------------------
@@ -430,6 +470,54 @@ def gain_text(frozen_pct: float, fine_tuned_pct: float) -> str:
             f"{fine_tuned_pct:.2f} % fine-tuned)")
 
 
+def tiny_sentence(change_pretrained: Tensor, change_random: Tensor) -> str:
+    """Part (a)'s paired comparison in words, from the (L, M) relative changes of the DBN and the random net."""
+    s = stats.paired_difference(_np(TINY_FRACTION * change_random[0].double() - change_pretrained[0].double()))
+    return (f"Run by run (run m of both networks shares fine-tuning seed m), {TINY_FRACTION:g} × the random-init "
+            f"network's first-layer change minus the DBN's is {claims.paired_text(s, unit='runs')} (fractions of "
+            f"the layer's norm; positive: the DBN's first layer moved less than {TINY_FRACTION:.0%} as far).")
+
+
+def _upper_layers(depth: int) -> str:
+    """What part (b) compares layer 1 with: "the relative change of hidden layer 2" or the smallest of 2..depth."""
+    return ("the relative change of hidden layer 2" if depth == 2 else
+            f"the smallest relative change of hidden layers 2..{depth}")
+
+
+def least_sentence(change_pretrained: Tensor) -> str:
+    """Part (b)'s paired comparison in words, from the DBN's (L, M) relative changes of its hidden layers."""
+    depth = change_pretrained.shape[0]
+    if depth == 1:
+        return "With one hidden layer there is no other hidden layer to compare it with."
+    pre = change_pretrained.double()
+    s = stats.paired_difference(_np(pre[1:].min(0).values - pre[0]))
+    return (f"Run by run, {_upper_layers(depth)} minus the change of layer 1 is "
+            f"{claims.paired_text(s, unit='runs')} (fractions of the norm; positive: layer 1 moved least).")
+
+
+def lost_sentence(gain_lost_first: Tensor) -> str:
+    """Part (c)'s paired comparison in words, from the (M,) shares of the gain the layer-1 reset loses."""
+    lost = gain_lost_first.double()
+    no_gain = int(torch.isnan(lost).sum())
+    if no_gain:
+        return (f"In {no_gain} of {lost.numel()} runs fine-tuning gained nothing over the softmax alone, so the "
+                "share of the gain a reset loses is undefined there.")
+    s = stats.paired_difference(_np(lost - MATTERS_FRACTION))
+    return (f"Run by run, the share of the gain lost minus {MATTERS_FRACTION:g} is "
+            f"{claims.paired_text(s, '+.3f', 'runs')} "
+            f"(fractions of the gain; positive: the reset loses more than {MATTERS_FRACTION:.0%} of it).")
+
+
+def _share_interval(lost: Tensor) -> str:
+    """The 95 % t interval of the mean share of the gain lost over the runs with a gain, as text."""
+    v = lost.double()
+    v = v[~v.isnan()].cpu().numpy()
+    if v.size < 2:
+        return "—"
+    lo, hi = stats.t_interval(v)
+    return f"[{lo:.0%}, {hi:.0%}]"
+
+
 def layer_change_table(changes: Mapping[str, LayerChange], layer_names: Sequence[str], n_seeds: int) -> pd.DataFrame:
     """One row per network and layer: relative change, mean cosine, sign flips (mean ± std over runs).
 
@@ -447,7 +535,8 @@ def layer_change_table(changes: Mapping[str, LayerChange], layer_names: Sequence
 
 
 def reset_table(resets: Mapping[str, Tensor], lost: Mapping[str, Tensor], n_seeds: int) -> pd.DataFrame:
-    """One row per stack kind and reset layer: test error after the reset (%) and the share of the gain lost.
+    """One row per stack kind and reset layer: test error after the reset (%), the share of the gain lost
+    (mean over the runs with a gain) and its 95 % t interval over those runs ("—" with fewer than 2).
 
     resets, lost: per kind of :data:`KINDS` (L, M), as in :class:`Result`.
     """
@@ -459,7 +548,8 @@ def reset_table(resets: Mapping[str, Tensor], lost: Mapping[str, Tensor], n_seed
             rows.append({"network": label, "layer reset": i + 1,
                          "test error after reset (%)": pm(float(e.mean()), float(e.std()) if n_seeds > 1 else 0.0,
                                                           ".2f", n_seeds),
-                         "share of the gain lost": f"{share:.0%}" if share is not None else "no gain"})
+                         "share of the gain lost": f"{share:.0%}" if share is not None else "no gain",
+                         "95% t interval of the share": _share_interval(lost[kind][i])})
     return pd.DataFrame(rows).set_index(["network", "layer reset"])
 
 

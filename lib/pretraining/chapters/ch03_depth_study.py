@@ -6,8 +6,8 @@ The notebook ``chapters/03_depth_study.ipynb`` tells the story; this module does
 * :func:`run` — every (initialisation, depth) fine-tuned over all seeds, and the one-layer nets on
   the stream of distorted digits (all through the artifact cache), then :func:`analyse`;
 * one function per section — :func:`setup`, :func:`training`, :func:`error_by_depth`,
-  :func:`shallow_and_deep`, :func:`statistics_table`, :func:`best_depths`, :func:`distorted_stream`,
-  :func:`side_by_side`;
+  :func:`shallow_and_deep`, :func:`statistics_table`, :func:`test_set_resolution`, :func:`best_depths`,
+  :func:`distorted_stream`, :func:`side_by_side`;
 * :func:`claim_parts` and :func:`finish` — the claim's parts tested on the numbers, the results file.
 
 The study trains classifiers with 1 to D hidden layers of equal width from three initialisations —
@@ -30,12 +30,22 @@ Member seeds follow the book's one rule, :func:`pretraining.core.seeding.member_
 SEED_STRIDE + m``), the same for every initialisation, so seed s's random net and its pre-trained
 nets share the minibatch order. Errors are fractions in [0, 1] throughout; the papers' numbers
 (:mod:`pretraining.analysis.references`) are percent, as printed in the papers.
+
+The design is paired: seed s of every initialisation shares its minibatch order, and seed s's nets of
+every depth start from the first k layers of one stack (random init: they share layer 1's initial
+weights and the order). So every comparison between two (initialisation, depth) settings is made seed
+by seed (:func:`pretraining.analysis.stats.paired_difference`: the per-seed differences, their mean
+with a Student-t interval over seeds, the Wilcoxon signed-rank test), the best depth is bootstrapped
+with whole seeds resampled jointly across depths, and a part tested on paired seeds needs at least
+:data:`claims.MIN_PAIRS` of them (:func:`pretraining.book.claims.paired`). Every setting also stores
+each seed's per-digit correctness on the test set, so the best networks of two depths can be compared
+on the same digits (:func:`resolution_rows`: McNemar's test, the paired standard error of the
+difference, each net's binomial standard error).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,12 +74,13 @@ from ..core.train import (DAEConfig, FinetuneConfig, RBMConfig, TrainingDiverged
                           finetune_stream)
 
 __all__ = ["SPEC", "Result", "start", "run", "analyse", "setup", "training", "error_by_depth",
-           "shallow_and_deep", "statistics_table", "best_depths", "distorted_stream", "side_by_side",
-           "claim_parts", "finish",
+           "shallow_and_deep", "statistics_table", "test_set_resolution", "best_depths", "distorted_stream",
+           "side_by_side", "claim_parts", "finish",
            "INITS", "KINDS", "LABELS", "ALPHA", "MAX_OVERLAP", "DepthStudy", "SettingResult", "StreamResult",
            "make_study", "truncated", "initial_classifier", "finetune_select", "deep_depth", "study_statistics",
-           "min_rank_p", "claim_checks", "stream_check", "stream_sentence", "reference_rows", "finetune_flops",
-           "depths_text", "rates_text", "did_not_learn", "failed_sentence", "plot_error_by_depth",
+           "directed_overlap", "claim_checks", "stream_check",
+           "stream_sentence", "reference_rows", "resolution_rows", "resolution_frame", "resolution_sentence",
+           "finetune_flops", "depths_text", "rates_text", "did_not_learn", "failed_sentence", "plot_error_by_depth",
            "hist_sentence", "statistics_frame", "rates_frame", "best_depth_text", "plot_stream_curves",
            "why_sentence", "results_record", "finding_sentence"]
 
@@ -77,8 +88,8 @@ INITS = ("random", "rbm", "dae")
 KINDS = ("rbm", "dae")
 STREAM_INITS = ("random", "rbm")
 LABELS = {"random": "no pre-training", "rbm": "RBM pre-training", "dae": "DAE pre-training"}
-ALPHA = 0.05
-"""Level of the two-sided Mann-Whitney tests: a difference counts when p < ALPHA."""
+ALPHA = claims.ALPHA
+"""The book's level: a tested part holds when its Holm-adjusted p < ALPHA, in the claim's direction."""
 MAX_OVERLAP = 0.1
 """'Barely overlap': an overlap (:func:`pretraining.analysis.stats.overlap`) of at most this."""
 FAILED_FACTOR = 4.0
@@ -247,8 +258,9 @@ def finetune_select(make: Callable[[Sequence[int]], Classifier], split, config: 
     rate with the lowest mean validation error wins (ties: the first), and all seeds run with it.
     ``config.lr`` is ignored (replaced by the rates). split: a :class:`pretraining.core.data.DataSplit`.
 
-    Returns {"lr": chosen rate, "valid_error": (S,), "test_error": (S,), "train_nll": per epoch
-    (S,) lists, "grid": {rate: mean validation error of the selection seeds, or None if diverged}}.
+    Returns {"lr": chosen rate, "valid_error": (S,), "test_error": (S,), "test_correct": (S, N_test)
+    bool, digit i of the test set classified correctly by seed s, "train_nll": per epoch (S,) lists,
+    "grid": {rate: mean validation error of the selection seeds, or None if diverged}}.
     """
     lrs = _check_lrs(lrs)
     seeds = validate_seeds(seeds)
@@ -277,10 +289,12 @@ def finetune_select(make: Callable[[Sequence[int]], Classifier], split, config: 
             raise TrainingDiverged(f"fine-tuning diverged for every learning rate of {lrs}")
         chosen = min(finite, key=lambda lr: (finite[lr], lrs.index(lr)))
     clf, history = run(chosen, seeds)
+    test = evaluate(clf, split.test.x, split.test.y)
     return {
         "lr": chosen,
         "valid_error": evaluate(clf, split.valid.x, split.valid.y).error.cpu(),
-        "test_error": evaluate(clf, split.test.x, split.test.y).error.cpu(),
+        "test_error": test.error.cpu(),
+        "test_correct": test.probs.argmax(-1).cpu() == split.test.y.cpu(),
         "train_nll": history["train_nll"],
         "grid": {str(lr): e for lr, e in grid.items()},
     }
@@ -291,7 +305,9 @@ class SettingResult:
     """One (initialisation, depth) of the study: per-seed errors (fractions, S each) and the chosen rate.
 
     train_nll: per epoch the S members' mean training cross-entropy; grid: {rate: mean validation
-    error of the selection seeds, or None if diverged} (empty with a single rate).
+    error of the selection seeds, or None if diverged} (empty with a single rate); test_correct:
+    (S, N_test) bool, digit i of the test set classified correctly by seed s (None when not stored;
+    not compared by ``==``).
     """
 
     init: str
@@ -301,6 +317,7 @@ class SettingResult:
     lr: float
     train_nll: list[list[float]]
     grid: dict[str, float | None]
+    test_correct: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -401,13 +418,16 @@ class DepthStudy:
                                              progress=self.progress))
                 lrs = [parts[0]["lr"]]  # later chunks reuse the rate chosen on the first
             tensors = {"test_error": torch.cat([p["test_error"] for p in parts]),
-                       "valid_error": torch.cat([p["valid_error"] for p in parts])}
+                       "valid_error": torch.cat([p["valid_error"] for p in parts]),
+                       "test_correct": torch.cat([p["test_correct"] for p in parts])}
             nll = [sum((p["train_nll"][e] for p in parts), []) for e in range(len(parts[0]["train_nll"]))]
             return tensors, {"lr": parts[0]["lr"], "grid": parts[0]["grid"], "train_nll": nll}
 
-        tensors, meta = self.ch.cached(f"depthstudy_{init}_{depth}", key, compute, version=1)
+        # version 2: the artifact holds every seed's per-digit test correctness ("test_correct")
+        tensors, meta = self.ch.cached(f"depthstudy_{init}_{depth}", key, compute, version=2)
         return SettingResult(init, depth, tensors["test_error"].tolist(), tensors["valid_error"].tolist(),
-                             meta["lr"], meta["train_nll"], meta["grid"])
+                             meta["lr"], meta["train_nll"], meta["grid"],
+                             test_correct=tensors["test_correct"].cpu().numpy().astype(bool))
 
     def run_all(self) -> dict[str, dict[int, SettingResult]]:
         """Every (init, depth): {init: {depth: SettingResult}}."""
@@ -476,8 +496,10 @@ class Result:
     errors: {init: {depth: S test errors}}; stream_errors: {init: S test errors on the clean test
     digits after the stream}; stats: :func:`study_statistics` of ``errors``; checks: the claim's
     tests (:func:`claim_checks` and :func:`stream_check`); deep: the depth the claim calls deep
-    (:func:`deep_depth`); timing: seconds of fine-tuning ("train_s") and of the stream ("stream_s"),
-    and the cache's hits and misses after the fine-tuning.
+    (:func:`deep_depth`); resolution: :func:`resolution_rows` (the best net of each depth against the
+    best of 2 hidden layers on the same test digits; empty without depth 2 or stored correctness);
+    timing: seconds of fine-tuning ("train_s") and of the stream ("stream_s"), and the cache's hits
+    and misses after the fine-tuning.
     """
 
     settings: dict[str, dict[int, SettingResult]]
@@ -487,6 +509,7 @@ class Result:
     stats: dict[str, Any]
     checks: list[dict[str, Any]]
     deep: int
+    resolution: list[dict[str, Any]] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=dict)
 
 
@@ -514,7 +537,8 @@ def analyse(settings: Mapping[str, Mapping[int, SettingResult]], streams: Mappin
     deep = deep_depth(depths)
     checks = claim_checks(st, deep=deep) + [stream_check(stream_errors["random"], stream_errors["rbm"], "rbm")]
     return Result(settings={i: dict(v) for i, v in settings.items()}, streams=dict(streams), errors=errors,
-                  stream_errors=stream_errors, stats=st, checks=checks, deep=deep, timing=dict(timing or {}))
+                  stream_errors=stream_errors, stats=st, checks=checks, deep=deep,
+                  resolution=resolution_rows(settings, depths), timing=dict(timing or {}))
 
 
 def deep_depth(depths: Sequence[int]) -> int:
@@ -549,6 +573,9 @@ def setup(ch: runtime.Chapter) -> None:
     ch.glue("ref_pretrain", protocol["pretrain_epochs_per_layer"], fmt="d")
     ch.glue("ref_finetune", protocol["finetune_epochs"], fmt="d")
     ch.glue("ref_width", protocol["width"], fmt="d")
+    ch.glue("alpha", ALPHA, fmt="g")  # the book's level, the overlap bar and the fewest paired seeds, for the text
+    ch.glue("max_overlap", MAX_OVERLAP, fmt="g")
+    ch.glue("min_pairs", claims.MIN_PAIRS, fmt="d")
 
 
 def training(ch: runtime.Chapter, res: Result) -> None:
@@ -591,15 +618,41 @@ def shallow_and_deep(ch: runtime.Chapter, res: Result) -> None:
 
 
 def statistics_table(ch: runtime.Chapter, res: Result) -> None:
-    """Mean, median, std with bootstrap intervals; rank test, P(beats random) and overlap per depth."""
-    runtime.show(statistics_frame(res.stats, ch.params["depths"]).style.format(
-        {"mean %": "{:.2f}", "median %": "{:.2f}", "std %": "{:.2f}", "Mann–Whitney p": "{:.2g}",
-         "P(beats random)": "{:.2f}", "overlap": "{:.2f}"},
-        na_rep="—").set_caption(f"Test error over {ch.params['n_seeds']} seeds"))
+    """Mean (with one net's binomial SE), median, std with bootstrap intervals; per depth the paired
+    comparison with no pre-training (mean gain, Wilcoxon p, fraction of seeds beating their twin) and
+    the overlap. Glues ``se_single``: the median over the table's rows of the binomial SE, in points."""
+    n_test = len(ch.data.test)
+    frame = statistics_frame(res.stats, ch.params["depths"], n_test=n_test)
+    ch.glue("se_single", float(frame["SE of one net %"].median()), fmt=".2f")
+    runtime.show(frame.style.format(
+        {"mean %": "{:.2f}", "SE of one net %": "{:.2f}", "median %": "{:.2f}", "std %": "{:.2f}",
+         "gain % (paired mean)": "{:+.2f}", "Wilcoxon p": "{:.2g}", "beats own twin": "{:.0%}", "overlap": "{:.2f}"},
+        na_rep="—").set_caption(f"Test error over {ch.params['n_seeds']} seeds ({n_test:,} test digits)"))
+
+
+def test_set_resolution(ch: runtime.Chapter, res: Result) -> None:
+    """What the test set can resolve: per initialisation, the best net (by validation error) of each
+    depth against the best net of 2 hidden layers on the same test digits (McNemar, paired SE of
+    the difference, each net's binomial SE). Glues ``resolution_sentence`` and ``se_diff`` (points)."""
+    rows = res.resolution
+    ch.glue("resolution_sentence", resolution_sentence(rows), fmt="s")
+    diffs = [r["se_difference"] for r in rows if r["se_difference"] is not None]
+    ch.glue("se_diff", f"{100 * float(np.median(diffs)):.2f}" if diffs else "(not computed: depth 2 was not run)",
+            fmt="s")
+    if not rows:
+        print("The per-digit comparison needs depth 2 and every setting's per-digit test results.")
+        return
+    runtime.show(resolution_frame(rows).style.format(
+        {"validation error %": "{:.2f}", "test error %": "{:.2f}", "binomial SE %": "{:.2f}",
+         "minus 2 layers (points)": "{:+.2f}", "paired SE (points)": "{:.2f}", "McNemar p": "{:.2g}",
+         "digits only this net gets right": "{:.0f}", "digits only the 2-layer net gets right": "{:.0f}"},
+        na_rep="—").set_caption("Best net of each depth (lowest validation error) against the best net of "
+                                "2 hidden layers, on the same test digits"))
 
 
 def best_depths(ch: runtime.Chapter, res: Result) -> None:
-    """The best depth of each initialisation, with its bootstrap probability."""
+    """The best depth of each initialisation, with its paired bootstrap probability (seeds resampled
+    jointly across depths)."""
     for i in INITS:
         ch.glue(f"best_{i}", best_depth_text(res.stats["best_depth"].get(i)), fmt="s")
 
@@ -633,8 +686,10 @@ def claim_parts(ch: runtime.Chapter, res: Result) -> list[claims.Part]:
     """The parts of C3 (DESIGN.md) per pre-training kind, each tested on this run's numbers.
 
     Keys "a-rbm", "a-dae", "b-rbm", ..., "d" (no pre-training), ..., "f-rbm" (the stream), from
-    :attr:`Result.checks`; a part whose rank test cannot reach p < ALPHA with the seeds run, or
-    whose depths were not run, is not tested.
+    :attr:`Result.checks`. Parts (a), (b), (d), (e), (f) compare settings seed by seed and are
+    decided by their paired Wilcoxon test (:func:`pretraining.book.claims.from_test`; ``finish``
+    Holm-adjusts them together); part (c) by its threshold. A part tested on fewer than
+    :data:`claims.MIN_PAIRS` paired seeds, or whose depths were not run, is not tested.
     """
     order = {k: i for i, k in enumerate(INITS)}
     out = []
@@ -644,7 +699,14 @@ def claim_parts(ch: runtime.Chapter, res: Result) -> list[claims.Part]:
         claim = PART_NAMES[c["part"]].format(deep=res.deep if c["part"] in "abcf" or res.deep > 2 else 4)
         if c["kind"] != "random":
             claim += f" [{LABELS[c['kind']]}]"
-        out.append(claims.part(key, claim, c["holds"], c["text"], **c["numbers"]))
+        stat = c["stat"]
+        if c["holds"] is not None and "p" in stat:
+            out.append(claims.from_test(key, claim, stat, c["text"], direction=c["direction"], ci95=stat["ci95"],
+                                        **c["numbers"]))
+        else:
+            out.append(claims.part(key, claim, c["holds"], c["text"], test=stat.get("test"),
+                                   effect=stat.get("effect"), ci95=stat.get("ci95"), n=stat.get("n"),
+                                   **c["numbers"]))
     return out
 
 
@@ -652,23 +714,38 @@ def finish(ch: runtime.Chapter, res: Result) -> dict:
     """The claim's parts and verdict, the scale note (glued as ``why``), the results file, the provenance."""
     p = ch.params
     parts = claim_parts(ch, res)
-    n_hold = sum(x.status == claims.HOLDS for x in parts)
-    n_tested = sum(x.status != claims.NOT_TESTED for x in parts)
-    ch.glue("why", why_sentence(claims.verdict(parts), p, len(ch.data.train)), fmt="s")
+    decided = claims.decide(parts)  # the statuses after Holm, for the sentences (ch.finish decides the same way)
+    n_hold = sum(x.status == claims.HOLDS for x in decided)
+    n_tested = sum(x.status != claims.NOT_TESTED for x in decided)
+    ch.glue("why", why_sentence(claims.verdict(decided), p, len(ch.data.train)), fmt="s")
     return ch.finish(results_record(p, res), parts=parts, finding=finding_sentence(p, res, n_hold, n_tested))
 
 
 # ----------------------------------------------------------------------------------------- statistics
+def directed_overlap(pretrained: Sequence[float], random: Sequence[float]) -> float:
+    """The overlap of the two error distributions counted from the claim's side, in [0, 2].
+
+    2 (1 - A) with A = P(pre-trained < random) + 0.5 P(tie) over all pairs of nets
+    (:func:`pretraining.analysis.stats.prob_less`): it equals :func:`pretraining.analysis.stats.overlap`
+    when the pre-trained nets tend to be lower (A >= 0.5) and 2 - overlap when they tend to be higher,
+    so "at most 0.1" means "barely overlap, with the pre-trained nets below". A statement about the
+    two distributions (it pairs every net with every other), not a test between them.
+    """
+    return 2.0 * (1.0 - stats.prob_less(pretrained, random))
+
+
 def study_statistics(errors: Mapping[str, Mapping[int, Sequence[float]]], *, n_boot: int = 2000,
                      seed: int = 0) -> dict[str, Any]:
-    """Statistics of a study's test errors {init: {depth: per-seed errors}} (at least 2 seeds each).
+    """Statistics of a study's test errors {init: {depth: per-seed errors}} (at least 2 seeds each;
+    entry s of every list is seed s, the same seeds for every setting).
 
-    Returns {"summary": {init: {depth: stats.summary}}, "median_ci95": {init: {depth: [lo, hi]}}
-    (bootstrap interval of the median), "mannwhitney": {kind: {depth: stats.mann_whitney(kind,
-    random)}} and "overlap": {kind: {depth: stats.overlap}} for every initialisation other than
-    "random" (when "random" is present), "best_depth": {init: stats.best_setting over depths}
-    (when there are at least 2 depths) and "vs_two": {init: {depth: stats.mann_whitney(depth,
-    depth 2)}} for every depth other than 2 (when depth 2 is present).
+    Returns {"errors": the errors as float lists, "summary": {init: {depth: stats.summary}},
+    "median_ci95": {init: {depth: [lo, hi]}} (bootstrap interval of the median), "vs_random": {kind:
+    {depth: :func:`pretraining.analysis.stats.paired_difference` (random, kind)}} (d = error without
+    minus with pre-training, seed by seed), "overlap": {kind: {depth: stats.overlap}} and
+    "directed_overlap": {kind: {depth: :func:`directed_overlap`}} for every initialisation other than
+    "random" (when "random" is present), and "best_depth": {init: stats.best_setting over depths, paired: whole seeds resampled jointly}
+    (when there are at least 2 depths).
     """
     if not isinstance(errors, Mapping) or not errors:
         raise TypeError(f"errors must be a non-empty mapping {{init: {{depth: errors}}}}, got {type(errors).__name__}")
@@ -677,21 +754,22 @@ def study_statistics(errors: Mapping[str, Mapping[int, Sequence[float]]], *, n_b
         if not isinstance(per_depth, Mapping) or not per_depth:
             raise TypeError(f"errors[{init!r}] must be a non-empty mapping {{depth: errors}}")
     out: dict[str, Any] = {
+        "errors": {i: {d: [float(x) for x in v] for d, v in e.items()} for i, e in errors.items()},
         "summary": {i: {d: stats.summary(v) for d, v in e.items()} for i, e in errors.items()},
         "median_ci95": {i: {d: list(stats.bootstrap_ci(v, np.median, n_boot=n_boot, seed=seed))
                             for d, v in e.items()} for i, e in errors.items()},
-        "mannwhitney": {}, "overlap": {}, "best_depth": {}, "vs_two": {},
+        "vs_random": {}, "overlap": {}, "directed_overlap": {}, "best_depth": {},
     }
     if "random" in errors:
         for kind in (i for i in errors if i != "random"):
             common = [d for d in errors[kind] if d in errors["random"]]
-            out["mannwhitney"][kind] = {d: stats.mann_whitney(errors[kind][d], errors["random"][d]) for d in common}
-            out["overlap"][kind] = {d: stats.overlap(errors[kind][d], errors["random"][d]) for d in common}
+            rnd, pre = errors["random"], errors[kind]
+            out["vs_random"][kind] = {d: stats.paired_difference(rnd[d], pre[d]) for d in common}
+            out["overlap"][kind] = {d: stats.overlap(pre[d], rnd[d]) for d in common}
+            out["directed_overlap"][kind] = {d: directed_overlap(pre[d], rnd[d]) for d in common}
     for init, per_depth in errors.items():
         if len(per_depth) >= 2:
-            out["best_depth"][init] = stats.best_setting(per_depth, n_boot=n_boot, seed=seed)
-        if 2 in per_depth:
-            out["vs_two"][init] = {d: stats.mann_whitney(v, per_depth[2]) for d, v in per_depth.items() if d != 2}
+            out["best_depth"][init] = stats.best_setting(per_depth, n_boot=n_boot, seed=seed, paired=True)
     return out
 
 
@@ -699,130 +777,229 @@ def _layers(d: int) -> str:
     return f"{d} hidden layer" + ("s" if d != 1 else "")
 
 
-def min_rank_p(n_a: int, n_b: int) -> float:
-    """The smallest two-sided p-value an exact Mann-Whitney test of n_a against n_b values can give.
-
-    That is every value of one sample below every value of the other: 2 / C(n_a + n_b, n_a)
-    (at most 1). 2 against 2 seeds: 1/3; 3 against 3: 0.1; 4 against 4: 0.029.
-    """
-    require_int("n_a", n_a, 1)
-    require_int("n_b", n_b, 1)
-    return min(1.0, 2 / math.comb(n_a + n_b, n_a))
+def _paired_text(diff: Mapping[str, Any], what: str) -> str:
+    """One paired comparison in words (:func:`pretraining.book.claims.paired_text`): the effect as a fraction
+    and in points, its t interval and the test (only the mean and the count of positive seeds with fewer
+    than :data:`claims.MIN_PAIRS` seeds)."""
+    enough = diff["n"] >= claims.MIN_PAIRS
+    return (f"per seed, {what}, as a fraction of the test digits: "
+            + claims.paired_text(diff, points=True, interval=enough, p=True))
 
 
-def _unreachable(n_a: int, n_b: int, alpha: float) -> str | None:
-    """Why a rank test of n_a against n_b values cannot reach p < alpha, or None when it can."""
-    p_min = min_rank_p(n_a, n_b)
-    if p_min < alpha:
-        return None
-    seeds = f"{n_a} seeds" if n_a == n_b else f"{n_a} and {n_b} seeds"
-    return f"with {seeds} no rank test can reach p < {alpha:g} (the smallest possible p is {p_min:.2g})"
+def _paired_check(part: str, kind: str, diff: Mapping[str, Any], text: str, *, also: bool = True,
+                  **numbers: Any) -> dict[str, Any]:
+    """A part decided by the paired test ``diff`` (:func:`pretraining.analysis.stats.paired_difference`, d
+    in the claim's direction: the claim says d > 0) through :func:`pretraining.book.claims.paired`.
+    Provisionally it holds when p < :data:`ALPHA` and the direction is right: the mean and the signed
+    ranks of d both positive, and ``also`` (the part's further condition). Fewer than
+    :data:`claims.MIN_PAIRS` seeds: not tested (holds None), with the reason."""
+    prt = claims.paired(part, PART_NAMES[part], diff, text, also=also,
+                        fraction_positive=diff["positive"] / diff["n"], **numbers)
+    stat = {"effect": prt.effect, "n": prt.n, "ci95": list(prt.ci95) if prt.ci95 is not None else None}
+    if prt.p is not None:
+        stat = {"test": prt.test, "p": prt.p, **stat}
+    return {"part": part, "kind": kind, "holds": prt.holds, "text": prt.evidence, "numbers": dict(prt.numbers),
+            "stat": stat, "direction": prt.direction}
 
 
-def claim_checks(st: Mapping[str, Any], *, alpha: float = ALPHA, max_overlap: float = MAX_OVERLAP,
-                 deep: int = 4) -> list[dict[str, Any]]:
+def _missing(part: str, kind: str, text: str) -> dict[str, Any]:
+    return {"part": part, "kind": kind, "holds": None, "text": text, "numbers": {}, "stat": {}, "direction": None}
+
+
+def claim_checks(st: Mapping[str, Any], *, max_overlap: float = MAX_OVERLAP, deep: int = 4) -> list[dict[str, Any]]:
     """The claim's parts tested on the statistics of :func:`study_statistics`.
 
-    One dict per part and pre-training kind: {"part", "kind", "holds": True/False/None, "text": a
-    sentence with the numbers, "numbers": the deciding numbers}. None: the depths needed are
-    missing, or the part needs a rank test at level ``alpha`` that the numbers of seeds can never
-    pass (:func:`min_rank_p`; the text says so). The parts: (a) pre-training lowers the error of 1
-    layer (lower mean, Mann-Whitney p < alpha); (b) the gain (difference of means) is larger at
-    depth ``deep`` (or the deepest depth if shallower) than at 1; (c) the distributions barely
-    overlap, the pre-trained one below (overlap <= max_overlap and P(pre-trained < random) > 0.5 at
-    every depth); (d) without pre-training 2 layers is best and ``deep`` is worse than 2 (p < alpha);
-    (e) with pre-training ``deep`` has a lower mean than 2 (p < alpha) and a smaller std than random
-    at ``deep``.
+    One dict per part and pre-training kind: {"part", "kind", "holds": True/False/None (provisional:
+    raw p < :data:`ALPHA`; :func:`pretraining.book.claims.decide` settles the tested parts with Holm),
+    "text": a sentence with the numbers, "numbers": further deciding numbers, "stat": the
+    statistics ("test", "p", "n", "effect", "ci95" for a tested part; "test" "threshold", "effect",
+    "ci95", "n" for part c; "effect", "n", "ci95" for a part with too few seeds; empty when its depths
+    are missing), "direction": the effect points the way the claim states (None unless tested)}. None:
+    the depths needed are missing, or fewer than :data:`claims.MIN_PAIRS` paired seeds.
+
+    Every comparison is paired by seed (:func:`pretraining.analysis.stats.paired_difference`; effect =
+    the mean per-seed difference in the claim's direction, a fraction of the test digits, so positive
+    supports it, with its t interval):
+    (a) error without minus with pre-training at 1 layer; (b) g(deep) - g(1) with g(d) = error
+    without minus with pre-training at depth d (``deep``, or the deepest depth if shallower);
+    (d) without pre-training, error(deep) - error(2), and the best depth (paired bootstrap) is 2;
+    (e) with pre-training, error(2) - error(deep), and the std over seeds at ``deep`` is smaller than
+    without pre-training. (c) is a threshold: the distributions barely overlap, the pre-trained one
+    below (:func:`directed_overlap` <= ``max_overlap`` at every depth).
     """
-    summ = st["summary"]
+    summ, errs = st["summary"], st["errors"]
     if "random" not in summ:
         raise ValueError("claim_checks needs the 'random' initialisation in the statistics")
-    rnd = summ["random"]
+    rnd, e_rnd = summ["random"], errs["random"]
     rnd_depths = sorted(rnd)
     d_deep = deep if deep in rnd_depths else rnd_depths[-1]
     pct = lambda v: f"{100 * v:.2f} %"  # noqa: E731
+    arr = lambda v: np.asarray(v, dtype=np.float64)  # noqa: E731
     checks: list[dict[str, Any]] = []
     needs_two = f"needs depths 2 and {deep}" if deep != 2 else "needs depth 2 and a deeper one"
 
-    def add(part: str, kind: str, holds: bool | None, text: str, test_n: tuple[int, int] | None = None,
-            **numbers: Any) -> None:
-        # test_n: the sample sizes of the rank test the part needs at level alpha
-        reason = None if holds is None or test_n is None else _unreachable(*test_n, alpha)
-        if reason:
-            holds, text = None, f"{text}; {reason}"
-        checks.append({"part": part, "kind": kind, "holds": None if holds is None else bool(holds),
-                       "text": text, "numbers": numbers})
-
     if deep != 2 and 2 in rnd and deep in rnd and "random" in st["best_depth"]:
-        best, p = st["best_depth"]["random"], st["vs_two"]["random"][deep]["p"]
-        worse = rnd[deep]["mean"] > rnd[2]["mean"] and p < alpha
-        add("d", "random", best["best"] == 2 and worse,
-            f"without pre-training the best depth is {best['best']} (lowest mean in "
-            f"{100 * best['probability']:.0f} % of bootstrap replicates); {deep} layers {pct(rnd[deep]['mean'])} "
-            f"vs 2 layers {pct(rnd[2]['mean'])} (Mann-Whitney p = {p:.2g})",
-            (rnd[deep]["n"], rnd[2]["n"]), best_depth=best["best"], best_probability=best["probability"],
-            mean_deep=rnd[deep]["mean"], mean_2=rnd[2]["mean"], p=p)
+        best = st["best_depth"]["random"]
+        diff = stats.paired_difference(e_rnd[deep], e_rnd[2])
+        is_two = best["best"] == 2
+        text = (f"without pre-training {deep} layers {pct(rnd[deep]['mean'])} vs 2 layers {pct(rnd[2]['mean'])}; "
+                + _paired_text(diff, f"error at {deep} minus error at 2 layers")
+                + f"; the best depth is {best['best']} (lowest mean in {100 * best['probability']:.0f} % of the "
+                "bootstrap replicates, seeds resampled jointly across depths)"
+                + ("" if is_two else ", not 2, so the part fails whatever the test says"))
+        checks.append(_paired_check("d", "random", diff, text, also=is_two, best_depth=best["best"],
+                                    best_probability=best["probability"], mean_deep=rnd[deep]["mean"],
+                                    mean_2=rnd[2]["mean"]))
     else:
-        add("d", "random", None, needs_two)
+        checks.append(_missing("d", "random", needs_two))
     for kind in (k for k in summ if k != "random"):
-        s, mw, ov = summ[kind], st["mannwhitney"][kind], st["overlap"][kind]
+        s, e, vs, dov = summ[kind], errs[kind], st["vs_random"][kind], st["directed_overlap"][kind]
         name = LABELS[kind]
         if 1 in s and 1 in rnd:
-            add("a", kind, s[1]["mean"] < rnd[1]["mean"] and mw[1]["p"] < alpha,
-                f"1 layer: {name} {pct(s[1]['mean'])} vs {pct(rnd[1]['mean'])} without (Mann-Whitney p = {mw[1]['p']:.2g})",
-                (s[1]["n"], rnd[1]["n"]), mean=s[1]["mean"], mean_random=rnd[1]["mean"], p=mw[1]["p"])
+            checks.append(_paired_check(
+                "a", kind, vs[1], f"1 layer: {name} {pct(s[1]['mean'])} vs {pct(rnd[1]['mean'])} without; "
+                + _paired_text(vs[1], "error without minus with pre-training"),
+                mean=s[1]["mean"], mean_random=rnd[1]["mean"]))
         else:
-            add("a", kind, None, "needs depth 1")
+            checks.append(_missing("a", kind, "needs depth 1"))
         if 1 in s and d_deep in s and d_deep != 1:
-            g1, gd = rnd[1]["mean"] - s[1]["mean"], rnd[d_deep]["mean"] - s[d_deep]["mean"]
-            add("b", kind, gd > g1, f"{name} lowers the mean error by {100 * g1:.2f} percentage points at 1 hidden layer and "
-                f"by {100 * gd:.2f} at {d_deep}", gain_1=g1, gain_deep=gd, deep=d_deep)
+            g1, gd = arr(e_rnd[1]) - arr(e[1]), arr(e_rnd[d_deep]) - arr(e[d_deep])
+            diff = stats.paired_difference(gd, g1)
+            checks.append(_paired_check(
+                "b", kind, diff, f"{name} lowers the mean error by {100 * g1.mean():.2f} percentage points at 1 "
+                f"hidden layer and by {100 * gd.mean():.2f} at {d_deep}; "
+                + _paired_text(diff, f"gain at {d_deep} minus gain at 1 layer (gain = error without minus with "
+                               "pre-training)"), gain_1=float(g1.mean()), gain_deep=float(gd.mean()),
+                deep=d_deep))
         else:
-            add("b", kind, None, "needs depth 1 and a deeper one")
-        worst = max(ov, key=lambda d: ov[d] if mw[d]["effect_size"] > 0.5 else 2 - ov[d])
-        least = min(mw[d]["effect_size"] for d in mw)
-        beats = "in every pair of seeds" if least == 1 else f"in at least {100 * least:.0f} % of the pairs of seeds"
-        add("c", kind, all(ov[d] <= max_overlap and mw[d]["effect_size"] > 0.5 for d in ov),
-            f"{name} beats no pre-training {beats} at every depth; the largest overlap is {ov[worst]:.2f} "
-            f"({_layers(worst)}; 0 = none, 1 = identical)",
-            max_overlap=ov[worst], max_overlap_depth=worst, min_p_beats_random=least)
+            checks.append(_missing("b", kind, "needs depth 1 and a deeper one"))
+        worst = max(dov, key=lambda d: dov[d])
+        above = [d for d, v in dov.items() if v >= 1.0]
+        ci = list(stats.paired_bootstrap_ci([arr(e[worst]), arr(e_rnd[worst])], directed_overlap,
+                                            method="percentile", n_resamples=2000))
+        where = ("tend to lie below at every depth" if not above else
+                 f"do not tend to lie below at {', '.join(map(str, above))} hidden layer{'s' if above != [1] else ''}")
+        checks.append({
+            "part": "c", "kind": kind, "holds": bool(dov[worst] <= max_overlap),
+            "text": f"the largest overlap of {name} with no pre-training is {dov[worst]:.2f} at {_layers(worst)} "
+                    f"(0 = none, 1 = identical; counted as 2 - overlap where the pre-trained nets lie above), "
+                    f"the pre-trained nets {where}; 95 % percentile bootstrap interval over seeds "
+                    f"{ci[0]:.2f} to {ci[1]:.2f}; the bar: at most {max_overlap:g} at every depth",
+            "numbers": {"max_overlap": dov[worst], "max_overlap_depth": worst,
+                        "directed_overlap": {str(d): v for d, v in dov.items()}},
+            "stat": {"test": "threshold", "effect": dov[worst], "ci95": ci, "n": s[worst]["n"]}, "direction": None})
         if deep != 2 and 2 in s and deep in s and deep in rnd:
-            p = st["vs_two"][kind][deep]["p"]
-            add("e", kind, s[deep]["mean"] < s[2]["mean"] and p < alpha and s[deep]["std"] < rnd[deep]["std"],
-                f"{name}: {deep} layers {pct(s[deep]['mean'])} vs 2 layers {pct(s[2]['mean'])} (Mann-Whitney "
-                f"p = {p:.2g}); std at {deep} layers {pct(s[deep]['std'])} vs {pct(rnd[deep]['std'])} without",
-                (s[deep]["n"], s[2]["n"]), mean_deep=s[deep]["mean"], mean_2=s[2]["mean"], p=p,
-                std_deep=s[deep]["std"], std_deep_random=rnd[deep]["std"])
+            diff = stats.paired_difference(e[2], e[deep])
+            steadier = s[deep]["std"] < rnd[deep]["std"]
+            checks.append(_paired_check(
+                "e", kind, diff, f"{name}: {deep} layers {pct(s[deep]['mean'])} vs 2 layers {pct(s[2]['mean'])}; "
+                + _paired_text(diff, f"error at 2 minus error at {deep} layers")
+                + f"; less variation: std over seeds at {deep} layers {pct(s[deep]['std'])} vs "
+                f"{pct(rnd[deep]['std'])} without pre-training"
+                + ("" if steadier else " (not smaller, so the part fails whatever the test says)"),
+                also=steadier, mean_deep=s[deep]["mean"], mean_2=s[2]["mean"],
+                std_deep=s[deep]["std"], std_deep_random=rnd[deep]["std"]))
         else:
-            add("e", kind, None, needs_two)
+            checks.append(_missing("e", kind, needs_two))
     return checks
 
 
 def stream_sentence(random: Sequence[float], pretrained: Sequence[float], kind: str = "rbm") -> str:
-    """The stream's result in one sentence: both means, the Mann-Whitney p and the overlap."""
+    """The stream's result in one sentence: both means and the paired comparison seed by seed."""
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r} is not allowed; use 'rbm' or 'dae'")
-    r, k = np.asarray(random, dtype=float), np.asarray(pretrained, dtype=float)
-    mw = stats.mann_whitney(k, r)
-    return (f"distorted stream, 1 layer: {LABELS[kind]} {100 * k.mean():.2f} % vs {100 * r.mean():.2f} % "
-            f"without (Mann-Whitney p = {mw['p']:.2g}, overlap {stats.overlap(k, r):.2f})")
+    return _stream_text(random, pretrained, kind, stats.paired_difference(random, pretrained))
 
 
-def stream_check(random: Sequence[float], pretrained: Sequence[float], kind: str = "rbm", *,
-                 alpha: float = ALPHA) -> dict[str, Any]:
-    """Part (f) of the claim: on the distorted stream, pre-trained one-layer nets have the lower
-    mean error (Mann-Whitney p < alpha). Same keys as the dicts of :func:`claim_checks` (None when
-    the numbers of seeds can never reach p < alpha)."""
-    text = stream_sentence(random, pretrained, kind)
+def _stream_text(random: Sequence[float], pretrained: Sequence[float], kind: str, diff: Mapping[str, Any]) -> str:
     r, k = np.asarray(random, dtype=float), np.asarray(pretrained, dtype=float)
-    mw = stats.mann_whitney(k, r)
-    holds: bool | None = bool(k.mean() < r.mean() and mw["p"] < alpha)
-    reason = _unreachable(k.size, r.size, alpha)
-    if reason:
-        holds, text = None, f"{text}; {reason}"
-    return {"part": "f", "kind": kind, "holds": holds, "text": text,
-            "numbers": {"mean": float(k.mean()), "mean_random": float(r.mean()), "p": mw["p"],
-                        "overlap": stats.overlap(k, r)}}
+    return (f"distorted stream, 1 layer: {LABELS[kind]} {100 * k.mean():.2f} % vs {100 * r.mean():.2f} % without; "
+            + _paired_text(diff, "error without minus with pre-training"))
+
+
+def stream_check(random: Sequence[float], pretrained: Sequence[float], kind: str = "rbm") -> dict[str, Any]:
+    """Part (f) of the claim: on the distorted stream, pre-trained one-layer nets have the lower error,
+    seed by seed (seed s of both initialisations sees the same stream):
+    :func:`pretraining.analysis.stats.paired_difference` of random minus pre-trained, decided like the
+    other paired parts of :func:`claim_checks` (same keys; not tested with fewer than
+    :data:`claims.MIN_PAIRS` seeds)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r} is not allowed; use 'rbm' or 'dae'")
+    diff = stats.paired_difference(random, pretrained)
+    r, k = np.asarray(random, dtype=float), np.asarray(pretrained, dtype=float)
+    return _paired_check("f", kind, diff, _stream_text(random, pretrained, kind, diff),
+                         mean=float(k.mean()), mean_random=float(r.mean()), overlap=stats.overlap(k, r))
+
+
+def resolution_rows(settings: Mapping[str, Mapping[int, SettingResult]], depths: Sequence[int]) -> list[dict[str, Any]]:
+    """What the test set can resolve: per initialisation, the best net of each depth against the best
+    net of 2 hidden layers, digit by digit on the same test set.
+
+    The best net of a setting is the seed with the lowest validation error (ties: the first seed);
+    the test set chooses nothing. Needs depth 2 and every setting's ``test_correct``; [] otherwise.
+    One row per (initialisation, depth): {"init", "depth", "seed_index", "valid_error", "test_error"
+    (from its per-digit correctness), "n_test", "se": its binomial standard error
+    (:func:`pretraining.analysis.stats.error_standard_error`), and for depths other than 2
+    "difference": its test error minus that of the 2-layer net, "se_difference": the paired standard
+    error of that difference (:func:`pretraining.analysis.stats.difference_standard_error`),
+    "only_this" / "only_two": the digits only it / only the 2-layer net gets right, "p": McNemar's
+    exact two-sided p (:func:`pretraining.analysis.stats.mcnemar`); None for the 2-layer row}.
+    All as fractions; the p-values are descriptive, not corrected for the number of rows.
+    """
+    depths = _check_depths(depths)
+    if 2 not in depths or any(settings[i][d].test_correct is None for i in INITS if i in settings for d in depths):
+        return []
+    rows = []
+    for init in (i for i in INITS if i in settings):
+        best = {d: int(np.argmin(settings[init][d].valid_error)) for d in depths}
+        two = np.asarray(settings[init][2].test_correct[best[2]], dtype=bool)
+        for d in depths:
+            s = settings[init][d]
+            correct = np.asarray(s.test_correct[best[d]], dtype=bool)
+            err = float(1.0 - correct.mean())
+            row: dict[str, Any] = {"init": init, "depth": d, "seed_index": best[d],
+                                   "valid_error": float(s.valid_error[best[d]]), "test_error": err,
+                                   "n_test": int(correct.size), "se": stats.error_standard_error(err, correct.size),
+                                   "difference": None, "se_difference": None, "only_this": None, "only_two": None,
+                                   "p": None}
+            if d != 2:
+                m = stats.mcnemar(correct, two)
+                row.update(difference=m["effect"], se_difference=stats.difference_standard_error(correct, two),
+                           only_this=m["b"], only_two=m["c"], p=m["p"])
+            rows.append(row)
+    return rows
+
+
+def resolution_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """:func:`resolution_rows` as a table: errors, standard errors and differences in percent (points)."""
+    pct = lambda v: None if v is None else 100 * v  # noqa: E731
+    frame = pd.DataFrame([{
+        "initialisation": LABELS[r["init"]], "hidden layers": r["depth"], "seed #": r["seed_index"],
+        "validation error %": pct(r["valid_error"]), "test error %": pct(r["test_error"]),
+        "binomial SE %": pct(r["se"]), "minus 2 layers (points)": pct(r["difference"]),
+        "paired SE (points)": pct(r["se_difference"]), "digits only this net gets right": r["only_this"],
+        "digits only the 2-layer net gets right": r["only_two"], "McNemar p": r["p"]} for r in rows])
+    return frame.set_index(["initialisation", "hidden layers"])
+
+
+def resolution_sentence(rows: Sequence[Mapping[str, Any]], *, alpha: float = ALPHA) -> str:
+    """:func:`resolution_rows` in one sentence: the ranges of the binomial and of the paired standard
+    errors (points), and how many differences with the 2-layer net McNemar's test finds at ``alpha``."""
+    if not rows:
+        return "The per-digit comparison was not made: it needs depth 2."
+    se = np.array([100 * r["se"] for r in rows])
+    cmp = [r for r in rows if r["difference"] is not None]
+    n_test = rows[0]["n_test"]
+    text = (f"On these {n_test:,} test digits the best single nets' binomial standard errors are "
+            f"{se.min():.2f} to {se.max():.2f} points (median {np.median(se):.2f})")
+    if not cmp:
+        return text + "; only 2 hidden layers were run, so there is nothing to compare."
+    sd = np.array([100 * r["se_difference"] for r in cmp])
+    hits = sum(r["p"] < alpha for r in cmp)
+    return (text + f"; the paired standard error of the difference between the best net of a depth and the best "
+            f"net of 2 hidden layers is {sd.min():.2f} to {sd.max():.2f} points (median {np.median(sd):.2f}), so "
+            f"two single nets that differ by less than about {2 * np.median(sd):.1f} points cannot be told apart "
+            f"on this test set; {hits} of the {len(cmp)} differences have McNemar p < {alpha:g} (uncorrected)")
 
 
 def reference_rows(summary: Mapping[str, Mapping[int, Mapping[str, float]]]) -> list[dict[str, Any]]:
@@ -933,32 +1110,42 @@ def plot_error_by_depth(errors: Mapping[str, Mapping[int, Sequence[float]]], *,
 
 
 def hist_sentence(errors: Mapping[str, Mapping[int, Sequence[float]]], depth: int) -> str:
-    """At ``depth``: how often each kind of pre-training beats no pre-training over all pairs of
-    seeds (:func:`pretraining.analysis.stats.prob_less`), and the medians."""
+    """At ``depth``: in how many seeds each kind of pre-training beats its own no-pre-training twin
+    (the net of the same seed: same minibatch order), and the medians."""
     r = np.asarray(errors["random"][depth])
     parts = []
     for kind in KINDS:
         k = np.asarray(errors[kind][depth])
-        parts.append(f"{LABELS[kind]} beats no pre-training in {100 * stats.prob_less(k, r):.0f} % of the pairs of "
-                     f"seeds (medians {100 * np.median(k):.2f} % vs {100 * np.median(r):.2f} %)")
+        if k.shape != r.shape:
+            raise ValueError(f"errors[{kind!r}][{depth}] and errors['random'][{depth}] must hold the same seeds")
+        parts.append(f"{LABELS[kind]} beats its no-pre-training twin (the same seed) in {int(np.sum(k < r))} of "
+                     f"{r.size} seeds (medians {100 * np.median(k):.2f} % vs {100 * np.median(r):.2f} %)")
     return "; ".join(parts)
 
 
-def statistics_frame(st: Mapping[str, Any], depths: Sequence[int]) -> pd.DataFrame:
-    """The statistics table: one row per (initialisation, depth), errors in percent, the rank test
-    against no pre-training, P(beats random) and the overlap for the pre-trained rows."""
+def statistics_frame(st: Mapping[str, Any], depths: Sequence[int], *, n_test: int | None = None) -> pd.DataFrame:
+    """The statistics table: one row per (initialisation, depth), errors in percent; with ``n_test``
+    the binomial standard error of one net whose error is the mean (the test set's resolution); for
+    the pre-trained rows the paired comparison with no pre-training at the same depth (the mean
+    per-seed gain, error without minus with pre-training, in points, with its t interval;
+    the Wilcoxon signed-rank p; the fraction of seeds whose pre-trained net beats its own random-init
+    twin) and the overlap of the two distributions."""
     rows = []
     for i in INITS:
         for d in depths:
             s = st["summary"][i][d]
-            row = {"initialisation": LABELS[i], "hidden layers": d, "mean %": 100 * s["mean"],
-                   "95% CI of mean": f"{100 * s['ci95'][0]:.2f}–{100 * s['ci95'][1]:.2f}",
-                   "median %": 100 * s["median"],
-                   "95% CI of median": "{:.2f}–{:.2f}".format(*(100 * v for v in st["median_ci95"][i][d])),
-                   "std %": 100 * s["std"]}
+            row = {"initialisation": LABELS[i], "hidden layers": d, "mean %": 100 * s["mean"]}
+            if n_test is not None:
+                row["SE of one net %"] = 100 * stats.error_standard_error(s["mean"], n_test)
+            row.update({"95% CI of mean": f"{100 * s['ci95'][0]:.2f}–{100 * s['ci95'][1]:.2f}",
+                        "median %": 100 * s["median"],
+                        "95% CI of median": "{:.2f}–{:.2f}".format(*(100 * v for v in st["median_ci95"][i][d])),
+                        "std %": 100 * s["std"]})
             if i != "random":
-                mw = st["mannwhitney"][i][d]
-                row.update({"Mann–Whitney p": mw["p"], "P(beats random)": mw["effect_size"],
+                vs = st["vs_random"][i][d]
+                row.update({"gain % (paired mean)": 100 * vs["effect"],
+                            "95% CI of gain": "{:+.2f} to {:+.2f}".format(*(100 * v for v in vs["ci95"])),
+                            "Wilcoxon p": vs["p"], "beats own twin": vs["positive"] / vs["n"],
                             "overlap": st["overlap"][i][d]})
             rows.append(row)
     return pd.DataFrame(rows).set_index(["initialisation", "hidden layers"])
@@ -975,7 +1162,7 @@ def best_depth_text(best: Mapping[str, Any] | None) -> str:
     """:func:`pretraining.analysis.stats.best_setting` over depths as text (None: one depth run)."""
     if not best:
         return "only one depth was run"
-    return f"{_layers(best['best'])} (in {100 * best['probability']:.0f} % of the bootstrap replicates)"
+    return f"{_layers(best['best'])} (lowest mean in {100 * best['probability']:.0f} % of the bootstrap replicates)"
 
 
 def plot_stream_curves(streams: Mapping[str, StreamResult], batch_size: int) -> Figure:
@@ -993,13 +1180,15 @@ def plot_stream_curves(streams: Mapping[str, StreamResult], batch_size: int) -> 
 
 
 def why_sentence(verdict: str, p: Mapping[str, Any], n_train: int, *, alpha: float = ALPHA) -> str:
-    """Why parts may fail or were not tested: too few seeds for any rank test, or this profile's scale
-    beside the paper's (nothing when every tested part holds with enough seeds)."""
+    """Why parts may fail or were not tested: fewer paired seeds than a paired test needs in this book
+    (:data:`claims.MIN_PAIRS`), or this profile's scale beside the paper's (nothing when every tested
+    part holds with enough seeds)."""
     protocol = ERHAN2010_PROTOCOL.numbers
     out = []
     n = p["n_seeds"]
-    if min_rank_p(n, n) >= alpha:
-        out.append(f"With {n} seeds no rank test can reach p < {alpha:g}, so the parts that need one were not tested.")
+    if n < claims.MIN_PAIRS:
+        out.append(f"With {n} seeds per setting, fewer than the {claims.MIN_PAIRS} paired seeds this book tests a "
+                   f"part on (at level {alpha:g}), the parts decided by a paired test were not tested.")
     if verdict != "supported":
         if p["profile"] == "paper":
             out.append("This run is at the paper's scale.")
@@ -1021,14 +1210,23 @@ def _best_by_init(st: Mapping[str, Any], depths: Sequence[int]) -> dict[str, int
 
 
 def results_record(p: Mapping[str, Any], res: Result) -> dict[str, Any]:
-    """The results file's numbers: per-seed errors, best depths, rank tests, overlaps, rates, the stream."""
+    """The results file's numbers: per-seed errors, best depths, the paired comparisons with no
+    pre-training (Wilcoxon p, mean gain, fraction of seeds beating their twin), overlaps, rates, the
+    per-digit comparisons with 2 layers, the stream."""
     depths, st = p["depths"], res.stats
+    vs = lambda key: {k: {str(d): st["vs_random"][k][d][key] for d in depths} for k in KINDS}  # noqa: E731
+    twin = {k: {str(d): st["vs_random"][k][d]["positive"] / st["vs_random"][k][d]["n"] for d in depths}
+            for k in KINDS}  # the fraction of seeds whose pre-trained net beats its random-init twin
     return {
         "depths": list(depths),
         "test_error": {i: {str(d): res.errors[i][d] for d in depths} for i in INITS},
         "best_depth": _best_by_init(st, depths),
-        "mannwhitney_p": {k: {str(d): st["mannwhitney"][k][d]["p"] for d in depths} for k in KINDS},
+        "best_depth_probability": {i: st["best_depth"][i]["probability"] for i in INITS if st["best_depth"].get(i)},
+        "wilcoxon_p": vs("p"),
+        "paired_gain": vs("effect"),
+        "beats_twin": twin,
         "overlap": {k: {str(d): st["overlap"][k][d] for d in depths} for k in KINDS},
+        "test_set_resolution": [dict(r) for r in res.resolution],
         "finetune_lr": {i: {str(d): res.settings[i][d].lr for d in depths} for i in INITS},
         "distorted_stream": res.stream_errors,
         "n_seeds": p["n_seeds"],
