@@ -143,7 +143,7 @@ def test_bad_values_are_refused_one_line_each_before_any_kernel(tmp_path):
     r = _cli(root, "run", "-p", "width", "0", "-p", "seed", "-2")
     assert r.returncode == 2 and "running" not in r.stdout
     assert r.stderr.splitlines() == [
-        "error: profile quick: 4 problem(s):",
+        "error: profile quick: 4 problems:",
         "  01_alpha: seed=-2 is not allowed: an integer >= 0",
         "  01_alpha: width=0 is not allowed: an integer >= 1",
         "  02_beta: seed=-2 is not allowed: an integer >= 0",
@@ -307,3 +307,31 @@ def test_summary_table(tmp_path, monkeypatch):
     assert "err 1.2% &lt; 2%" in html and "<strong>supported</strong> (smoke)" in html
     assert "1 of 1 tested parts hold, 1 not tested" in html and "The toy weights are shared." in html
     assert "<em>not run yet</em>" in html and html.count("<tr>") == 3
+
+
+def _papermill(root, tmp_path, *args):
+    nb = root / "chapters" / "01_alpha.ipynb"
+    return subprocess.run([PY, "-m", "papermill", str(nb), str(tmp_path / "out.ipynb"), *args,
+                           "--cwd", str(root / "chapters")], capture_output=True, text=True, env=_env(root),
+                          timeout=120)
+
+
+def test_plain_papermill_reads_string_values_and_refuses_a_bare_profile(tmp_path):
+    root = _copy(tmp_path)
+    r = _papermill(root, tmp_path, "-r", "width", "3")  # -r passes the text "3"
+    assert r.returncode == 0, r.stderr
+    assert json.loads((root / "_build" / "results" / "01_alpha.json").read_text())["_provenance"]["parameters"]["width"] == 3
+    r = _papermill(root, tmp_path, "-p", "profile", "smoke")
+    assert r.returncode != 0
+    tb = [o for c in nbformat.read(tmp_path / "out.ipynb", 4).cells for o in c.get("outputs", [])
+          if o.get("output_type") == "error"]
+    assert tb[0]["traceback"] == ["ParameterError: profile='smoke' is not allowed without its values (device='cpu', "
+                                  "width=2): run `python -m pretraining run --profile smoke 01`, or pass them with -p"]
+    r = _papermill(root, tmp_path, "-p", "profile", "smoke", "-p", "width", "2", "-p", "device", "cpu")
+    assert r.returncode == 0, r.stderr
+
+
+def test_one_bad_value_is_one_line(tmp_path):
+    root = _copy(tmp_path)
+    r = _cli(root, "run", "01", "-p", "width", "abc")
+    assert r.returncode == 2 and r.stderr == "error: 01_alpha: width='abc' is not allowed: an integer >= 1\n"

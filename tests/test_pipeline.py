@@ -88,7 +88,7 @@ def test_a_bad_parameter_keeps_the_previous_results_and_site(built):
     root = built
     before = {s: _results(root, s) for s in ("01_alpha", "02_beta")}
     r = _cli(root, "run", "01", "-p", "width", "0")
-    assert r.returncode == 2 and r.stderr.splitlines()[1] == "  01_alpha: width=0 is not allowed: an integer >= 1"
+    assert r.returncode == 2 and r.stderr == "error: 01_alpha: width=0 is not allowed: an integer >= 1\n"
     assert {s: _results(root, s) for s in before} == before
     assert _cli(root, "build").returncode == 0
 
@@ -184,8 +184,8 @@ def test_a_parameter_set_that_cannot_fit_in_memory_is_refused_before_training():
                         "-p", "n_seeds", "400", "-p", "member_chunk", "400", "--root", str(ROOT)],
                        capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 2
-    line = r.stderr.splitlines()[1]
-    assert line.startswith("  03_depth_study: n_seeds=400, member_chunk=400, width=20000, depths=[1, 2, 3, 4, 5]: "
+    (line,) = r.stderr.splitlines()
+    assert line.startswith("error: 03_depth_study: n_seeds=400, member_chunk=400, width=20000, depths=[1, 2, 3, 4, 5]: "
                            "need about ") and "GB of the device (" in line
 
 

@@ -174,8 +174,11 @@ class ArtifactStore:
         version: int,
         data_sha256: str | None = None,
         device: torch.device | str | None = None,
+        on_compute: Callable[[str], None] | None = None,
     ) -> tuple[dict[str, torch.Tensor], dict]:
         """Load the entry, or call ``compute()`` and store what it returns.
+
+        ``on_compute(name)``, if given, is called just before a missing entry is computed (progress).
 
         ``compute`` returns ``(tensors, meta)``: a dict of tensors (any shapes/dtypes) and a
         JSON-able dict with finite numbers; it must be library code (not a notebook cell). Both a
@@ -190,6 +193,8 @@ class ArtifactStore:
             tensors, meta, inputs = loaded
         else:
             self.misses += 1
+            if on_compute is not None:
+                on_compute(name)
             self._computing.append([])
             try:
                 result = compute()

@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -142,6 +143,78 @@ def _kernel_name(nb_path: Path) -> str:
     return name
 
 
+def _ipc_kernel_manager():
+    """A kernel manager whose kernel talks over Unix sockets in a private temporary folder.
+
+    Not TCP on localhost: nothing else on the machine can connect, and the kernel has no reason to
+    print its "running over TCP without encryption" warning into the run's output.
+    """
+    import tempfile
+
+    from jupyter_client import AsyncKernelManager
+    from traitlets import default
+
+    folder = tempfile.mkdtemp(prefix="pretraining-kernel-")  # short: socket paths are limited to ~100 bytes
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self):
+            return "ipc"
+
+        @default("ip")
+        def _ip_default(self):
+            return os.path.join(folder, "kernel")
+
+    return IPCKernelManager
+
+
+def _minutes(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def _with_progress(stem: str, run_dir: Path, work) -> None:
+    """Run ``work()`` (the notebook) while showing the chapter's progress (``progress.json``) on stderr.
+
+    On a terminal one line is rewritten in place; otherwise a line is printed whenever the stage
+    changes. The estimate of what is left comes from how many artifacts the chapter's last run
+    looked up.
+    """
+    result: dict[str, BaseException] = {}
+
+    def target():
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+            result["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    tty, last, t0 = sys.stderr.isatty(), None, time.perf_counter()
+    while thread.is_alive():
+        thread.join(timeout=0.5)
+        try:
+            rec = json.loads((run_dir / "progress.json").read_text())
+        except (OSError, ValueError):
+            continue
+        done, expected = rec.get("done", 0), rec.get("expected")
+        elapsed = time.perf_counter() - t0
+        count = f"{done} of {expected} artifacts" if expected else f"{done} artifact{'s' * (done != 1)}"
+        left = ""
+        if expected and 0 < done < expected:
+            left = f", about {_minutes(elapsed / done * (expected - done))} left"
+        line = f"  {stem}: {rec.get('stage', '')} ({count}), {_minutes(elapsed)} elapsed{left}"
+        if tty:
+            print("\r" + line[:150].ljust(150), end="", file=sys.stderr, flush=True)
+        elif rec.get("stage") != last:
+            print(line, file=sys.stderr, flush=True)
+        last = rec.get("stage")
+    if tty and last is not None:
+        print("\r" + " " * 150 + "\r", end="", file=sys.stderr, flush=True)
+    if "error" in result:
+        raise result["error"]
+
+
 def _shorten(source: str, lines: int = 4, width: int = 100) -> str:
     src = source.strip().splitlines()
     out = [ln if len(ln) <= width else ln[: width - 3] + "..." for ln in src[:lines]]
@@ -173,9 +246,10 @@ def _execute(doc: Doc, params: dict[str, Any], build: Path, log_output: bool) ->
     os.environ.update(env)
     t0 = time.perf_counter()
     try:
-        papermill.execute_notebook(
+        _with_progress(doc.stem, run_dir, lambda: papermill.execute_notebook(
             str(doc.source), str(running), parameters=params, kernel_name=_kernel_name(doc.source),
-            progress_bar=False, log_output=log_output, cwd=str(doc.source.parent))
+            progress_bar=False, log_output=log_output, cwd=str(doc.source.parent),
+            kernel_manager_class=_ipc_kernel_manager()))
     except Exception as exc:  # noqa: BLE001 - every failure is reported the same way
         elapsed = time.perf_counter() - t0
         failed.parent.mkdir(parents=True, exist_ok=True)
@@ -233,8 +307,10 @@ def checked_plans(root: Path, profile: str, wanted: list[str], raw_overrides: li
     plans, notes, problems = plan_chapters(root, profile, wanted, raw_overrides)
     for note in notes:
         print(note)
+    if len(problems) == 1:
+        raise CliError(problems[0])
     if problems:
-        raise CliError(f"profile {profile}: {len(problems)} problem(s):\n  " + "\n  ".join(problems))
+        raise CliError(f"profile {profile}: {len(problems)} problems:\n  " + "\n  ".join(problems))
     return plans
 
 

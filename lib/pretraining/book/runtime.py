@@ -64,6 +64,7 @@ class Chapter:
         self.glued: dict[str, Any] = {}
         self._data = None
         self._t0 = time.perf_counter()
+        self._expected = _previous_lookups(self.store, self.name, self.profile)
 
     @property
     def data(self):
@@ -84,8 +85,28 @@ class Chapter:
         version. The same call with the same ``params`` in another chapter is a hit. Tensors come
         back on :attr:`device`.
         """
-        return self.store.get_or_compute(name, params, compute, version=version,
-                                         data_sha256=self.data.sha256, device=self.device)
+        self.progress(f"looking up {name}")
+        out = self.store.get_or_compute(name, params, compute, version=version, data_sha256=self.data.sha256,
+                                        device=self.device, on_compute=lambda n: self.progress(f"computing {n}"))
+        self.progress(f"{'computed' if self.store.lookups[-1]['hit'] is False else 'loaded'} {name}")
+        return out
+
+    def progress(self, stage: str) -> None:
+        """Tell ``python -m pretraining run`` what the chapter is doing (nothing without it).
+
+        Written to ``progress.json`` in the run's private folder: the stage, how many artifacts were
+        looked up so far, how many the chapter's last run with this profile looked up, the elapsed
+        time. The CLI shows it as a progress line; nothing of it reaches the page.
+        """
+        folder = os.environ.get(RUN_DIR_ENV)
+        if not folder:
+            return
+        record = {"stage": stage, "done": len(self.store.lookups), "expected": self._expected,
+                  "elapsed_s": round(time.perf_counter() - self._t0, 1)}
+        try:
+            atomic_write_bytes(Path(folder) / "progress.json", json.dumps(record).encode())
+        except OSError:
+            pass  # progress is a courtesy: never fail a chapter for it
 
     def glue(self, key: str, value: Any, fmt: str | None = None) -> None:
         """Glue ``value`` for ``{glue:text}`key``` in the text and record it in the results.
@@ -173,8 +194,57 @@ def start(spec: ChapterSpec, namespace: Mapping[str, Any]) -> Chapter:
 
     ``namespace`` is the notebook's ``globals()`` right after the parameters cell.
     """
-    params = spec.check(user_names(namespace))
+    values = _parse_strings(spec, user_names(namespace))
+    params = spec.check(values)
+    if params["profile"] != "quick" and not os.environ.get(RUN_ID_ENV):
+        _check_plain_papermill_profile(spec, params)
     return Chapter(spec, params, build_dir())
+
+
+def _parse_strings(spec: ChapterSpec, values: dict[str, Any]) -> dict[str, Any]:
+    """Plain papermill passes ``-p depths "[1, 2]"`` as a string: read such strings as YAML 1.2.
+
+    Only for parameters that are not strings themselves; a string that is not valid YAML stays
+    as it is and is refused by the parameter's check in one line.
+    """
+    from .profiles import ProfileError, parse_yaml
+    from .specs import Choice, Str
+
+    out = dict(values)
+    for k, v in values.items():
+        allowed = spec.all_params[k].allowed if k in spec.all_params else None
+        text_param = isinstance(allowed, Str) or (isinstance(allowed, Choice) and isinstance(allowed.values[0], str))
+        if isinstance(v, str) and allowed is not None and not text_param:
+            try:
+                out[k] = parse_yaml(v, f"{k}={v!r}")
+            except ProfileError:
+                pass
+    return out
+
+
+def _check_plain_papermill_profile(spec: ChapterSpec, params: Mapping[str, Any]) -> None:
+    """``-p profile smoke`` with plain papermill must come with the profile's values, or it is refused.
+
+    (``python -m pretraining run --profile NAME`` passes them; a notebook run by hand with only the
+    profile's name would run quick-sized work labelled with another profile.)
+    """
+    from .profiles import ProfileError, chapter_values, load_profile
+    from .site import toc_chapter_stems
+    from .specs import ParameterError
+
+    try:
+        root = find_root()
+        prof = load_profile(root, params["profile"], toc_chapter_stems(root))
+        wanted, _ = chapter_values(spec, params["profile"], prof, [], f"params/{params['profile']}.yaml")
+    except (FileNotFoundError, ProfileError) as exc:
+        raise ParameterError(f"profile={params['profile']!r}: its values cannot be read ({exc})") from None
+    missing = {k: v for k, v in wanted.items() if spec.all_params[k].allowed.canonical(v) != params[k]}
+    if missing:
+        shown = ", ".join(f"{k}={v!r}" for k, v in list(missing.items())[:4]) + (", ..." if len(missing) > 4 else "")
+        raise ParameterError(
+            f"profile={params['profile']!r} is not allowed without its values ({shown}): run "
+            f"`python -m pretraining run --profile {params['profile']} {spec.name.split('_')[0]}`, or pass "
+            "them with -p")
 
 
 def show(*objects: Any) -> None:
@@ -196,6 +266,14 @@ def library_source_hash() -> str:
     for p in sorted(lib.rglob("*.py")):
         h.update(p.relative_to(lib).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()
+
+
+def _previous_lookups(store: ArtifactStore, chapter: str, profile: str) -> int | None:
+    """How many artifacts the chapter's last finished run with this profile looked up (None: no run yet)."""
+    for rec in store.indexes():
+        if rec.get("chapter") == chapter and rec.get("profile") == profile:
+            return len(rec.get("lookups", []))
+    return None
 
 
 def _git_commit(build: Path) -> str:
