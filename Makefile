@@ -31,6 +31,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(PY) -m ipykernel install --sys-prefix --name pretraining --display-name "Python (pretraining)" >/dev/null
+	$(PY) -m pretraining fetch-mathjax || echo "note: no local MathJax (npm registry unreachable?): the pages will load it from a CDN"
 	@touch $(STAMP)
 
 venv: $(STAMP)

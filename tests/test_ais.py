@@ -141,7 +141,9 @@ def test_log_likelihood_sums_to_one_over_all_states():
 def test_free_energy_chunking_does_not_change_the_result():
     W, bv, bh = random_rbm(M=2, V=8, H=5)
     v = (torch.rand(37, 8, generator=torch.Generator().manual_seed(0)) < 0.5).float()
-    torch.testing.assert_close(free_energy(W, bv, bh, v, chunk_size=5), free_energy(W, bv, bh, v), rtol=0, atol=1e-12)
+    # the products run in float32, whose kernels may block a 5-row and a 37-row product differently
+    # (on an AMD EPYC machine they differ by about 1e-7): equal up to float32 rounding
+    torch.testing.assert_close(free_energy(W, bv, bh, v, chunk_size=5), free_energy(W, bv, bh, v), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize(

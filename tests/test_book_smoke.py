@@ -1,7 +1,10 @@
 """The real book: `run --profile smoke` + `build` into a temporary folder, then every page in
-headless Chromium: images load, no traceback / NaN / unrendered glue, internal links resolve,
-a screenshot of each page in <build>/screenshots/."""
+headless Chromium: images load, no traceback / NaN / unrendered glue, internal links resolve, no
+long raw dump, every figure has alt text, fills the column and has legible text, every chapter
+opens with its key result, MathJax renders from the site itself; a full-page screenshot of each
+page in <build>/screenshots/, copied to the repository's _build/screenshots/."""
 
+import json
 import os
 import re
 import shutil
@@ -11,6 +14,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
+from selenium.webdriver.support.wait import WebDriverWait
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -59,6 +63,41 @@ def _driver(tmp_path):
 
 
 _NAN = re.compile(r"(?<![A-Za-z])nan(?![A-Za-z])", re.IGNORECASE)
+MAX_PRE_LINES = 40
+MIN_TEXT_PX = 9.0
+MIN_FILL = 0.6  # a figure narrower than this share of the text column must say so (figclass "narrow")
+
+# what the page shows of each image: its file, sizes, alt text, and the width of the text column
+_IMAGES_JS = """
+const col = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
+const width = col.clientWidth;
+return Array.from(col.querySelectorAll('img')).map(i => ({
+  src: i.src, alt: i.getAttribute('alt') || '', shown: i.getBoundingClientRect().width,
+  natural: i.naturalWidth, narrow: !!i.closest('.narrow'), column: width}));
+"""
+
+
+def _figure_problems(rel: str, images: list[dict]) -> list[str]:
+    from PIL import Image
+
+    from pretraining.analysis.figures import SMALLEST_FONT_PT
+
+    out = []
+    for im in images:
+        path = Path(unquote(urlparse(im["src"]).path))
+        name = path.name
+        if not im["alt"].strip() or re.fullmatch(r"[0-9a-f]{20,}(\.png)?", im["alt"].strip()):
+            out.append(f"{rel}: image {name} has no alt text (got {im['alt']!r})")
+        if not im["narrow"] and im["shown"] < MIN_FILL * im["column"]:
+            out.append(f"{rel}: image {name} is shown {im['shown']:.0f} px wide, less than {MIN_FILL:.0%} of the "
+                       f"{im['column']} px column")
+        if path.suffix == ".png" and path.exists() and im["natural"]:
+            dpi = (Image.open(path).info.get("dpi") or (72, 72))[0]
+            px = SMALLEST_FONT_PT / 72 * dpi * im["shown"] / im["natural"]
+            if px < MIN_TEXT_PX:
+                out.append(f"{rel}: image {name}: its {SMALLEST_FONT_PT} pt text is shown {px:.1f} px high "
+                           f"(at least {MIN_TEXT_PX:g}); make the figure narrower than the page")
+    return out
 
 
 def test_every_page_in_a_real_browser(site, tmp_path):
@@ -77,7 +116,7 @@ def test_every_page_in_a_real_browser(site, tmp_path):
         for page in pages:
             rel = page.relative_to(html).as_posix()
             driver.get(page.as_uri())
-            driver.execute_script("return document.readyState")
+            WebDriverWait(driver, 120).until(lambda d: d.execute_script("return document.readyState") == "complete")
             text = driver.find_element("tag name", "body").text
             main = driver.execute_script(
                 "const m = document.querySelector('main') || document.body; return m.innerText;")
@@ -87,6 +126,13 @@ def test_every_page_in_a_real_browser(site, tmp_path):
                 problems.append(f"{rel}: shows NaN: ...{main[max(0, _NAN.search(main).start() - 60):][:120]}...")
             if "{glue" in main or "glue:text" in main:
                 problems.append(f"{rel}: unrendered glue role")
+            long_pre = driver.execute_script(
+                "return Array.from(document.querySelectorAll('main pre')).map(p => p.innerText.split('\\n').length)"
+                ".filter(n => n > arguments[0]);", MAX_PRE_LINES)
+            problems += [f"{rel}: a raw block of {n} lines (more than {MAX_PRE_LINES})" for n in long_pre]
+            problems += _figure_problems(rel, driver.execute_script(_IMAGES_JS))
+            if rel.startswith("chapters/") and "Key result" not in main:
+                problems.append(f"{rel}: no key-result box under the claim")
             broken = driver.execute_script(
                 "return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))"
                 ".map(i => i.src);")
@@ -99,8 +145,50 @@ def test_every_page_in_a_real_browser(site, tmp_path):
                     continue  # external links are not checked (no internet)
                 if not Path(unquote(u.path)).exists():
                     problems.append(f"{rel}: broken internal link {href}")
+            height = driver.execute_script("return document.documentElement.scrollHeight")
+            driver.set_window_size(1400, min(height + 50, 20000))  # the whole page in one picture
             driver.save_screenshot(str(shots / (rel.replace("/", "__") + ".png")))
+            driver.set_window_size(1400, 1000)
     finally:
         driver.quit()
+    # also where a reader of `make test` looks for them (the smoke site itself lives in a temporary folder)
+    keep = ROOT / "_build" / "screenshots"
+    shutil.rmtree(keep, ignore_errors=True)
+    shutil.copytree(shots, keep)
     assert not problems, "\n".join(problems)
     assert len(list(shots.glob("*.png"))) == len(pages)
+
+
+def test_mathematics_renders_without_a_network(site, tmp_path):
+    """MathJax is served from the built site; this browser reaches no network at all."""
+    page = site / "html" / "chapters" / "03_depth_study.html"
+    assert "_static/mathjax/tex-chtml.js" in page.read_text()
+    driver = _driver(tmp_path)
+    try:
+        driver.get(page.as_uri())
+        WebDriverWait(driver, 120).until(
+            lambda d: d.execute_script("return document.querySelectorAll('mjx-container').length") > 0)
+    finally:
+        driver.quit()
+
+
+def test_summary_offers_the_results_files(site):
+    summary = (site / "html" / "summary.html").read_text()
+    for stem in ("01_pretraining", "03_depth_study"):
+        assert f'href="results/{stem}.json"' in summary
+        assert json.loads((site / "html" / "results" / f"{stem}.json").read_text())["chapter"] == stem
+
+
+def test_every_glued_figure_is_placed_on_its_page(site):
+    """A figure glued by a chapter (``ch.figure``) but placed by no {glue:figure} would silently vanish."""
+    import nbformat
+
+    missing = []
+    for nb_path in sorted((site / "executed").rglob("*.ipynb")):
+        nb = nbformat.read(nb_path, 4)
+        glued = {o["metadata"]["scrapbook"]["name"] for c in nb.cells for o in c.get("outputs", [])
+                 if o.get("metadata", {}).get("scrapbook") and any(k.endswith("image/png") for k in o.get("data", {}))}
+        placed = set(re.findall(r"\{glue:figure\}\s+(\S+)", "\n".join(c.source for c in nb.cells
+                                                                        if c.cell_type == "markdown")))
+        missing += [f"{nb_path.name}: {k}" for k in sorted(glued - placed)]
+    assert not missing, f"glued figures that no page shows: {missing}"

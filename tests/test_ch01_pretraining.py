@@ -138,7 +138,12 @@ def test_layer_table_and_curves():
     with pytest.raises(ValueError, match="one dict per layer"):
         layer_table(rbm_h, [20])
     fig = plot_learning_curves({"rbm": rbm_h, "dae": dae_h}, [20, 10])
-    assert len(fig.axes) == 3 and len(fig.axes[0].lines) == 2
+    assert len(fig.axes) == 4 and len(fig.axes[0].lines) == 2  # 2 x 2: both reconstruction errors, PLL, DAE loss
+    assert [ax.get_title() for ax in fig.axes] == ["RBMs: reconstruction error", "auto-encoders: reconstruction error",
+                                                   "RBMs: pseudo-log-likelihood", "auto-encoders: denoising loss"]
+    assert fig.legends[0].texts[1].get_text() == "layer 2 (10 units)"  # layers numbered from 1, as in the table
+    assert {ln.get_linestyle() for ln in fig.axes[0].lines} == {"-", "--"}  # told apart without colour too
+    assert len(plot_learning_curves({"rbm": rbm_h}, [20, 10]).axes) == 2
     with pytest.raises(ValueError, match="'rbm' and/or 'dae'"):
         plot_learning_curves({"sdae": dae_h}, [20, 10])
 
@@ -193,3 +198,83 @@ def test_claim_parts_on_hand_made_numbers(kw, statuses, verdict):
     assert [p.status for p in parts] == statuses and claims.verdict(parts) == verdict
     one_epoch = ch1.claim_parts(SimpleNamespace(params=ch1.SPEC.defaults() | {"rbm_epochs": 1}), _result())
     assert one_epoch[0].status == "not tested" and "one epoch" in one_epoch[0].evidence
+
+
+# -- presentation: sizes that fit the page, tables in words ------------------------------------------
+
+def _page_sized(fig):
+    from pretraining.analysis.figures import PAGE_WIDTH
+    w, h = fig.get_size_inches()
+    return 4.4 <= w <= PAGE_WIDTH and h <= 11
+
+
+@pytest.mark.parametrize("n_layers, n_epochs", [(1, 1), (3, 5), (5, 50)])
+def test_learning_curves_keep_the_page_width_and_a_font_of_at_least_10_pt(n_layers, n_epochs):
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+    from pretraining.analysis.figures import SMALLEST_FONT_PT
+
+    def hist(rbm):
+        key = "pll" if rbm else "loss"
+        return [{"recon_error": [[0.05 / (layer + 1) * 0.9 ** e] for e in range(n_epochs)],
+                 key: [[-100.0 + e] for e in range(n_epochs)]} for layer in range(n_layers)]
+
+    fig = plot_learning_curves({"rbm": hist(True), "dae": hist(False)}, [500] * n_layers)
+    fig.canvas.draw()
+    assert _page_sized(fig)
+    sizes = {t.get_fontsize() for t in fig.findobj(Text) if t.get_text() and t.get_visible()}
+    assert min(sizes) >= SMALLEST_FONT_PT
+    ticks = [t for t in fig.axes[0].get_xticks() if 0.5 <= t <= n_epochs + 0.5]
+    assert all(float(t).is_integer() for t in ticks) and len(ticks) >= 1  # whole epochs only
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("steps", [[1], [1, 10], [1, 10, 20], [1, 10, 100, 1000], list(range(1, 7))])
+def test_chain_snapshots_do_not_grow_with_the_number_of_steps(steps):
+    import matplotlib.pyplot as plt
+
+    fig = ch1.plot_chains(torch.rand(len(steps), 30, 784), steps)
+    assert _page_sized(fig)
+    assert [ax.get_title() for ax in fig.axes] == [f"{s:,} Gibbs step{'s' * (s > 1)}" for s in steps]
+    assert len(fig.axes[0].images) == 25  # a square grid of the first 25 chains
+    plt.close(fig)
+    with pytest.raises(ValueError, match="len\\(steps\\)"):
+        ch1.plot_chains(torch.rand(2, 5, 784), [1, 10, 100])
+
+
+@pytest.mark.parametrize("n", [1, 25, 100])
+def test_samples_beside_digits_fit_the_page(n):
+    import matplotlib.pyplot as plt
+
+    fig = ch1.plot_samples_beside_digits(torch.rand(n, 784), torch.rand(n, 784), 1000)
+    assert _page_sized(fig) and [len(ax.images) for ax in fig.axes] == [n, n]
+    assert fig.axes[0].get_title() == "DBN samples (1,000 Gibbs steps)"
+    plt.close(fig)
+
+
+def test_layer_table_is_shown_in_words_with_layers_from_1():
+    rbm_h = [{"recon_error": [[0.04], [0.0123]], "pll": [[-150.0], [-100.04]]}] * 2
+    dae_h = [{"loss": [[1.0], [0.5]], "recon_error": [[0.03], [0.00456]]}] * 2
+    html = ch1._styled_layer_table({"rbm": layer_table(rbm_h, [500, 500]),
+                                    "dae": layer_table(dae_h, [500, 500])}).to_html()
+    for text in ("reconstruction error (MSE)", "pseudo-log-likelihood (nats)", "first epoch", "last epoch",
+                 "layer 1", "layer 2", "RBMs", "auto-encoders", "0.0123", "0.00456", "-100.0"):
+        assert text in html
+    for raw in ("recon_error", "pll_", "n_hidden", "layer 0", "0.012300", "-100.040"):
+        assert raw not in html
+    assert ch1._significant(0.0398) == "0.0398" and ch1._significant(0.00322) == "0.00322"
+    assert ch1._significant(0.1) == "0.100"
+    only_dae = ch1._styled_layer_table({"dae": layer_table(dae_h, [500, 500])}).to_html()
+    assert "pseudo-log-likelihood" not in only_dae
+
+
+def test_likelihood_table_and_plurals():
+    params = {**ch1.SPEC.defaults(), "hidden_sizes": [500, 500], "rbm_epochs": 1}
+    html = ch1._likelihood_table(params, -132.126, -206.14).to_html()
+    for text in ("RBM, 500 hidden units, CD-1, 1 epoch<", "independent pixels", "this chapter",
+                 "Salakhutdinov & Murray (2008)", "RBM, 500 hidden units, CD-25", "-132.13", "-206.14",
+                 "test log-likelihood (nats)"):
+        assert text in html
+    assert "-132.126" not in html
+    assert ch1._epochs_text(5, 5) == "5 epochs per layer in both stacks"
+    assert ch1._epochs_text(1, 3) == "1 epoch per RBM, 3 epochs per auto-encoder"

@@ -381,18 +381,23 @@ def test_tables():
     c = LayerChange(torch.tensor([[0.1, 0.3], [0.2, 0.2]]), torch.tensor([[0.9, 0.9], [0.8, 0.8]]),
                     torch.tensor([[0.01, 0.03], [0.0, 0.0]]))
     t = layer_change_table({"rbm": c, "random": c}, ["1", "softmax"], 2)
-    assert t.loc[(KINDS["rbm"], "1"), "relative change"] == "0.2000 ± 0.1414"
-    assert t.loc[("random init", "1"), "sign flips"] == "2.00 ± 1.41 %"
-    assert layer_change_table({"rbm": c}, ["1", "softmax"], 1).loc[(KINDS["rbm"], "1"), "relative change"] == "0.2000"
+    assert list(t.index) == [(KINDS["rbm"], "layer 1"), (KINDS["rbm"], "softmax"), ("random init", "layer 1"),
+                             ("random init", "softmax")]
+    assert t.index.names == [None, None]  # one header row
+    assert t.loc[(KINDS["rbm"], "layer 1"), "relative change (%)"] == "20.00 ± 14.14"
+    assert t.loc[(KINDS["rbm"], "layer 1"), "mean cosine, before vs after"] == "0.9000 ± 0.0000"
+    assert t.loc[("random init", "layer 1"), "weights with flipped sign (%)"] == "2.00 ± 1.41"
+    assert layer_change_table({"rbm": c}, ["1", "softmax"], 1).loc[(KINDS["rbm"], "layer 1"), "relative change (%)"] == "20.00"
     resets = {k: torch.tensor([[0.08, 0.10]]) for k in KINDS}
     lost = {"rbm": torch.tensor([[0.5, 0.7]]), "dae": torch.tensor([[float("nan"), float("nan")]])}
     r = reset_table(resets, lost, 2)
-    assert r.loc[(KINDS["rbm"], 1), "share of the gain lost"] == "60%"
-    assert r.loc[(KINDS["dae"], 1), "share of the gain lost"] == "no gain"
-    assert r.loc[(KINDS["rbm"], 1), "test error after reset (%)"] == "9.00 ± 1.41"
+    assert r.index.names == [None, None]
+    assert r.loc[(KINDS["rbm"], "layer 1"), "share of the gain lost"] == "60%"
+    assert r.loc[(KINDS["dae"], "layer 1"), "share of the gain lost"] == "no gain"
+    assert r.loc[(KINDS["rbm"], "layer 1"), "test error with the layer reset (%)"] == "9.00 ± 1.41"
     # mean 0.6 -+ t(0.975, 1) * 0.1414 / sqrt(2) = 0.6 -+ 1.2706
-    assert r.loc[(KINDS["rbm"], 1), "95% t interval of the share"] == "[-67%, 187%]"
-    assert r.loc[(KINDS["dae"], 1), "95% t interval of the share"] == "—"
+    assert r.loc[(KINDS["rbm"], "layer 1"), "95 % t interval of the share"] == "[-67%, 187%]"
+    assert r.loc[(KINDS["dae"], "layer 1"), "95 % t interval of the share"] == "—"
 
 
 def test_reference_tables_take_the_papers_numbers_by_depth():
@@ -403,6 +408,7 @@ def test_reference_tables_take_the_papers_numbers_by_depth():
     assert ours["this chapter"].tolist() == [5.95, 5.28, 75.7]
     assert math.isnan(reference_tables({"rbm": 1.0, "dae": 1.0, "random": 1.0}, 5)[0][
         "Larochelle et al. 2009, MNIST-small, 5 layers"].iloc[0])
+    assert "Larochelle et al. 2009, MNIST-small, 1 layer" in reference_tables({"rbm": 1.0, "dae": 1.0, "random": 1.0}, 1)[0]
     e = ERHAN2010_TABLE1.numbers
     assert erhan.loc["pre-trained, 2 layers", "test error (%)"] == f"{e['mean']['dae'][2]:.2f} ± {e['std']['dae'][2]:.2f}"
     assert list(erhan.index) == ["random init, 1 layer", "random init, 2 layers", "pre-trained, 1 layer",
@@ -477,4 +483,35 @@ def test_figures_draw_with_the_documented_scales():
     fig = plot_decision_maps({"a": torch.zeros(4, 4, dtype=torch.long), "b": torch.ones(4, 4, dtype=torch.long)},
                              plane, [1, 2, 3])
     assert sum(1 for ax in fig.axes if ax.get_title() in ("a", "b")) == 2
+    plt.close("all")
+
+
+def _fits_the_page(fig) -> None:
+    """At most page-wide, at least 60 % of it, and no text below the book's smallest font."""
+    from pretraining.analysis.figures import PAGE_WIDTH, SMALLEST_FONT_PT
+
+    w = fig.get_size_inches()[0]
+    assert 0.6 * PAGE_WIDTH <= w <= PAGE_WIDTH + 1e-9, w
+    fig.canvas.draw()
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+    assert texts and min(t.get_fontsize() for t in texts) >= SMALLEST_FONT_PT
+
+
+@pytest.mark.parametrize("n_fields, depth, epochs", [(16, 2, 1), (64, 3, 6), (64, 3, 50), (100, 5, 3)])
+def test_figures_fit_the_page_at_every_size(n_fields, depth, epochs):
+    g = torch.Generator().manual_seed(0)
+    Wb = torch.randn(784, n_fields, generator=g)
+    _fits_the_page(plot_receptive_field_change(Wb, Wb + 0.01, n=n_fields, title="DBN, first layer"))
+    names = [str(i + 1) for i in range(depth)] + ["softmax"]
+    ch = LayerChange(torch.rand(depth + 1, 3), torch.rand(depth + 1, 3), torch.rand(depth + 1, 3))
+    fig = plot_layer_change({"DBN (RBM stack)": ch, "SDAE (auto-encoder stack)": ch, "random init": ch}, names)
+    _fits_the_page(fig)
+    assert [t.get_text() for t in fig.axes[-1].get_xticklabels()] == [f"layer {i + 1}" for i in range(depth)] + ["softmax"]
+    hist = {k: torch.rand(epochs, depth + 1, 3).tolist() for k in ("DBN", "SDAE", "random init")}
+    _fits_the_page(plot_change_over_epochs(hist, names))
+    bars = {f"(c) fine-tuned, layer {i + 1} reset": torch.rand(3) for i in range(depth)}
+    _fits_the_page(plot_test_errors({"(a) frozen features, softmax trained": torch.rand(3), **bars}, title="DBN"))
+    plane = input_plane(torch.rand(3, 784, generator=g), resolution=8)
+    maps = {k: torch.randint(0, 10, (8, 8), generator=g) for k in ("(a) frozen", "(b) fine-tuned", "(c) reset")}
+    _fits_the_page(plot_decision_maps(maps, plane, [3, 5, 8]))
     plt.close("all")

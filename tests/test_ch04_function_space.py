@@ -394,3 +394,38 @@ def test_embedding_figure_has_one_axes_and_two_colour_bars():
     fig = plot_embedding_figure(v[:, :, :2], group_labels(6), title="toy")
     assert len(fig.axes) == 3 and fig.axes[0].get_title() == "toy"
     plt.close(fig)
+
+
+@pytest.mark.parametrize("epochs", [2, 15, 50])  # the smoke, quick and paper profiles' fine-tuning epochs
+def test_every_figure_fits_the_page_with_readable_text(epochs):
+    """As saved for the page (tight bounding box): at most figures.PAGE_WIDTH wide, no text below 10 pt."""
+    import io
+
+    from matplotlib.text import Text
+    from pretraining.analysis.figures import PAGE_WIDTH, SMALLEST_FONT_PT
+
+    v = two_group_trajectories(n=6, epochs=epochs, dim=10)
+    groups = group_labels(6)
+    m = measure_trajectories(v, groups)
+    errors = np.linspace(0.9, 0.02, epochs + 1)[None, :].repeat(12, 0)
+    figs = {"embedding": plot_embedding_figure(v[:, :, :2], groups, title="t-SNE of 1,000 function vectors (60 nets, "
+                                                                           "16 points each)"),
+            "distances": plot_group_distances(m), "knn": plot_knn_accuracy(m), "start": plot_distance_to_start(m),
+            "probe": plot_probe_error(errors, groups)}
+    for name, fig in figs.items():
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", bbox_inches="tight")
+        bbox = fig.get_tightbbox(fig.canvas.get_renderer())
+        assert bbox.width <= PAGE_WIDTH + 0.05, f"{name}: {bbox.width:.2f} in wide"
+        small = [(t.get_text(), t.get_fontsize()) for t in fig.findobj(Text)
+                 if t.get_visible() and t.get_text().strip() and t.get_fontsize() < SMALLEST_FONT_PT]
+        assert not small, f"{name}: text below {SMALLEST_FONT_PT} pt: {small}"
+        plt.close(fig)
+
+
+def test_counts_have_their_plural_and_the_table_is_styled_for_the_page():
+    from pretraining.chapters.ch04_function_space import _comparison_styler
+    table = comparison_table(hand_measures(), n_seeds=30, sizes=[784, 100, 100, 10], n_test_cases=1000,
+                             finetune_epochs=15)
+    html = _comparison_styler(table).to_html()
+    assert "This run" in html and "Spread of the pre-trained nets" in html and "text-align: left" in html

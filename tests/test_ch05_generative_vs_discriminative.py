@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import matplotlib
+import matplotlib.text
 import numpy as np
 import pytest
 import torch
-
 from pretraining.analysis import stats
+from pretraining.analysis.figures import PAGE_WIDTH, SMALLEST_FONT_PT
 from pretraining.book import claims
 from pretraining.chapters import ch05_generative_vs_discriminative as ch5
 from pretraining.core.data import Subset, load_dataset
@@ -116,7 +117,7 @@ def tiny(digits):
 
 def test_label_budget_batched_equals_single_seed(digits, tiny) -> None:
     stack, test = tiny
-    kw = dict(n_updates=6, lr=0.1, batch_size=10, trajectory_points=2)
+    kw = {"n_updates": 6, "lr": 0.1, "batch_size": 10, "trajectory_points": 2}
     both = ch5.label_budget(stack, digits, test, 10, 40, [3, 4], **kw)
     assert both.error.shape == (2, 2) and both.train_nll.shape == (2, 2, 2)
     assert both.epochs.tolist() == [1, 2]                          # 6 updates = 2 epochs of 4 steps
@@ -335,21 +336,25 @@ def test_budget_table_counts_label_bits_and_formats_the_interval() -> None:
     errors = {"cause": {"pretrained": np.array([[0.4, 0.2], [0.1, 0.1]]), "random": np.array([[0.5, 0.5], [0.2, 0.1]])}}
     adv = {"cause": {"mean": [0.2, 0.05], "ci95": [[0.1, 0.3], [0.0, 0.1]], "p": [0.5, 1.0], "relative": [0.4, 0.333]}}
     t = ch5.budget_table([20, 100], errors, adv, {"cause": 3.3})
-    assert t["bits of label information"].tolist() == pytest.approx([66.0, 330.0])
+    assert t["label bits"].tolist() == pytest.approx([66.0, 330.0])
     assert t["pre-trained error %"].tolist() == pytest.approx([30.0, 10.0])
     assert t["random error %"].tolist() == pytest.approx([50.0, 15.0])
-    assert t["95% t interval"].tolist() == ["[10.00, 30.00]", "[0.00, 10.00]"]
+    assert t["labels"].tolist() == [20, 100]
+    assert t["95 % t interval (points)"].tolist() == ["+10.00\u00a0to\u00a0+30.00", "+0.00\u00a0to\u00a0+10.00"]
+    assert set(ch5.BUDGET_FORMAT) <= set(t.columns)
     assert t["Wilcoxon p (raw)"].tolist() == [0.5, 1.0]
     assert t["relative gain"].tolist() == ["40%", "33%"]
 
 
 def test_literature_table_takes_the_depth_from_the_sizes() -> None:
     t = ch5.literature_table([784, 300], 7000, 600, 0.1246, 0.0943)
-    ours, paper = t.columns[1], t.columns[2]
-    assert ours == "this book (784-300, 7,000 labels, 600 updates)" and t[ours].tolist() == ["12.46", "9.43"]
-    assert paper.endswith("(MNIST-small: 10k train / 2k valid / 50k test), 1 hidden layer(s)")
-    assert t[paper].tolist() == [4.14, 3.17]
-    assert ch5.literature_table([784] + [10] * 5, 10, 1, 0.5, 0.5).iloc[:, 2].tolist() == ["n/a", "n/a"]
+    assert t["source"].tolist() == ["this book", "Larochelle et al. (2009), Table 3"]
+    assert t["set-up"][0] == "784-300 net, 7,000 labels, 600 SGD updates"
+    assert t["set-up"][1].startswith("MNIST-small: 10k train") and t["set-up"][1].endswith("; 1 hidden layer")
+    assert t["random init, test error %"].tolist() == ["12.46", "4.14"]
+    assert t["pre-trained (RBM), test error %"].tolist() == ["9.43", "3.17"]
+    deep = ch5.literature_table([784] + [10] * 5, 10, 1, 0.5, 0.5)
+    assert deep["set-up"][1].endswith("; 5 hidden layers") and deep.iloc[1, 2:].tolist() == ["n/a", "n/a"]
 
 
 # ------------------------------------------------------------------------------ world report, figures
@@ -362,11 +367,14 @@ def test_world_report_table_and_figures(digits) -> None:
     assert rep["causes"]["class"]["variance_explained"] == rep["labels"]["cause"]["variance_explained"]
     assert rep["image_bits"] == pytest.approx(world.config.bits()["all"])
     table = ch5.world_table(rep)
-    assert table[""].tolist() == [f"cause: {k}" for k in causes] + ["image (all causes together)", "label: cause"]
-    assert table["pixel variance explained"].iloc[5] == 1.0 and "I(label; width) bits" in table.columns
+    assert table["cause or label"].tolist() == ([f"cause: {k}" for k in causes]
+                                                + ["the image (all causes together)", "cause"])
+    assert table["pixel variance explained"].iloc[5] == 1.0 and list(table.columns)[1:] == ["bits", "pixel variance explained"]
+    mi = ch5.world_mi_table(rep)
+    assert list(mi.columns) == ["label", *causes] and mi["class"][0] == rep["labels"]["cause"]["mi_bits"]["class"]
     base = {k: 0 for k in causes}
     for fig in (ch5.causal_story_figure(), ch5.world_figure(world, base)):
-        assert fig.axes
+        assert fig.axes and _fits_the_page(fig)
         matplotlib.pyplot.close(fig)
 
 
@@ -375,5 +383,28 @@ def test_example_digits_figure_shows_two_digits_per_class(digits) -> None:
     fig = ch5.example_digits_figure(digits.x, digits.y, pixel, 6, 6)
     titles = [ax.get_title() for ax in fig.axes]
     assert len(titles) == 20 and titles[0].startswith("class 0\n") and titles[19].startswith("class 9\n")
-    assert all(len(ax.patches) == 2 for ax in fig.axes)
+    assert all(len(ax.patches) == 2 for ax in fig.axes) and _fits_the_page(fig)
+    matplotlib.pyplot.close(fig)
+
+
+def _fits_the_page(fig) -> bool:
+    """At most PAGE_WIDTH wide, at least 60 % of it, and no text below the book's smallest font size."""
+    fig.canvas.draw()
+    sizes = [t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_text()]
+    return 0.6 * PAGE_WIDTH <= fig.get_figwidth() <= PAGE_WIDTH and min(sizes) >= SMALLEST_FONT_PT
+
+
+def test_budget_and_trajectory_figures_fit_the_page_at_every_budget_count() -> None:
+    rng = np.random.default_rng(0)
+    for k in (2, 6, 20):
+        n = [10 * 2 ** i for i in range(k)]
+        errors = {lab: {init: rng.uniform(0.05, 0.5, (k, 3)) for init in ch5.INITS} for lab in ch5.LABELLINGS}
+        ci = {lab: ch5.advantage_summary(e["pretrained"], e["random"])["ci95"] for lab, e in errors.items()}
+        fig = ch5.budget_figure(n, errors, ci)
+        assert _fits_the_page(fig)
+        matplotlib.pyplot.close(fig)
+    nll = torch.rand(4, 2, 3) + 0.1
+    run = ch5.BudgetRun(torch.zeros(2, 3), torch.zeros(2, 3), torch.arange(4), nll, nll + 0.2)
+    fig = ch5.nll_trajectory_figure({lab: run for lab in ch5.LABELLINGS}, 200)
+    assert _fits_the_page(fig) and len(fig.axes) == 2
     matplotlib.pyplot.close(fig)

@@ -13,7 +13,7 @@ import pytest
 
 from pretraining.book import claims, profiles, results, site, specs
 from pretraining.book.paths import BUILD_DIR_ENV
-from pretraining.book.runtime import Chapter
+from pretraining.book.runtime import Chapter, key_result
 
 FIXTURE = Path(__file__).parent / "fixtures" / "mini"
 PY = sys.executable
@@ -78,7 +78,9 @@ def test_results_json(project):
     assert r["parts"] == [{"key": "a", "claim": "the total is finite", "status": "holds",
                            "evidence": f"total {r['results']['total']:.3f}", "numbers": {}}]
     assert r["_cache"] == {"hits": 1, "misses": 0}  # of the second run
-    assert r["glued"] == {"alpha_total": r["results"]["total"], "alpha_width": 4}
+    assert r["glued"] == {"alpha_total": r["results"]["total"], "alpha_width": 4,
+                          "key_result": f"Verdict at the quick profile: supported (1 of the 1 tested parts of the "
+                                        f"claim hold). {r['finding']}"}
     assert len(r["results"]["w"]) == 4 and len(r["results"]["w"][0]) == 3  # tensor -> lists
     prov = r["_provenance"]
     assert prov["parameters"] == {"profile": "quick", "device": "cpu", "dataset": "mnist-10k", "seed": 0, "width": 4}
@@ -186,6 +188,10 @@ def test_a_value_for_some_chapters_is_skipped_by_the_others(tmp_path):
     assert "chapter.run(ch)" in r.stderr and "RuntimeError: failing on purpose" in r.stderr
     assert (root / "_build" / "failed" / "02_beta.ipynb").exists()
     assert not (root / "_build" / "executed" / "chapters" / "02_beta.ipynb").exists()
+    # the kernel process's own output is not on the terminal but kept, and named, with the failed notebook
+    kernel_log = root / "_build" / "failed" / "02_beta.kernel.log"
+    assert "the kernel process's own stderr" not in r.stderr and "KeyboardInterrupt" not in r.stderr
+    assert "the kernel process's own stderr" in kernel_log.read_text() and f"the kernel's own log: {kernel_log}" in r.stderr
     b = _cli(root, "build")
     assert b.returncode == 2 and not (root / "_build" / "html").exists()
     assert "chapters/02_beta failed in its last run" in b.stderr
@@ -304,9 +310,43 @@ def test_summary_table(tmp_path, monkeypatch):
     ch.finish({}, parts=[claims.part("a", "x", True, "e"), claims.part("b", "y", None, "n")],
               finding="err 1.2% < 2%")
     html = results.summary_table(["01_alpha", "02_beta"], tmp_path)
-    assert "err 1.2% &lt; 2%" in html and "<strong>supported</strong> (smoke)" in html
+    assert "err 1.2% &lt; 2%" in html and "<strong>supported</strong><br>" in html and "profile smoke, " in html
     assert "1 of 1 tested parts hold, 1 not tested" in html and "The toy weights are shared." in html
     assert "<em>not run yet</em>" in html and html.count("<tr>") == 3
+    # each part as a row of marks with its statement; its evidence on hover; the results file to download
+    assert '<span class="part-mark" aria-label="holds">✓</span> (a) x' in html and 'title="e"' in html
+    assert '<span class="part-mark" aria-label="not tested">–</span> (b) y' in html
+    assert '<a href="results/01_alpha.json" download>' in html and "results/02_beta.json" not in html
+
+
+def test_key_result_counts_the_parts():
+    parts = claims.decide([claims.part("a", "x", True, "e"), claims.part("b", "y", False, "f"),
+                           claims.part("c", "z", None, "n")])
+    text = key_result(parts, claims.verdict(parts), "quick", "Error 1.2 %.")
+    assert text == ("Verdict at the quick profile: " + claims.verdict(parts) + " (1 of the 2 tested parts of the claim "
+                    "hold, 1 could not be tested). Error 1.2 %.")
+    untested = claims.decide([claims.part("a", "x", None, "n"), claims.part("b", "y", None, "n")])
+    assert key_result(untested, claims.verdict(untested), "smoke", "F.") == (
+        f"Verdict at the smoke profile: {claims.verdict(untested)} (none of the 2 parts of the claim could be "
+        "tested at this scale). F.")
+
+
+def test_summary_figure_marks_each_tested_part(tmp_path, monkeypatch):
+    monkeypatch.setenv(BUILD_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(specs.CHAPTERS_ENV, "mini_chapters")
+    monkeypatch.syspath_prepend(str(FIXTURE))
+    assert results.summary_figure(tmp_path) is None  # nothing run yet
+    spec = specs.load_spec("01_alpha")
+    ch = Chapter(spec, {**spec.defaults(), "device": "cpu", "profile": "smoke"}, tmp_path)
+    tested = [claims.from_test("a", "x", {"p": 0.001, "effect": 1.0, "test": "t", "n": 10}, "e", direction=True),
+              claims.from_test("b", "y", {"p": 0.4, "effect": 1.0, "test": "t", "n": 10}, "f", direction=True),
+              claims.part("c", "z", None, "n")]
+    ch.finish({}, parts=tested, finding="f")
+    fig = results.summary_figure(tmp_path)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["01 (a)", "01 (b)"]  # untested (c) is in the table only
+    filled = [line.get_markerfacecolor() for line in ax.lines if line.get_marker() == "o"]
+    assert filled[0] != "white" and filled[1] == "white"  # (a) holds after Holm (p 0.002), (b) fails
 
 
 def _papermill(root, tmp_path, *args):

@@ -79,7 +79,7 @@ def test_every_chapter_run_has_code_dependencies(before):
     ("book/runtime.py", '"wall time s": round(time.perf_counter() - self._t0, 1)', '"wall time s": round(time.perf_counter() - self._t0, 2)'),
     ("book/specs.py", '"auto, cpu, cuda or mps"', '"auto, cpu, cuda or mps (edited help)"'),
     # a section (figure) function of a chapter module
-    ("chapters/ch01_pretraining.py", 'title=f"{name}: first-layer weights of 100 units"', 'title=f"{name}: first-layer weights"'),
+    ("chapters/ch01_pretraining.py", 'title=f"{name} stack, first layer', 'title=f"{name}: first layer'),
 ])
 def test_edits_outside_the_numeric_code_keep_every_key(copy, before, rel, old, new):
     original = _edit(copy, rel, old, new)

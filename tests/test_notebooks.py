@@ -104,3 +104,34 @@ def test_the_old_parameter_names_appear_nowhere() -> None:
     found = [f"{p.relative_to(ROOT)}: {m.group(0)}" for p in files if p.resolve() != this
              for m in pattern.finditer(p.read_text())]
     assert not found, "old parameter names: " + ", ".join(found)
+
+
+_FIGURE = re.compile(r"```\{glue:figure\} +(\S+)\n((?::[a-z]+:[^\n]*\n)*)\n?(.*?)```", re.S)
+KEY_RESULT_BOX = "```{admonition} Key result\n:class: tip key-result\n{glue:text}`key_result`\n```"
+
+
+def _markdown(path: Path) -> str:
+    return "\n\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_figure_is_numbered_captioned_and_described(path: Path) -> None:
+    """Each {glue:figure} has a :name: (its number and cross-reference), a real :alt: text and a caption."""
+    text = _markdown(path)
+    found = _FIGURE.findall(text)
+    assert len(found) == text.count("{glue:figure}"), f"{path.name}: a glue:figure directive is malformed"
+    for key, options, caption in found:
+        opts = dict(re.findall(r":([a-z]+): ?([^\n]*)", options))
+        assert opts.get("name", "").startswith("fig-"), f"{path.name}: figure {key} needs :name: fig-..."
+        assert len(opts.get("alt", "").split()) >= 8, f"{path.name}: figure {key} needs an :alt: text that describes it"
+        assert caption.strip(), f"{path.name}: figure {key} has no caption"
+    names = [dict(re.findall(r":([a-z]+): ?([^\n]*)", o))["name"] for _, o, _ in found]
+    assert len(set(names)) == len(names), f"{path.name}: two figures share a :name:"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_opens_with_its_key_result(path: Path) -> None:
+    cells = json.loads(path.read_text())["cells"]
+    assert cells[0]["cell_type"] == "markdown" and "".join(cells[0]["source"]).startswith("# "), path.name
+    assert "".join(cells[1]["source"]).strip() == KEY_RESULT_BOX, \
+        f"{path.name}: the cell after the title and claim must be the key-result box:\n{KEY_RESULT_BOX}"

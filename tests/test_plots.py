@@ -124,3 +124,30 @@ def test_bad_inputs_raise_clear_errors(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
     assert plt.get_fignums() == []  # validation happens before any figure is made
+
+
+def test_histograms_count_in_integers_and_draw_into_a_given_axes():
+    import matplotlib.pyplot as plt
+
+    fig = histograms({"a": [0.1, 0.2, 0.2], "b": [0.15, 0.3], "c": [0.25]}, bins=4, xlabel="x")
+    ax = fig.axes[0]
+    ticks = [t for t in ax.get_yticks() if ax.get_ylim()[0] <= t <= ax.get_ylim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)  # no 0.5 networks
+    colours = {c.patches[0].get_facecolor()[:3] for c in ax.containers}
+    assert len(colours) == 3  # three groups, three colours
+    outer, (left, right) = plt.subplots(1, 2)
+    assert histograms({"a": [1, 2]}, bins=2, xlabel="x", ax=right) is outer
+    assert len(right.containers) == 1 and not left.containers
+    with pytest.raises(TypeError, match="ax must be a matplotlib Axes"):
+        histograms({"a": [1, 2]}, xlabel="x", ax="left")
+
+
+def test_plural_takes_the_number_of_its_count():
+    from pretraining.book.words import plural
+
+    assert plural(1, "seed") == "1 seed" and plural(0, "seed") == "0 seeds" and plural(10000, "digit") == "10,000 digits"
+    assert plural(2, "matrix", "matrices") == "2 matrices" and plural(1, "matrix", "matrices") == "1 matrix"
+    with pytest.raises(ValueError, match="n"):
+        plural(-1, "seed")
+    with pytest.raises(TypeError, match="noun"):
+        plural(2, "")

@@ -10,33 +10,48 @@ Images may be numpy arrays or torch tensors (moved to the CPU).
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
+from cycler import cycler
 from matplotlib.axes import Axes
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
 from ..core.checks import require_int
 
-__all__ = ["STYLE", "box_by_group", "styled", "histograms", "image_grid", "receptive_fields", "use_style"]
+__all__ = ["STYLE", "PALETTE", "LINESTYLES", "PAGE_WIDTH", "SMALLEST_FONT_PT", "box_by_group", "styled", "histograms", "image_grid", "receptive_fields", "use_style"]
+
+PALETTE = sns.color_palette("colorblind")
+"""The book's colours, in order (seaborn's colour-blind-safe palette: blue, orange, green, ...)."""
+LINESTYLES = ("-", "--", ":", "-.")
+"""Line styles that go with :data:`PALETTE`, so that overlapping groups stay apart in grey too."""
 
 STYLE: dict = {
     **sns.axes_style("whitegrid"),
+    "axes.prop_cycle": cycler(color=PALETTE),
     "figure.dpi": 110,
     "savefig.dpi": 110,
-    "figure.figsize": (9.0, 5.0),
+    "figure.figsize": (7.5, 4.2),
     "font.size": 11,
     "axes.titlesize": 12,
     "axes.labelsize": 11,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "legend.fontsize": 10,
     "legend.frameon": True,
 }
-"""rcParams of the book's figures."""
+"""rcParams of the book's figures. The smallest text is 10 pt (tick labels, legends)."""
 
-PAGE_WIDTH = 10.0
-"""Widest figure, inches."""
+PAGE_WIDTH = 7.5
+"""Widest figure, inches: at 110 dpi it is shown about at its natural size in the book's column, so
+10 pt text stays at least 9 px on the page (the browser test checks every figure)."""
+SMALLEST_FONT_PT = 10
+"""The smallest font size the book's figures use (tick labels, legends)."""
 
 
 @contextmanager
@@ -255,7 +270,7 @@ def box_by_group(
             raise ValueError(f"reference[{g!r}] has x values {bad} that are not in data; allowed: {xs}")
         refs[g] = dict(zip(ref, _check_values(f"reference[{g!r}]", list(ref.values()))))
     width = 0.8 / len(groups)
-    palette = sns.color_palette(n_colors=len(groups))
+    palette = PALETTE
     rng = np.random.default_rng(0)  # horizontal jitter of the dots only
     with styled():
         fig, ax = plt.subplots(figsize=(min(PAGE_WIDTH, max(6.0, 1.2 * len(xs) * len(groups) + 2.0)), 5.0))
@@ -291,12 +306,17 @@ def box_by_group(
     return fig
 
 
-def histograms(data: Mapping[str, Sequence[float]], *, bins: int | Sequence[float] = 20, xlabel: str) -> Figure:
-    """Overlaid histograms of several samples on shared bin edges, one colour per sample.
+def histograms(data: Mapping[str, Sequence[float]], *, bins: int | Sequence[float] = 20, xlabel: str,
+               ax: Axes | None = None) -> Figure:
+    """Overlaid histograms of several samples on shared bin edges, one colour and outline style per sample.
 
     data: {label: values}; bins: a number of equal-width bins spanning all samples, or the edges.
-    One Axes with one bar container per sample; returns the Figure.
+    One Axes with one bar container per sample (light bars, and the sample's outline drawn over
+    them so that three overlapping samples stay apart); counts are integers on the y axis.
+    ax: draw into this Axes (e.g. one panel of a larger figure) instead of a new figure.
+    Returns the Figure.
     """
+    _check_ax(ax)
     if not isinstance(data, Mapping) or len(data) < 1:
         raise TypeError(f"data must be a non-empty mapping {{label: values}}, got {type(data).__name__}")
     samples = {k: _check_values(f"data[{k!r}]", v) for k, v in data.items()}
@@ -309,11 +329,16 @@ def histograms(data: Mapping[str, Sequence[float]], *, bins: int | Sequence[floa
         edges = _check_values("bins", bins)
         if edges.size < 2 or not np.all(np.diff(edges) > 0):
             raise ValueError("bins must be an int >= 1 or at least 2 strictly increasing edges")
-    palette = sns.color_palette(n_colors=len(samples))
     with styled():
-        fig, ax = plt.subplots(figsize=(8.0, 4.5))
-        for (label, v), colour in zip(samples.items(), palette):
-            ax.hist(v, bins=edges, alpha=0.5, color=colour, edgecolor=colour, label=f"{label} (n={v.size})")
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(PAGE_WIDTH, 4.0))
+        else:
+            fig = ax.figure
+        for i, (label, v) in enumerate(samples.items()):
+            colour, style = PALETTE[i % len(PALETTE)], LINESTYLES[i % len(LINESTYLES)]
+            ax.hist(v, bins=edges, alpha=0.25, color=colour, label=f"{label} (n={v.size})")
+            ax.hist(v, bins=edges, histtype="step", color=colour, linestyle=style, linewidth=2)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(xlabel)
         ax.set_ylabel("count")
         ax.legend()

@@ -30,10 +30,11 @@ from typing import Any
 
 import nbformat
 
+from ..core.files import FetchError
 from .lock import BuildLocked, build_lock
 from .paths import BUILD_DIR_ENV, BUILD_FOLDERS, RUN_DIR_ENV, RUN_ID_ENV, find_root
 from .profiles import ProfileError, chapter_values, load_profile, parse_value
-from .site import CHAPTERS_DIR, Doc, SiteError, build_site, prepare_for_render, results_run_ids, \
+from .site import CHAPTERS_DIR, MATHJAX_SPEC, Doc, SiteError, fetch_mathjax, build_site, prepare_for_render, results_run_ids, \
     toc_chapter_stems, toc_docs, write_notebook
 from .specs import PROFILES, ChapterSpec, SpecNotFound, load_spec
 
@@ -143,8 +144,10 @@ def _kernel_name(nb_path: Path) -> str:
     return name
 
 
-def _ipc_kernel_manager():
-    """A kernel manager whose kernel talks over Unix sockets in a private temporary folder.
+def _ipc_kernel_manager(log: Path):
+    """A kernel manager whose kernel talks over Unix sockets in a private temporary folder, and whose
+    own process output (stderr: its log, e.g. "KeyboardInterrupt caught in kernel" when it is
+    interrupted at shutdown, or a crash) goes to the file ``log``, not to the terminal.
 
     Not TCP on localhost: nothing else on the machine can connect, and the kernel has no reason to
     print its "running over TCP without encryption" warning into the run's output.
@@ -164,6 +167,10 @@ def _ipc_kernel_manager():
         @default("ip")
         def _ip_default(self):
             return os.path.join(folder, "kernel")
+
+        async def start_kernel(self, **kw):
+            with open(log, "ab") as stream:  # the kernel process keeps its own copy of the descriptor
+                return await super().start_kernel(**{"stderr": stream, **kw})
 
     return IPCKernelManager
 
@@ -249,12 +256,15 @@ def _execute(doc: Doc, params: dict[str, Any], build: Path, log_output: bool) ->
         _with_progress(doc.stem, run_dir, lambda: papermill.execute_notebook(
             str(doc.source), str(running), parameters=params, kernel_name=_kernel_name(doc.source),
             progress_bar=False, log_output=log_output, cwd=str(doc.source.parent),
-            kernel_manager_class=_ipc_kernel_manager()))
+            kernel_manager_class=_ipc_kernel_manager(run_dir / "kernel.log")))
     except Exception as exc:  # noqa: BLE001 - every failure is reported the same way
         elapsed = time.perf_counter() - t0
         failed.parent.mkdir(parents=True, exist_ok=True)
         if running.exists():
             os.replace(running, failed)
+        kernel_log = failed.with_suffix(".kernel.log")
+        if (run_dir / "kernel.log").exists():
+            os.replace(run_dir / "kernel.log", kernel_log)
         shutil.rmtree(run_dir, ignore_errors=True)
         lines = [f"FAILED {doc.docname}{doc.source.suffix} (profile {params.get('profile', '-')}) "
                  f"after {elapsed:.1f} s"]
@@ -266,6 +276,8 @@ def _execute(doc: Doc, params: dict[str, Any], build: Path, log_output: bool) ->
             lines.append(f"  {type(exc).__name__}: {text.splitlines()[-1] if text else ''}")
         if failed.exists():
             lines.append(f"  the executed notebook is kept at {failed}; the last good results are unchanged")
+        if kernel_log.exists() and kernel_log.stat().st_size:
+            lines.append(f"  the kernel's own log: {kernel_log}")
         raise NotebookFailed("\n".join(lines)) from None
     finally:
         for k, v in saved.items():
@@ -295,6 +307,7 @@ def _execute(doc: Doc, params: dict[str, Any], build: Path, log_output: bool) ->
         (build / "results").mkdir(parents=True, exist_ok=True)
         os.replace(new_results, build / "results" / f"{doc.stem}.json")
     failed.unlink(missing_ok=True)
+    failed.with_suffix(".kernel.log").unlink(missing_ok=True)
     shutil.rmtree(run_dir, ignore_errors=True)
     print(f"{doc.stem:<40} {params.get('profile', '-'):<6} {elapsed:8.1f} s  {status}", flush=True)
     return status
@@ -415,6 +428,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("action", choices=("ls", "why", "gc", "clear"))
     c.add_argument("name", nargs="?", help="with why: the artifact's name (e.g. rbm_stack)")
     common(c)
+    m = sub.add_parser("fetch-mathjax", help="put a local copy of MathJax into <root>/.cache (offline pages)")
+    common(m)
     s = sub.add_parser("sync-params", help="rewrite the chapters' parameters cells from their specs")
     s.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapter number or stem; default: all")
     common(s)
@@ -446,9 +461,11 @@ def main(argv: list[str] | None = None) -> int:
                 cmd_cache(build, args.action, args.name)
         elif args.command == "cache":
             cmd_cache(build, args.action, args.name)
+        elif args.command == "fetch-mathjax":
+            print(f"MathJax ({MATHJAX_SPEC}) in {fetch_mathjax(root)}")
         else:
             cmd_sync_params(root, args.chapters)
-    except (CliError, SiteError, SpecNotFound, BuildLocked) as exc:
+    except (CliError, SiteError, SpecNotFound, BuildLocked, FetchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1 if isinstance(exc, NotebookFailed) else 2
     except OSError as exc:  # a file system problem: one line naming the path

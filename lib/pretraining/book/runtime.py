@@ -38,7 +38,7 @@ from .claims import ALPHA, HOLDS, NOT_TESTED, Part, decide, parts_markdown, verd
 from .paths import RUN_DIR_ENV, RUN_ID_ENV, build_dir, find_root, results_dir
 from .specs import ChapterSpec, user_names
 
-__all__ = ["Chapter", "Record", "start", "show", "library_source_hash"]
+__all__ = ["Chapter", "Record", "start", "show", "key_result", "library_source_hash"]
 
 _VERSIONS = ("torch", "numpy", "scipy", "scikit-learn", "openTSNE", "papermill", "myst-nb", "jupyter-book")
 
@@ -62,6 +62,7 @@ class Chapter:
         self.build_dir = build
         self.store = ArtifactStore(build / "cache")
         self.glued: dict[str, Any] = {}
+        self.figures: list[str] = []
         self._data = None
         self._t0 = time.perf_counter()
         self._expected = _previous_lookups(self.store, self.name, self.profile)
@@ -124,6 +125,21 @@ class Chapter:
         # turn "7,000" into a tuple and "1.50" into 1.5, but gives a string back unchanged
         _glue(key, format(plain, fmt) if fmt else plain, display=False)
 
+    def figure(self, key: str, fig: Any) -> None:
+        """Glue a matplotlib figure for the notebook's ``{glue:figure} key`` directive, and close it.
+
+        The directive, in the markdown, gives the figure its number (``:name:``), its caption and its
+        ``:alt:`` text; the figure is not shown where the code cell is.
+        """
+        import matplotlib.pyplot as plt
+        from myst_nb import glue as _glue
+
+        if key in self.figures:
+            raise ValueError(f"figure key {key!r} is used twice in chapter {self.name!r}")
+        self.figures.append(key)
+        _glue(key, fig, display=False)
+        plt.close(fig)
+
     def finish(self, results: Mapping[str, Any], *, parts: Sequence[Part], finding: str) -> dict:
         """Write the results file atomically; display the parts, the verdict, the provenance.
 
@@ -151,12 +167,13 @@ class Chapter:
             "verdict": verdict(parts),
             "parts": [to_plain(p.record(), f"part {p.key}") for p in parts],
             "results": to_plain(dict(results), "results"),
-            "glued": self.glued,
+            "glued": {**self.glued, "key_result": key_result(parts, verdict(parts), self.profile, finding)},
             "_cache": {"hits": self.store.hits, "misses": self.store.misses},
             "_run_id": os.environ.get(RUN_ID_ENV),
             "_provenance": self.provenance(),
         }
         text = json.dumps(record, indent=1, sort_keys=False, allow_nan=False)
+        self.glue("key_result", record["glued"]["key_result"])  # every check passed: the box under the claim
         folder = Path(os.environ[RUN_DIR_ENV]) if os.environ.get(RUN_DIR_ENV) else results_dir(self.build_dir)
         atomic_write_bytes(folder / f"{self.name}.json", text.encode())
         self.store.write_index(self.name, self.profile)
@@ -290,6 +307,18 @@ def _git_commit(build: Path) -> str:
         return commit + (" (dirty)" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown (no git or no commit yet)"
+
+
+def key_result(parts: Sequence[Part], verdict_: str, profile: str, finding: str) -> str:
+    """The sentence of a chapter's key-result box: its verdict, how many parts hold, the finding."""
+    tested = [p for p in parts if p.status != NOT_TESTED]
+    held = sum(p.status == HOLDS for p in tested)
+    if not tested:
+        count = f"none of the {len(parts)} parts of the claim could be tested at this scale"
+    else:
+        count = (f"{held} of the {len(tested)} tested parts of the claim hold"
+                 + (f", {len(parts) - len(tested)} could not be tested" if len(parts) > len(tested) else ""))
+    return f"Verdict at the {profile} profile: {verdict_} ({count}). {finding}"
 
 
 def _display_verdict(parts: Sequence[Part], verdict_: str, profile: str) -> None:

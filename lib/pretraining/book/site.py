@@ -23,7 +23,7 @@ import yaml
 
 from ..core.files import atomic_write_bytes
 
-__all__ = ["CHAPTERS_DIR", "Doc", "SiteError", "toc_docs", "toc_chapter_stems", "prepare_for_render",
+__all__ = ["CHAPTERS_DIR", "MATHJAX_SPEC", "Doc", "SiteError", "fetch_mathjax", "mathjax_dir", "toc_docs", "toc_chapter_stems", "prepare_for_render",
            "write_notebook", "results_run_ids", "publication_problems", "assemble_site", "build_site"]
 
 CHAPTERS_DIR = "chapters"
@@ -34,6 +34,47 @@ _VISIBILITY_TAGS = {"hide-input", "hide-cell", "remove-input", "remove-cell", "s
 
 class SiteError(Exception):
     """The book cannot be built (or its toc read); the message says why and what to run."""
+
+
+MATHJAX_SPEC = "mathjax@3.2.2"
+MATHJAX_INTEGRITY = "sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw=="
+_MATHJAX_PARTS = ("es5/tex-chtml.js", "es5/output/chtml/fonts/woff-v2")  # the script and the fonts it loads
+
+
+def mathjax_dir(root: Path) -> Path:
+    """Where the local copy of MathJax lives (``<root>/.cache/mathjax-3.2.2``, git-ignored)."""
+    return root / ".cache" / MATHJAX_SPEC.replace("@", "-")
+
+
+def fetch_mathjax(root: Path) -> Path:
+    """Put MathJax (the npm package, integrity checked) into :func:`mathjax_dir`, once.
+
+    Only the combined TeX-to-HTML script and its fonts are kept; the site serves them itself, so the
+    book's mathematics renders without a network (``build`` falls back to the CDN, with a note, when
+    the copy is missing).
+    """
+    import tarfile
+    import tempfile
+
+    from ..core.files import check_integrity, npm_pack
+
+    target = mathjax_dir(root)
+    if (target / "tex-chtml.js").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        tgz = npm_pack(MATHJAX_SPEC, Path(tmp))
+        check_integrity(tgz, MATHJAX_INTEGRITY)
+        out = Path(tmp) / "mathjax"
+        with tarfile.open(tgz) as tar:
+            for member in tar.getmembers():
+                name = member.name.removeprefix("package/")
+                if member.isfile() and any(name == p or name.startswith(p + "/") for p in _MATHJAX_PARTS):
+                    dest = out / name.removeprefix("es5/")
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    dest.write_bytes(tar.extractfile(member).read())
+        os.replace(out, target)
+    return target
 
 
 @dataclass(frozen=True)
@@ -202,7 +243,13 @@ def assemble_site(root: Path, build: Path) -> Path:
     site = build / "site"
     shutil.rmtree(site, ignore_errors=True)
     site.mkdir(parents=True)
-    shutil.copy2(root / "_config.yml", site / "_config.yml")
+    config = yaml.safe_load((root / "_config.yml").read_text()) or {}
+    if (mathjax_dir(root) / "tex-chtml.js").is_file():  # serve MathJax from the site: offline reading works
+        shutil.copytree(mathjax_dir(root), site / "_static" / "mathjax")
+        config.setdefault("sphinx", {}).setdefault("config", {})["mathjax_path"] = "mathjax/tex-chtml.js"
+    else:
+        print(f"note: no local MathJax in {mathjax_dir(root)} (make venv fetches it); the pages load it from a CDN")
+    (site / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     toc = _filtered_toc(_toc(root), {d.docname for d in docs})
     (site / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
     for d in docs:
@@ -215,7 +262,13 @@ def assemble_site(root: Path, build: Path) -> Path:
             shutil.copy2(d.source, target)
     for extra in ("_static", "images"):
         if (root / extra).is_dir():
-            shutil.copytree(root / extra, site / extra)
+            shutil.copytree(root / extra, site / extra, dirs_exist_ok=True)
+    # the results files, for download from the summary page: _extra/ is html_extra_path (_config.yml),
+    # copied as it is into the site's root
+    if (build / "results").is_dir():
+        shutil.copytree(build / "results", site / "_extra" / "results")
+    else:
+        (site / "_extra" / "results").mkdir(parents=True)
     for bib in root.glob("*.bib"):
         shutil.copy2(bib, site / bib.name)
     return site

@@ -14,7 +14,10 @@ Helpers: :func:`binarize` (a seeded Bernoulli sample of grey-level digits), :fun
 (AIS, :mod:`pretraining.analysis.ais`), :func:`base_rate_loglik` (the independent-pixel model AIS
 starts from), :func:`sample_snapshots` (DBN samples along one Gibbs chain), :func:`nearest_distances`
 (a check of samples that needs no eye), :func:`distortion_grid`, :func:`layer_table` and
-:func:`plot_learning_curves` (the per-layer learning curves of a greedy stack).
+:func:`plot_learning_curves` (the per-layer learning curves of a greedy stack), :func:`plot_chains` and
+:func:`plot_samples_beside_digits` (the DBN's samples). Every figure is the page's width (at most
+:data:`pretraining.analysis.figures.PAGE_WIDTH`) whatever the number of layers, steps or samples; the
+sections glue them (``ch.figure``) for the notebook's numbered, captioned ``{glue:figure}`` directives.
 """
 
 from __future__ import annotations
@@ -28,27 +31,56 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+from matplotlib import ticker
 from matplotlib.figure import Figure
 
-from ..analysis import ais
-from ..analysis import figures
+from ..analysis import ais, figures
 from ..analysis.references import SALAKHUTDINOV2008_TABLE1
 from ..book import claims, runtime
 from ..book.experiments import pretrained_stack, stack_configs
 from ..book.specs import STACK_PARAMS, ChapterSpec, Int, Param, fits_memory, fits_split
+from ..book.words import plural
 from ..core.checks import require_int
 from ..core.data import SPLIT_SIZES
-from ..core.memory import training_bytes
 from ..core.distort import DistortionConfig, distort
+from ..core.memory import training_bytes
 from ..core.models import RBM, Stack
-from ..core.seeding import bernoulli, generator, member_generators, member_seeds, validate_seeds
+from ..core.seeding import (
+    bernoulli,
+    generator,
+    member_generators,
+    member_seeds,
+    validate_seeds,
+)
 
 Tensor = torch.Tensor
 
-__all__ = ["SPEC", "Result", "start", "run", "setup", "learning_curves", "likelihood", "receptive_fields",
-           "samples", "distortions", "claim_parts", "finish", "LogLik", "check_samples", "base_rate_loglik", "binarize",
-           "distortion_grid", "layer_table", "nearest_distances", "plot_learning_curves", "rbm_test_loglik",
-           "sample_snapshots"]
+__all__ = [
+    "SPEC",
+    "LogLik",
+    "Result",
+    "base_rate_loglik",
+    "binarize",
+    "check_samples",
+    "claim_parts",
+    "distortion_grid",
+    "distortions",
+    "finish",
+    "layer_table",
+    "learning_curves",
+    "likelihood",
+    "nearest_distances",
+    "plot_chains",
+    "plot_learning_curves",
+    "plot_samples_beside_digits",
+    "rbm_test_loglik",
+    "receptive_fields",
+    "run",
+    "sample_snapshots",
+    "samples",
+    "setup",
+    "start",
+]
 
 KINDS = {"rbm": "RBM", "dae": "denoising auto-encoder"}
 _BINARIZE, _SHOWN = 0xB1A, 0x5E1  # generator tags: the binarised test digits, the test digits shown
@@ -162,10 +194,10 @@ def learning_curves(ch: runtime.Chapter, res: Result) -> None:
     ch.glue("train_seconds", res.seconds, fmt=".0f")
     ch.glue("cache_note", "trained now" if ch.store.misses else
             "loaded from the artifact cache (trained by an earlier run)")
-    runtime.show(plot_learning_curves(res.histories, p["hidden_sizes"]))
-    table = pd.concat({kind.upper(): pd.DataFrame(rows).set_index("n_hidden", append=True)
-                       for kind, rows in res.tables.items()})
-    runtime.show(table.rename_axis(["stack", "layer", "units"]).style.format(precision=4, na_rep="—"))
+    ch.glue("n_layers", len(p["hidden_sizes"]), fmt="d")
+    ch.glue("epochs_note", _epochs_text(p["rbm_epochs"], p["dae_epochs"]))
+    ch.figure("ch1_learning_curves", plot_learning_curves(res.histories, p["hidden_sizes"]))
+    runtime.show(_styled_layer_table(res.tables))
     falling = _curves_fall(res)
     if min(p["rbm_epochs"], p["dae_epochs"]) < 2:
         text = "With a single epoch per layer there is no curve to judge."
@@ -175,6 +207,51 @@ def learning_curves(ch: runtime.Chapter, res: Result) -> None:
         text = ("Not every layer's reconstruction error fell from the first to the last epoch: "
                 + ", ".join(f"{k.upper()} {'yes' if v else 'no'}" for k, v in falling.items()) + ".")
     ch.glue("curves_verdict", text)
+
+
+
+def _epochs_text(rbm_epochs: int, dae_epochs: int) -> str:
+    if rbm_epochs == dae_epochs:
+        return f"{plural(rbm_epochs, 'epoch')} per layer in both stacks"
+    return f"{plural(rbm_epochs, 'epoch')} per RBM, {plural(dae_epochs, 'epoch')} per auto-encoder"
+
+
+def _significant(v: float, digits: int = 3) -> str:
+    """A small positive number with ``digits`` significant digits, in fixed notation (0.0123, 0.00456)."""
+    if not math.isfinite(v):
+        return "—"
+    if v == 0:
+        return "0"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(v))))
+    return f"{v:.{decimals}f}"
+
+
+_RECON = "reconstruction error (MSE)"
+_PLL = "pseudo-log-likelihood (nats)"
+
+
+def _styled_layer_table(tables: Mapping[str, Sequence[Mapping]]):
+    """The rows of :func:`layer_table` of each stack as one table: words for headers, layers 1..L (the
+    epochs, the same for every layer of a stack, are in the text)."""
+    names = {"rbm": "RBMs", "dae": "auto-encoders"}
+    records, index = [], []
+    for kind, rows in tables.items():
+        for i, r in enumerate(rows, start=1):
+            index.append((names.get(kind, kind), f"layer {i}"))
+            records.append({("", "units"): r["n_hidden"],
+                            (_RECON, "first epoch"): r["recon_error_first_epoch"],
+                            (_RECON, "last epoch"): r["recon_error_last_epoch"],
+                            (_PLL, "first epoch"): r.get("pll_first_epoch", math.nan),
+                            (_PLL, "last epoch"): r.get("pll_last_epoch", math.nan)})
+    frame = pd.DataFrame(records, index=pd.MultiIndex.from_tuples(index))
+    frame.columns = pd.MultiIndex.from_tuples(frame.columns)
+    if frame[_PLL].isna().all().all():
+        frame = frame.drop(columns=_PLL, level=0)
+    fmt = {c: "{:,.0f}" if c[0] == "" else _significant if c[0] == _RECON else "{:.1f}" for c in frame.columns}
+    return (frame.style.format(fmt, na_rep="—")
+            .set_table_styles([{"selector": "th.row_heading, th.col_heading.level1, td", "props": "white-space: nowrap;"},
+                               {"selector": "td, th.col_heading", "props": "padding-left: 0.6em;"},
+                               {"selector": "td", "props": "text-align: right;"}]))
 
 
 def likelihood(ch: runtime.Chapter, res: Result) -> None:
@@ -192,18 +269,34 @@ def likelihood(ch: runtime.Chapter, res: Result) -> None:
             + (", far more than the AIS uncertainty: it has learned structure beyond the pixel frequencies."
                if gain > 3 * ll["ais_std"] else
                ": no clear gain over independent pixels (the gain must exceed three AIS standard errors)."))
-    ref = SALAKHUTDINOV2008_TABLE1.numbers["test_loglik"]
-    runtime.show(pd.DataFrame({"test log-likelihood (nats)": {
-        f"this chapter: first RBM, {ch.profile} profile": ll["loglik"],
-        "independent pixels (base-rate model)": base,
-        **{k + " (S&M 2008, full MNIST)": v for k, v in ref.items()}}}).style.format(precision=2))
+    runtime.show(_likelihood_table(ch.params, ll["loglik"], base))
+
+
+def _likelihood_table(p: Mapping, loglik: float, base: float):
+    """This chapter's first RBM (parameters ``p``) and independent pixels beside Salakhutdinov & Murray's
+    RBMs, grouped by source (the training sets, this chapter's and their 60,000 digits, are in the text)."""
+    value = "test log-likelihood (nats)"
+    rows = [(f"RBM, {plural(p['hidden_sizes'][0], 'hidden unit')}, CD-1, {plural(p['rbm_epochs'], 'epoch')}",
+             "this chapter", loglik),
+            ("independent pixels", "this chapter", base)]
+    for name, v in SALAKHUTDINOV2008_TABLE1.numbers["test_loglik"].items():
+        rows.append((name.replace("RBM 500 hidden", "RBM, 500 hidden units"), "Salakhutdinov & Murray (2008)", v))
+    frame = pd.DataFrame({value: [v for *_, v in rows]},
+                         index=pd.MultiIndex.from_tuples([(src, model) for model, src, _ in rows]))
+    return (frame.style.format("{:.2f}")
+            .set_table_styles([{"selector": "th.row_heading", "props": "text-align: left; padding-right: 1.5em;"},
+                               {"selector": "th.row_heading.level1", "props": "white-space: nowrap;"},
+                               {"selector": "th.col_heading", "props": "width: 8em;"},
+                               {"selector": "td", "props": "text-align: right; white-space: nowrap;"}]))
 
 
 def receptive_fields(ch: runtime.Chapter, res: Result) -> None:
-    """The first-layer weights of both stacks as 28 x 28 tiles."""
+    """The first-layer weights of both stacks as 28 x 28 tiles (one figure per stack)."""
+    n = min(100, ch.params["hidden_sizes"][0])
+    ch.glue("n_fields", n, fmt="d")
     for kind, name in KINDS.items():
-        runtime.show(figures.receptive_fields(res.stacks[kind].layers[0].W[0].cpu(),
-                                              title=f"{name}: first-layer weights of 100 units"))
+        ch.figure(f"ch1_fields_{kind}", figures.receptive_fields(
+            res.stacks[kind].layers[0].W[0].cpu(), n, title=f"{name} stack, first layer ({plural(n, 'unit')})"))
 
 
 def check_samples(snaps: Tensor, test_x: Tensor, train_x: Tensor, train_y: Tensor) -> dict:
@@ -215,7 +308,7 @@ def check_samples(snaps: Tensor, test_x: Tensor, train_x: Tensor, train_y: Tenso
     the classes of the final samples' nearest digits (count, the most common one and its share)
     and the number of classes after each snapshot.
     """
-    nn_labels = [train_y[torch.cdist(s, train_x).argmin(1)] for s in snaps]
+    nn_labels = [train_y[torch.cdist(s, train_x, compute_mode=_EXACT).argmin(1)] for s in snaps]
     final = nn_labels[-1]
     top = int(final.mode().values)
     return {"median_samples": float(nearest_distances(snaps[-1], train_x).median()),
@@ -230,21 +323,17 @@ def samples(ch: runtime.Chapter, res: Result) -> None:
     """DBN samples along the chains and beside real test digits, with the nearest-digit check."""
     p, data = ch.params, ch.data
     ch.glue("n_samples", p["n_samples"])
-    fig, axes = plt.subplots(1, len(res.steps), figsize=(3.2 * len(res.steps), 3.6), squeeze=False)
-    for ax, s, img in zip(axes[0], res.steps, res.snaps):
-        figures.image_grid(img[:25], ncols=5, vmin=0, vmax=1, ax=ax,
-                           title=f"after {s} Gibbs step{'s' if s > 1 else ''}")
-    fig.suptitle("The same 25 chains in the top RBM, read out through the lower layers")
-    runtime.show(fig)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 5.4))
+    ch.glue("gibbs_steps", p["gibbs_steps"], fmt=",d")
+    ch.glue("n_chains_shown", min(25, p["n_samples"]), fmt="d")
+    steps = [f"{s:,}" for s in res.steps]
+    ch.glue("chain_steps", steps[0] if len(steps) == 1 else ", ".join(steps[:-1]) + " and " + steps[-1])
+    ch.figure("ch1_chains", plot_chains(res.snaps, res.steps))
     k = min(p["n_samples"], 100)
-    figures.image_grid(res.snaps[-1][:k], ncols=10, vmin=0, vmax=1, ax=a,
-                       title=f"DBN samples ({p['gibbs_steps']} Gibbs steps)")
-    figures.image_grid(data.test.x.cpu()[res.shown][:k], ncols=10, vmin=0, vmax=1, ax=b,
-                       title="real test digits (random)")
-    runtime.show(fig)
+    ch.glue("n_shown", k, fmt="d")
+    ch.figure("ch1_samples", plot_samples_beside_digits(res.snaps[-1][:k], data.test.x.cpu()[res.shown][:k],
+                                                        p["gibbs_steps"]))
     c = res.sample_check
-    ch.glue("classes_by_step", "; ".join(f"after {s} step{'s' if s > 1 else ''}: {n}"
+    ch.glue("classes_by_step", "; ".join(f"after {plural(s, 'step')}: {n}"
                                          for s, n in zip(res.steps, c["classes_by_step"])))
     ch.glue("top_class", f"{c['top_share']:.0%} of the final samples are nearest to a {c['top_class']}")
     ch.glue("nn_test", c["median_test"], fmt=".2f")
@@ -259,10 +348,17 @@ def samples(ch: runtime.Chapter, res: Result) -> None:
 
 
 def distortions(ch: runtime.Chapter) -> None:
-    """Base digits and seeded distortions of them (the 'very large set of distorted digits')."""
-    grid = distortion_grid(ch.data.train.x[:6].cpu(), 7, ch.params["seed"])
-    runtime.show(figures.image_grid(grid.reshape(-1, 784), ncols=8, vmin=0, vmax=1,
-                                    title="base digit (first column) and seven seeded distortions"))
+    """Base digits (the first training digit of each of six classes) and seeded distortions of them
+    (the 'very large set of distorted digits')."""
+    train = ch.data.train
+    labels = train.y.cpu()
+    picks = [int((labels == c).nonzero()[0]) for c in range(10) if bool((labels == c).any())][:6]
+    grid = distortion_grid(train.x.cpu()[picks], 7, ch.params["seed"])
+    with figures.styled():
+        fig, ax = plt.subplots(figsize=(6.0, 4.9), layout="constrained")
+        figures.image_grid(grid.reshape(-1, 784), ncols=8, vmin=0, vmax=1, ax=ax,
+                           title="base digit (first column) and seven seeded distortions")
+    ch.figure("ch1_distortions", fig)
 
 
 # -- the claim -----------------------------------------------------------------------------------
@@ -297,7 +393,7 @@ def claim_parts(ch: runtime.Chapter, res: Result) -> list[claims.Part]:
     ]
 
 
-def finish(ch: runtime.Chapter, res: Result) -> dict:
+def finish(ch: runtime.Chapter, res: Result) -> None:
     """The claim's parts and verdict, the results file, the provenance."""
     parts = claim_parts(ch, res)
     ll = res.loglik
@@ -310,7 +406,7 @@ def finish(ch: runtime.Chapter, res: Result) -> dict:
                f"{ll['loglik']:.1f} ± {ll['ais_std']:.2f} nats (AIS) vs {res.base_loglik:.1f} for independent "
                f"pixels; DBN samples' median distance to the nearest training digit {c['median_samples']:.2f} "
                f"(test digits {c['median_test']:.2f}), {c['n_classes']} of 10 classes.")
-    return ch.finish(results, parts=parts, finding=finding)
+    ch.finish(results, parts=parts, finding=finding)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -432,13 +528,62 @@ def sample_snapshots(stack: Stack, n: int, steps: Sequence[int], seed: int) -> T
     return torch.stack(out)
 
 
+def _steps_title(s: int) -> str:
+    return plural(s, "Gibbs step")
+
+
+def plot_chains(snaps: Tensor, steps: Sequence[int], n_chains: int = 25) -> Figure:
+    """The first ``n_chains`` (a square grid) of the chains of :func:`sample_snapshots` after each number of steps.
+
+    snaps (S, N, 784), steps: the S numbers of Gibbs steps. One panel per snapshot, at most four in a
+    row (more wrap into rows), the figure the page's width however many snapshots there are.
+    """
+    if not isinstance(snaps, Tensor) or snaps.dim() != 3 or snaps.shape[0] != len(steps):
+        raise ValueError(f"snaps must be (len(steps), N, V) with len(steps)={len(steps)}, got "
+                         f"{tuple(snaps.shape) if isinstance(snaps, Tensor) else type(snaps).__name__}")
+    n = min(require_int("n_chains", n_chains, 1), snaps.shape[1])
+    side = math.ceil(math.sqrt(n))
+    ncols = min(len(steps), 4)
+    nrows = math.ceil(len(steps) / ncols)
+    panel = figures.PAGE_WIDTH / max(ncols, 3)
+    with figures.styled():
+        fig, axes = plt.subplots(nrows, ncols, figsize=(max(panel * ncols, 4.6), nrows * (panel + 0.35)),
+                                 squeeze=False, layout="constrained")
+        for ax in axes.flat[len(steps):]:
+            fig.delaxes(ax)
+        for ax, s, img in zip(axes.flat, steps, snaps):
+            figures.image_grid(img[:n], ncols=side, vmin=0, vmax=1, ax=ax, title=_steps_title(s))
+    return fig
+
+
+def plot_samples_beside_digits(samples: Tensor, digits: Tensor, gibbs_steps: int) -> Figure:
+    """DBN samples (N, 784) and real digits (N', 784) as two square grids side by side, the page's width."""
+    _check_images("samples", samples)
+    _check_images("digits", digits)
+    side = math.ceil(math.sqrt(max(len(samples), len(digits))))
+    panel = figures.PAGE_WIDTH / 2
+    with figures.styled():
+        fig, (a, b) = plt.subplots(1, 2, figsize=(figures.PAGE_WIDTH, panel + 0.4), layout="constrained")
+        figures.image_grid(samples, ncols=side, vmin=0, vmax=1, ax=a,
+                           title=f"DBN samples ({_steps_title(gibbs_steps)})")
+        figures.image_grid(digits, ncols=side, vmin=0, vmax=1, ax=b, title="real test digits (random)")
+    return fig
+
+
+_EXACT = "donot_use_mm_for_euclid_dist"
+"""torch.cdist's exact mode (see :func:`nearest_distances`)."""
+
+
 def nearest_distances(images: Tensor, reference: Tensor, *, chunk: int = 256) -> Tensor:
-    """Euclidean distance of each image (N, V) to its nearest row of reference (R, V): (N,) float32."""
+    """Euclidean distance of each image (N, V) to its nearest row of reference (R, V): (N,) float32.
+
+    Computed directly, not through the matrix-product form |x|² + |y|² - 2x·y, whose cancellation
+    puts identical images about 1e-3 apart and makes the result depend on the chunking."""
     _check_images("images", images)
     _check_images("reference", reference, images.shape[1])
     require_int("chunk", chunk, 1)
     ref = reference.to(images.device, torch.float32)
-    return torch.cat([torch.cdist(images[i:i + chunk].float(), ref).min(1).values
+    return torch.cat([torch.cdist(images[i:i + chunk].float(), ref, compute_mode=_EXACT).min(1).values
                       for i in range(0, images.shape[0], chunk)])
 
 
@@ -496,32 +641,68 @@ def layer_table(histories: Sequence[Mapping[str, list]], hidden_sizes: Sequence[
     return rows
 
 
+_LAYER_STYLES = (("o", "-"), ("s", "--"), ("^", ":"), ("D", "-."), ("v", (0, (5, 1))))
+"""Marker and line style of layer 1, 2, ...: the curves of layers stay apart where they overlap."""
+
+
+def _log_axis(ax, values: Sequence[float]) -> None:
+    """A log y axis labelled with plain numbers: at 1-2-5 steps where two of them fall in range, else at even steps."""
+    lo, hi = min(values), max(values)
+    if lo > 0:
+        lo, hi = lo / 1.15, hi * 1.15
+        ax.set_yscale("log")
+        ax.set_ylim(lo, hi)
+        decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+        steps = [m * 10.0 ** e for e in decades for m in (1, 2, 5) if lo <= m * 10.0 ** e <= hi]
+        ax.yaxis.set_major_locator(ticker.FixedLocator(steps) if len(steps) >= 2 else ticker.MaxNLocator(nbins=4))
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+
+
 def plot_learning_curves(histories: Mapping[str, Sequence[Mapping[str, list]]],
                          hidden_sizes: Sequence[int]) -> Figure:
-    """Reconstruction error per epoch of every layer of each stack, and the RBMs' pseudo-log-likelihood.
+    """Per epoch, every layer's reconstruction error in each stack, the RBMs' pseudo-log-likelihood and
+    the auto-encoders' training loss (denoising cross-entropy).
 
     histories: {"rbm": [...], "dae": [...]} (either may be missing), per layer as in :func:`layer_table`.
-    One panel per stack kind for the reconstruction error (log scale) and one for the RBMs' PLL.
+    Panels on a grid two wide (the stacks side by side; reconstruction error on a log scale above,
+    each kind's own objective below), the page's width whatever the number of layers; one legend
+    for the layers, each with its colour, marker and line style.
     """
     if not isinstance(histories, Mapping) or not histories or set(histories) - {"rbm", "dae"}:
         raise ValueError(f"histories must be a dict with keys 'rbm' and/or 'dae', got {histories!r:.80}")
     for h in histories.values():
         _check_histories(h, hidden_sizes)
-    panels = [("rbm", "recon_error"), ("dae", "recon_error"), ("rbm", "pll")]
-    panels = [p for p in panels if p[0] in histories]
-    names = {"recon_error": "reconstruction error (MSE per pixel)", "pll": "pseudo-log-likelihood (nats)"}
-    kinds = {"rbm": "RBM stack", "dae": "denoising auto-encoder stack"}
+    panels = [("rbm", "recon_error"), ("dae", "recon_error"), ("rbm", "pll"), ("dae", "loss")]
+    panels = [(kind, key) for kind, key in panels
+              if kind in histories and all(layer.get(key) for layer in histories[kind])]
+    titles = {"recon_error": "reconstruction error", "pll": "pseudo-log-likelihood", "loss": "denoising loss"}
+    ylabels = {"recon_error": "MSE per input unit", "pll": "nats per input", "loss": "cross-entropy per input (nats)"}
+    kinds = {"rbm": "RBMs", "dae": "auto-encoders"}
+    ncols = 1 if len(panels) == 1 else 2
+    nrows = math.ceil(len(panels) / ncols)
     with figures.styled():
-        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.0), squeeze=False)
-        for ax, (kind, key) in zip(axes[0], panels):
-            for i, (n_hidden, h) in enumerate(zip(hidden_sizes, histories[kind]), start=1):
+        fig, axes = plt.subplots(nrows, ncols, figsize=(figures.PAGE_WIDTH if ncols == 2 else 5.0, 2.9 * nrows + 0.5),
+                                 squeeze=False, layout="constrained")
+        for ax in axes.flat[len(panels):]:
+            fig.delaxes(ax)
+        palette = plt.get_cmap("tab10").colors
+        for ax, (kind, key) in zip(axes.flat, panels):
+            values, n_epochs = [], 1
+            for i, (n_hidden, h) in enumerate(zip(hidden_sizes, histories[kind])):
                 y = _member_mean(h[key])
-                ax.plot(range(1, len(y) + 1), y, marker="o", label=f"layer {i} ({n_hidden} units)")
+                values += y
+                n_epochs = max(n_epochs, len(y))
+                marker, style = _LAYER_STYLES[i % len(_LAYER_STYLES)]
+                ax.plot(range(1, len(y) + 1), y, marker=marker, linestyle=style, color=palette[i % len(palette)],
+                        markevery=max(1, len(y) // 10), label=f"layer {i + 1} ({plural(int(n_hidden), 'unit')})")
             if key == "recon_error":
-                ax.set_yscale("log")
+                _log_axis(ax, values)
+            ax.set_xlim(0.5, n_epochs + 0.5)
+            ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True, min_n_ticks=1))
             ax.set_xlabel("epoch")
-            ax.set_ylabel(names[key])
-            ax.set_title(f"{kinds[kind]}: {key.replace('_', ' ') if key != 'pll' else 'PLL'}")
-            ax.legend(fontsize=9)
-        fig.tight_layout()
+            ax.set_ylabel(ylabels[key])
+            ax.set_title(f"{kinds[kind]}: {titles[key]}")
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 3))
     return fig

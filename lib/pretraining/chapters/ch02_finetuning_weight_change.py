@@ -43,13 +43,27 @@ import pandas as pd
 import torch
 from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from ..analysis import stats
-from ..analysis.figures import styled
+from ..analysis.figures import PAGE_WIDTH, styled
 from ..analysis.references import ERHAN2010_TABLE1, LAROCHELLE2009_TABLE3
 from ..book import claims, runtime
 from ..book.experiments import pretrained_stack, stack_configs
-from ..book.specs import MAX_EPOCHS, STACK_PARAMS, ChapterSpec, Float, Int, IntList, Param, fits_memory, fits_split, not_allowed
+from ..book.specs import (
+    MAX_EPOCHS,
+    STACK_PARAMS,
+    ChapterSpec,
+    Float,
+    Int,
+    IntList,
+    Param,
+    fits_memory,
+    fits_split,
+    not_allowed,
+)
+from ..book.words import plural
 from ..core.checks import require_float, require_int
 from ..core.data import SPLIT_SIZES
 from ..core.memory import training_bytes
@@ -60,17 +74,58 @@ from ..core.train import FinetuneConfig, evaluate, finetune
 Tensor = torch.Tensor
 
 __all__ = [
-    "SPEC", "Result", "start", "run", "setup", "receptive_field_change", "layer_change", "change_over_epochs",
-    "errors_and_resets", "decision_boundaries", "compare_with_papers", "claim_parts", "finish",
-    "TINY_FRACTION", "MATTERS_FRACTION", "KINDS", "LABELS", "N_CLASSES",
-    "relative_change", "unit_cosine", "sign_flip_fraction", "LayerChange", "weight_change",
-    "reset_layers", "layer_reset_errors", "gain_lost", "share_lost", "train_softmax_on_features",
-    "finetune_tracked", "FinetuneRun", "finetuned", "assess", "tiny_sentence",
-    "least_sentence", "lost_sentence", "InputPlane", "input_plane", "decision_map",
-    "pm", "field_change_ratio", "field_look", "gain_text", "layer_change_table", "reset_table",
-    "reference_tables", "results_record", "per_kind",
-    "plot_receptive_field_change", "plot_layer_change", "plot_change_over_epochs", "plot_decision_maps",
+    "KINDS",
+    "LABELS",
+    "MATTERS_FRACTION",
+    "N_CLASSES",
+    "SPEC",
+    "TINY_FRACTION",
+    "FinetuneRun",
+    "InputPlane",
+    "LayerChange",
+    "Result",
+    "assess",
+    "change_over_epochs",
+    "claim_parts",
+    "compare_with_papers",
+    "decision_boundaries",
+    "decision_map",
+    "errors_and_resets",
+    "field_change_ratio",
+    "field_look",
+    "finetune_tracked",
+    "finetuned",
+    "finish",
+    "gain_lost",
+    "gain_text",
+    "input_plane",
+    "layer_change",
+    "layer_change_table",
+    "layer_reset_errors",
+    "least_sentence",
+    "lost_sentence",
+    "per_kind",
+    "plot_change_over_epochs",
+    "plot_decision_maps",
+    "plot_layer_change",
+    "plot_receptive_field_change",
     "plot_test_errors",
+    "pm",
+    "receptive_field_change",
+    "reference_tables",
+    "relative_change",
+    "reset_layers",
+    "reset_table",
+    "results_record",
+    "run",
+    "setup",
+    "share_lost",
+    "sign_flip_fraction",
+    "start",
+    "tiny_sentence",
+    "train_softmax_on_features",
+    "unit_cosine",
+    "weight_change",
 ]
 
 N_CLASSES = 10
@@ -239,6 +294,8 @@ def setup(ch: runtime.Chapter) -> None:
     ch.glue("n_seeds", p["n_seeds"], fmt="d")
     ch.glue("architecture", "-".join(map(str, _sizes(ch))))
     ch.glue("ft_epochs", p["finetune_epochs"], fmt="d")
+    ch.glue("ft_epochs_text", plural(p["finetune_epochs"], "epoch"))
+    ch.glue("copies_text", "once" if p["n_seeds"] == 1 else f"{p['n_seeds']} times")
     ch.glue("ft_lr", p["finetune_lr"], fmt="g")
     ch.glue("ft_batch", p["finetune_batch_size"], fmt="d")
     ch.glue("n_train", len(data.train.y), fmt=",d")
@@ -253,11 +310,17 @@ def receptive_field_change(ch: runtime.Chapter, res: Result) -> None:
     W_before, W_after = res.runs["rbm"].before.weights[0][0], res.runs["rbm"].after.weights[0][0]
     ratio = field_change_ratio(W_before, W_after, n)
     ch.glue("n_fields_shown", n, fmt="d")
+    ch.glue("n_fields_text", plural(n, "unit"))
     ch.glue("rf_max_change_pct", ratio, fmt=".1%")
     ch.glue("rf_look", field_look(ratio))
-    runtime.show(plot_receptive_field_change(W_before, W_after, n=n, title="DBN, first layer, fine-tuning run 1"))
-    runtime.show(plot_receptive_field_change(res.runs["dae"].before.weights[0][0], res.runs["dae"].after.weights[0][0],
-                                             n=n, title="SDAE, first layer, fine-tuning run 1"))
+    dae_before, dae_after = res.runs["dae"].before.weights[0][0], res.runs["dae"].after.weights[0][0]
+    dae_ratio = field_change_ratio(dae_before, dae_after, n)
+    ch.glue("rf_max_change_pct_dae", dae_ratio, fmt=".1%")
+    ch.glue("rf_look_dae", field_look(dae_ratio))
+    ch.figure("ch2_fields_rbm", plot_receptive_field_change(W_before, W_after, n=n,
+                                                            title="DBN, first layer, fine-tuning run 1"))
+    ch.figure("ch2_fields_dae", plot_receptive_field_change(dae_before, dae_after, n=n,
+                                                            title="SDAE, first layer, fine-tuning run 1"))
 
 
 def _rel(res: Result) -> dict[str, Tensor]:
@@ -269,8 +332,10 @@ def layer_change(ch: runtime.Chapter, res: Result) -> None:
     """Section 2: how far each layer of each network moved (table and bar charts), and the numbers quoted."""
     n_seeds, depth = ch.params["n_seeds"], res.depth
     ch.glue("n_seeds_2", n_seeds, fmt="d")
-    runtime.show(layer_change_table(res.changes, res.layer_names, n_seeds))
-    runtime.show(plot_layer_change({LABELS[k]: c for k, c in res.changes.items()}, res.layer_names))
+    ch.glue("n_runs_text", plural(n_seeds, "fine-tuning run"))
+    ch.glue("depth_text", plural(depth, "hidden layer"))
+    runtime.show(_unbroken(layer_change_table(res.changes, res.layer_names, n_seeds)))
+    ch.figure("ch2_layer_change", plot_layer_change({LABELS[k]: c for k, c in res.changes.items()}, res.layer_names))
     rel = _rel(res)
     rbm_hidden = rel["rbm"][:depth]
     ch.glue("rbm_rel_1", float(rel["rbm"][0]), fmt=".2%")
@@ -289,8 +354,15 @@ def layer_change(ch: runtime.Chapter, res: Result) -> None:
 
 def change_over_epochs(ch: runtime.Chapter, res: Result) -> None:
     """Section 2, continued: each layer's relative change since the start, after every epoch."""
-    runtime.show(plot_change_over_epochs({LABELS[k]: r.history["relative_change"] for k, r in res.runs.items()},
-                                         res.layer_names))
+    ch.figure("ch2_change_over_epochs",
+              plot_change_over_epochs({LABELS[k]: r.history["relative_change"] for k, r in res.runs.items()},
+                                      res.layer_names))
+
+
+def _unbroken(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with non-breaking spaces in its layer labels ("layer 1" stays on one line on the page)."""
+    return table.rename(index=lambda v: v.replace(" ", "\u00a0") if str(v).startswith("layer ") else v)
+
 
 
 def _pct(t: Tensor) -> float:
@@ -301,13 +373,13 @@ def _pct(t: Tensor) -> float:
 def errors_and_resets(ch: runtime.Chapter, res: Result) -> None:
     """Section 3: test errors of the frozen, fine-tuned, layer-reset and random-init networks, and the gain lost."""
     errors, resets = res.errors, res.resets
-    runtime.show(reset_table(resets, res.lost, ch.params["n_seeds"]))
+    runtime.show(_unbroken(reset_table(resets, res.lost, ch.params["n_seeds"])))
     for kind, label in KINDS.items():
         bars = {"(a) frozen features, softmax trained": errors[f"{kind}_frozen"],
                 "(b) fully fine-tuned": errors[kind]}
         bars.update({f"(c) fine-tuned, layer {i + 1} reset": resets[kind][i] for i in range(res.depth)})
         bars["(d) random init, fine-tuned"] = errors["random"]
-        runtime.show(plot_test_errors(bars, title=f"{label}: test error"))
+        ch.figure(f"ch2_errors_{kind}", plot_test_errors(bars, title=f"{label}: test error"))
     for kind in KINDS:
         ch.glue(f"{kind}_err_frozen", _pct(errors[f"{kind}_frozen"]), fmt=".2f")
         ch.glue(f"{kind}_err_ft", _pct(errors[kind]), fmt=".2f")
@@ -321,15 +393,21 @@ def errors_and_resets(ch: runtime.Chapter, res: Result) -> None:
 
 def decision_boundaries(ch: runtime.Chapter, res: Result) -> None:
     """Section 4: the classes run 1 of the DBN assigns on the input plane, frozen / fine-tuned / layer 1 reset."""
-    runtime.show(plot_decision_maps({label: m[0] for label, m in res.maps.items()}, res.plane,
-                                    ch.params["plane_classes"]))
+    ch.figure("ch2_decision_maps", plot_decision_maps({label: m[0] for label, m in res.maps.items()}, res.plane,
+                                                      ch.params["plane_classes"]))
     ch.glue("plane_moved_ab", res.plane_moved["fine_tuning"], fmt=".0%")
     ch.glue("plane_moved_bc", res.plane_moved["layer_1_reset"], fmt=".0%")
 
 
 def compare_with_papers(ch: runtime.Chapter, res: Result) -> None:
     """Section 5: this chapter's test errors beside Larochelle et al. 2009 and Erhan et al. 2010."""
-    runtime.show(*reference_tables({k: _pct(res.errors[k]) for k in LABELS}, res.depth))
+    ours, erhan = reference_tables({k: _pct(res.errors[k]) for k in LABELS}, res.depth)
+    from IPython.display import Markdown
+
+    runtime.show(ours.map(lambda v: "—" if pd.isna(v) else f"{v:.2f}").rename(
+                     columns={"this chapter": "this chapter (mean over the runs)"}),
+                 Markdown(f"{erhan.index.name}, test error (%), mean ± standard deviation:"),
+                 erhan.rename_axis(None))
 
 
 # -- the claim -----------------------------------------------------------------------------------
@@ -341,7 +419,7 @@ def claim_parts(ch: runtime.Chapter, res: Result) -> list[claims.Part]:
                   res.lost["rbm"][0], res.plane_moved)
 
 
-def finish(ch: runtime.Chapter, res: Result) -> dict:
+def finish(ch: runtime.Chapter, res: Result) -> None:
     """The claim's parts and verdict, the results file, the provenance."""
     rel = _rel(res)
     e = res.errors
@@ -349,7 +427,7 @@ def finish(ch: runtime.Chapter, res: Result) -> dict:
                f"{float(rel['random'][0]):.2%}); test error {_pct(e['rbm_frozen']):.2f} % frozen -> "
                f"{_pct(e['rbm']):.2f} % fine-tuned -> {_pct(res.resets['rbm'][0]):.2f} % with layer 1 reset "
                f"({ch.params['n_seeds']} seeds, {ch.profile} profile).")
-    return ch.finish(results_record(res), parts=claim_parts(ch, res), finding=finding)
+    ch.finish(results_record(res), parts=claim_parts(ch, res), finding=finding)
 
 
 def assess(change_pretrained: Tensor, change_random: Tensor, gain_lost_first: Tensor,
@@ -519,38 +597,44 @@ def _share_interval(lost: Tensor) -> str:
 
 
 def layer_change_table(changes: Mapping[str, LayerChange], layer_names: Sequence[str], n_seeds: int) -> pd.DataFrame:
-    """One row per network and layer: relative change, mean cosine, sign flips (mean ± std over runs).
+    """One row per network and layer ("layer 1" .. "layer L", "softmax"): relative change (%), mean cosine,
+    weights with a flipped sign (%), each mean ± std over runs.
 
-    changes: per network key of :data:`LABELS` its :class:`LayerChange`.
+    changes: per network key of :data:`LABELS` its :class:`LayerChange`. The index (network, layer)
+    has no names, so the table has one header row.
     """
     rows = []
     for k, c in changes.items():
         for rec in c.records(layer_names):
-            rows.append({"network": LABELS[k], "layer": rec["layer"],
-                         "relative change": pm(rec["relative_change"], rec["relative_change_std"], ".4f", n_seeds),
-                         "mean cosine": pm(rec["mean_cosine"], rec["mean_cosine_std"], ".4f", n_seeds),
-                         "sign flips": pm(100 * rec["sign_flip_fraction"], 100 * rec["sign_flip_fraction_std"],
-                                          ".2f", n_seeds) + " %"})
-    return pd.DataFrame(rows).set_index(["network", "layer"])
+            rows.append({"network": LABELS[k], "layer": _layer_label(rec["layer"]),
+                         "relative change (%)": pm(100 * rec["relative_change"], 100 * rec["relative_change_std"],
+                                                   ".2f", n_seeds),
+                         "mean cosine, before vs after": pm(rec["mean_cosine"], rec["mean_cosine_std"], ".4f",
+                                                            n_seeds),
+                         "weights with flipped sign (%)": pm(100 * rec["sign_flip_fraction"],
+                                                             100 * rec["sign_flip_fraction_std"], ".2f", n_seeds)})
+    return pd.DataFrame(rows).set_index(["network", "layer"]).rename_axis([None, None])
 
 
 def reset_table(resets: Mapping[str, Tensor], lost: Mapping[str, Tensor], n_seeds: int) -> pd.DataFrame:
-    """One row per stack kind and reset layer: test error after the reset (%), the share of the gain lost
-    (mean over the runs with a gain) and its 95 % t interval over those runs ("—" with fewer than 2).
+    """One row per stack kind and reset layer ("layer 1" .. "layer L"): test error after the reset (%), the
+    share of the gain lost (mean over the runs with a gain) and its 95 % t interval over those runs ("—"
+    with fewer than 2).
 
-    resets, lost: per kind of :data:`KINDS` (L, M), as in :class:`Result`.
+    resets, lost: per kind of :data:`KINDS` (L, M), as in :class:`Result`. The index (network, layer
+    reset) has no names, so the table has one header row.
     """
     rows = []
     for kind, label in KINDS.items():
         for i in range(resets[kind].shape[0]):
             e = 100 * resets[kind][i].double()
             share = share_lost(lost[kind][i])
-            rows.append({"network": label, "layer reset": i + 1,
-                         "test error after reset (%)": pm(float(e.mean()), float(e.std()) if n_seeds > 1 else 0.0,
-                                                          ".2f", n_seeds),
+            rows.append({"network": label, "layer reset": _layer_label(i + 1),
+                         "test error with the layer reset (%)": pm(float(e.mean()), float(e.std()) if n_seeds > 1
+                                                                   else 0.0, ".2f", n_seeds),
                          "share of the gain lost": f"{share:.0%}" if share is not None else "no gain",
-                         "95% t interval of the share": _share_interval(lost[kind][i])})
-    return pd.DataFrame(rows).set_index(["network", "layer reset"])
+                         "95 % t interval of the share": _share_interval(lost[kind][i])})
+    return pd.DataFrame(rows).set_index(["network", "layer reset"]).rename_axis([None, None])
 
 
 def reference_tables(errors_pct: Mapping[str, float], depth: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -563,7 +647,7 @@ def reference_tables(errors_pct: Mapping[str, float], depth: int) -> tuple[pd.Da
     ref = LAROCHELLE2009_TABLE3.numbers["error"]
     table = pd.DataFrame({
         "this chapter": [errors_pct["rbm"], errors_pct["dae"], errors_pct["random"]],
-        f"Larochelle et al. 2009, MNIST-small, {depth} layers": [
+        f"Larochelle et al. 2009, MNIST-small, {depth} layer{'' if depth == 1 else 's'}": [
             ref[k].get(depth, float("nan")) for k in ("rbm", "autoassociator", "random")],
     }, index=["DBN (RBM stack), fine-tuned", "SDAE / stacked auto-associators, fine-tuned", "random init"])
     erhan = ERHAN2010_TABLE1.numbers
@@ -885,104 +969,138 @@ def _tiles(ax, W: np.ndarray, ncols: int, norm: Normalize, cmap: str):
     return im
 
 
-def plot_receptive_field_change(W_before, W_after, n: int = 64, *, ncols: int = 8,
+def _field_columns(n: int) -> int:
+    """Tiles per row of a receptive-field panel: at most 16, and at least two rows when n allows."""
+    return max(1, min(16, math.ceil(n / 2))) if n > 1 else 1
+
+
+def plot_receptive_field_change(W_before, W_after, n: int = 64, *, ncols: int | None = None,
                                 title: str | None = None) -> Figure:
     """Receptive fields of the first ``n`` units before / after (one shared colour scale) and the difference.
 
-    W_before, W_after: (784, H) of ONE member. The difference after - before has its own symmetric
-    colour scale (its colour bar shows how small it is). Returns the Figure (3 panels).
+    W_before, W_after: (784, H) of ONE member. The three panels are stacked in rows, at most page-wide; the
+    difference after - before has its own symmetric colour scale (its colour bar shows how small it
+    is). ncols: tiles per row (default :func:`_field_columns`). Returns the Figure (3 panels).
     """
     b, a = _np(W_before), _np(W_after)
     if b.shape != a.shape or b.ndim != 2 or math.isqrt(b.shape[0]) ** 2 != b.shape[0]:
         raise ValueError(f"W_before {b.shape} and W_after {a.shape} must be equal (V, H) with a square V")
     n = require_int("n", n, 1, b.shape[1])
     b, a = b[:, :n], a[:, :n]
-    ncols = min(ncols, n)
+    ncols = min(ncols or _field_columns(n), n)
+    rows = math.ceil(n / ncols)
+    tile = min(0.45, (PAGE_WIDTH - 1.4) / ncols)          # inches per 28x28 tile; 1.4 in for the colour bar
+    panel = max(1.3, tile * rows + 0.45)                  # room for the title and a readable colour bar
     lim = float(max(np.abs(b).max(), np.abs(a).max())) or 1.0
     dlim = float(np.abs(a - b).max()) or 1.0
     with styled():
-        fig, axes = plt.subplots(1, 3, figsize=(15, 5.4), constrained_layout=True)
+        width = min(PAGE_WIDTH, max(4.8, tile * ncols + 1.4))
+        fig, axes = plt.subplots(3, 1, figsize=(width, 3 * panel + (0.4 if title else 0.0)),
+                                 constrained_layout=True)
         shared = Normalize(-lim, lim)
         panels = [(b, shared, "before fine-tuning", "weight"), (a, shared, "after fine-tuning", "weight"),
-                  (a - b, Normalize(-dlim, dlim), "difference (after − before), own scale", "change of weight")]
+                  (a - b, Normalize(-dlim, dlim), "difference (after − before), own colour scale", "change")]
         for ax, (w, norm, label, bar_label) in zip(axes, panels):
             im = _tiles(ax, w, ncols, norm, "RdBu_r")
             ax.set_title(label)
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label=bar_label)
+            bar = fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02, aspect=8)
+            bar.set_label(bar_label)
+            bar.ax.yaxis.set_major_locator(MaxNLocator(4, symmetric=True))
         if title:
             fig.suptitle(title, fontsize=13)
     return fig
 
 
+def _layer_label(name) -> str:
+    """"layer 1" for the hidden layer named "1" (or 1); other names ("softmax") as they are."""
+    return f"layer {name}" if str(name).isdigit() else str(name)
+
+
+#: Line styles and markers of the layers in line plots (colours are tab10 C0, C1, ...).
+_LAYER_STYLES = [("-", "o"), ("--", "s"), ("-.", "^"), (":", "D"), ("-", "v"), ("--", "P"), ("-.", "X"), (":", "*")]
+
+
 def plot_layer_change(changes: Mapping[str, LayerChange], layer_names: Sequence[str]) -> Figure:
-    """Bar charts over layers of the three statistics, one bar colour per network, error bars = std over seeds.
+    """Bar charts over layers of the three statistics (one panel per statistic, in rows), one bar colour per
+    network, error bars = std over seeds.
 
     changes: {network label: LayerChange with len(layer_names) layers}.
     """
     if not changes:
         raise ValueError("changes must name at least one network")
     labels = list(changes)
-    titles = {"relative_change": "relative change ‖ΔW‖ / ‖W‖", "mean_cosine": "mean cosine(before, after) per unit",
-              "sign_flip_fraction": "fraction of weights whose sign flipped"}
+    titles = {"relative_change": "relative change ‖ΔW‖ / ‖W‖ (%)",
+              "mean_cosine": "mean cosine between a unit's weights before and after",
+              "sign_flip_fraction": "weights whose sign flipped (%)"}
+    scale = {"relative_change": 100.0, "mean_cosine": 1.0, "sign_flip_fraction": 100.0}
+    hatches = ["", "//", ".."]
     x = np.arange(len(layer_names))
     width = 0.8 / len(labels)
     with styled():
-        fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), constrained_layout=True)
+        fig, axes = plt.subplots(3, 1, figsize=(PAGE_WIDTH, 7.4), sharex=True, layout="constrained")
         for ax, stat in zip(axes, LayerChange.STATS):
             for k, label in enumerate(labels):
-                v = _np(getattr(changes[label], stat))
+                v = scale[stat] * _np(getattr(changes[label], stat))
                 if v.shape[0] != len(layer_names):
                     raise ValueError(f"{label!r} has {v.shape[0]} layers, layer_names has {len(layer_names)}")
                 err = v.std(1, ddof=1) if v.shape[1] > 1 else None
-                ax.bar(x + (k - (len(labels) - 1) / 2) * width, v.mean(1), width * 0.92, yerr=err,
-                       capsize=3, label=label)
-            ax.set_xticks(x, layer_names)
-            ax.set_xlabel("layer")
+                ax.bar(x + (k - (len(labels) - 1) / 2) * width, v.mean(1), width * 0.92, yerr=err, capsize=3,
+                       label=label, color=f"C{k}", hatch=hatches[k % len(hatches)], edgecolor="white")
             ax.set_title(titles[stat])
         axes[1].set_ylim(min(0.0, axes[1].get_ylim()[0]), 1.02)
-        axes[0].legend(loc="upper left")
+        axes[-1].set_xticks(x, [_layer_label(n) for n in layer_names])
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncols=min(3, len(labels)))
     return fig
 
 
 def plot_change_over_epochs(histories: Mapping[str, Sequence], layer_names: Sequence[str]) -> Figure:
-    """Relative change of each layer against the fine-tuning epoch, one panel per network.
+    """Relative change of each layer against the fine-tuning epoch, one panel per network, in rows.
 
-    histories: {network label: per-epoch (L, M) lists} (``finetune_tracked``'s "relative_change");
-    lines are the mean over members, the band their min..max.
+    histories: {network label: per-epoch (L, M) lists} (``finetune_tracked``'s "relative_change", fractions,
+    drawn in %); lines are the mean over members, the band their min..max.
     """
+    n = len(histories)
     with styled():
-        fig, axes = plt.subplots(1, len(histories), figsize=(5.3 * len(histories), 4.2), sharey=True,
-                                 constrained_layout=True, squeeze=False)
-        for ax, (label, hist) in zip(axes[0], histories.items()):
-            v = _np(hist)  # (E, L, M)
+        fig, axes = plt.subplots(n, 1, figsize=(PAGE_WIDTH, 2.3 * n + 0.7), sharex=True, sharey=True,
+                                 layout="constrained", squeeze=False)
+        for ax, (label, hist) in zip(axes[:, 0], histories.items()):
+            v = 100 * _np(hist)  # (E, L, M), in % of the starting norm
             epochs = np.arange(1, v.shape[0] + 1)
             for i, name in enumerate(layer_names):
-                line, = ax.plot(epochs, v[:, i].mean(1), marker="o", ms=3, label=str(name))
+                ls, marker = _LAYER_STYLES[i % len(_LAYER_STYLES)]
+                line, = ax.plot(epochs, v[:, i].mean(1), ls=ls, marker=marker, ms=5, color=f"C{i}",
+                                markevery=max(1, len(epochs) // 12), label=_layer_label(name))
                 ax.fill_between(epochs, v[:, i].min(1), v[:, i].max(1), color=line.get_color(), alpha=0.2)
             ax.set_yscale("log")
-            ax.set_xlabel("fine-tuning epoch")
             ax.set_title(label)
-        axes[0][0].set_ylabel("relative change since the start")
-        axes[0][-1].legend(title="layer", loc="lower right")
+            ax.set_ylabel("relative change (%)")
+        axes[-1, 0].set_xlabel("fine-tuning epoch")
+        axes[-1, 0].set_xlim(0.5, v.shape[0] + 0.5)
+        axes[-1, 0].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside upper center",
+                   ncols=min(4, len(layer_names)))
     return fig
 
 
 def plot_test_errors(errors: Mapping[str, Tensor], *, title: str | None = None) -> Figure:
     """Horizontal bars of test error (%) per condition, mean over seeds with every seed as a dot.
 
-    errors: {condition label: error fractions (M,)}, drawn top to bottom in the given order.
+    errors: {condition label: error fractions (M,)}, drawn top to bottom in the given order; bars of
+    conditions with "reset" in their label are orange (and hatched), the others blue.
     """
     with styled():
-        fig, ax = plt.subplots(figsize=(9, 0.55 * len(errors) + 1.4), constrained_layout=True)
+        fig, ax = plt.subplots(figsize=(PAGE_WIDTH, 0.5 * len(errors) + 1.4), layout="constrained")
         for k, (label, e) in enumerate(errors.items()):
             v = 100 * _np(e).reshape(-1)
-            ax.barh(k, v.mean(), color="C0" if "reset" not in label else "C3", alpha=0.6)
-            ax.scatter(v, np.full_like(v, k), color="black", s=12, zorder=3)
+            reset = "reset" in label
+            ax.barh(k, v.mean(), color="C1" if reset else "C0", alpha=0.7, hatch="//" if reset else None,
+                    edgecolor="white")
+            ax.scatter(v, np.full_like(v, k), color="black", s=14, zorder=3)
             ax.text(v.max(), k, f"  {v.mean():.2f} %", va="center")
         ax.set_yticks(range(len(errors)), list(errors))
         ax.invert_yaxis()
-        ax.set_xlabel("test error (%) — bars: mean over seeds, dots: seeds")
-        ax.set_xlim(0, ax.get_xlim()[1] * 1.12)
+        ax.set_xlabel("test error (%): bars the mean over runs, dots the runs")
+        ax.set_xlim(0, ax.get_xlim()[1] * 1.15)
         if title:
             ax.set_title(title)
     return fig
@@ -990,33 +1108,48 @@ def plot_test_errors(errors: Mapping[str, Tensor], *, title: str | None = None) 
 
 def plot_decision_maps(maps: Mapping[str, Tensor], plane: InputPlane, anchor_labels: Sequence[int], *,
                        n_classes: int = 10) -> Figure:
-    """Class maps (R, R) on the input plane side by side, the three anchor digits drawn at their corners.
+    """Class maps (R, R) on the input plane, two per row, the three anchor digits drawn at their corners;
+    the classes' colours in a legend (in the free cell, or under the maps).
 
     maps: {panel title: (R, R) int classes of ONE member}; anchor_labels: the anchors' true classes.
     """
-    cmap = ListedColormap(plt.get_cmap("tab10").colors[:n_classes])
+    colours = plt.get_cmap("tab10").colors[:n_classes]
+    cmap = ListedColormap(colours)
     norm = BoundaryNorm(np.arange(-0.5, n_classes), n_classes)
     a, b = _np(plane.alpha), _np(plane.beta)
     extent = (a[0], a[-1], b[0], b[-1])
     side = math.isqrt(plane.anchors.shape[1])
+    n = len(maps)
+    ncols = 1 if n == 1 else 2
+    rows = math.ceil(n / ncols)
+    free = rows * ncols > n
+    cell = (PAGE_WIDTH - 0.3) / 2
     with styled():
-        fig, axes = plt.subplots(1, len(maps), figsize=(5.2 * len(maps) + 1.0, 5.4), constrained_layout=True,
-                                 squeeze=False)
-        for ax, (label, m) in zip(axes[0], maps.items()):
-            im = ax.imshow(_np(m), origin="lower", extent=extent, cmap=cmap, norm=norm, interpolation="nearest")
+        fig, axes = plt.subplots(rows, ncols, figsize=(PAGE_WIDTH, cell * rows + (0 if free else 0.9)),
+                                 layout="constrained", squeeze=False)
+        flat = axes.ravel()
+        for k, (ax, (label, m)) in enumerate(zip(flat, maps.items())):
+            ax.imshow(_np(m), origin="lower", extent=extent, cmap=cmap, norm=norm, interpolation="nearest")
             size = 0.16 * (a[-1] - a[0])  # inside the map when margin >= 0.3 (the default)
             for (x0, y0), digit, img in zip([(0, 0), (1, 0), (0, 1)], anchor_labels, plane.anchors):
                 ax.plot(x0, y0, "o", ms=7, mec="black", mfc="white")
-                ax.annotate(f"digit {digit}", (x0, y0), xytext=(0, -13), textcoords="offset points", ha="center",
+                ax.annotate(f"digit {digit}", (x0, y0), xytext=(0, -8), textcoords="offset points", ha="center",
                             va="top", fontsize=10, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.8})
                 inset = ax.inset_axes([x0 + 0.03, y0 + 0.03, size, size], transform=ax.transData)
                 inset.imshow(_np(img).reshape(side, side), cmap="gray_r", vmin=0, vmax=1)
                 inset.set_xticks([])
                 inset.set_yticks([])
             ax.set_title(label)
-            ax.set_xlabel("α (towards the 2nd digit)")
-            ax.set_ylabel("β (towards the 3rd digit)")
+            if k // ncols == rows - 1 or (free and k // ncols == rows - 2 and k % ncols == ncols - 1):
+                ax.set_xlabel("α (towards the 2nd digit)")
+            if k % ncols == 0:
+                ax.set_ylabel("β (towards the 3rd digit)")
             ax.grid(False)
-        cbar = fig.colorbar(im, ax=axes[0].tolist(), fraction=0.025, pad=0.01, ticks=range(n_classes))
-        cbar.set_label("assigned class")
+        handles = [Patch(facecolor=colours[c], label=str(c)) for c in range(n_classes)]
+        if free:
+            for ax in flat[n:]:
+                ax.set_axis_off()
+            flat[n].legend(handles=handles, title="assigned class", loc="center", ncols=2, frameon=False)
+        else:
+            fig.legend(handles=handles, title="assigned class", loc="outside lower center", ncols=n_classes)
     return fig

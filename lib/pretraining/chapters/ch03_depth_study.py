@@ -54,24 +54,47 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 import torch
 from matplotlib.figure import Figure
 
 from ..analysis import figures, stats
-from ..analysis.references import (ERHAN2010_FIG1, ERHAN2010_PROTOCOL, ERHAN2010_TABLE1,
-                                   LAROCHELLE2009_TABLE3)
+from ..analysis.references import (
+    ERHAN2010_FIG1,
+    ERHAN2010_PROTOCOL,
+    ERHAN2010_TABLE1,
+    LAROCHELLE2009_TABLE3,
+)
 from ..book import claims, runtime
 from ..book.experiments import pretrained_stack, stack_configs
-from ..book.specs import MAX_EPOCHS, MAX_STEPS, ChapterSpec, Float, FloatList, Int, IntList, Param, fits_memory, fits_split, not_allowed
+from ..book.specs import (
+    MAX_EPOCHS,
+    MAX_STEPS,
+    ChapterSpec,
+    Float,
+    FloatList,
+    Int,
+    IntList,
+    Param,
+    fits_memory,
+    fits_split,
+    not_allowed,
+)
+from ..book.words import plural
 from ..core.checks import require_float, require_int
 from ..core.data import SPLIT_SIZES
-from ..core.memory import training_bytes
 from ..core.distort import DistortedStream, DistortionConfig
+from ..core.memory import training_bytes
 from ..core.models import Classifier, Stack
 from ..core.seeding import SEED_STRIDE, member_seeds, validate_seeds
-from ..core.train import (DAEConfig, FinetuneConfig, RBMConfig, TrainingDiverged, evaluate, finetune,
-                          finetune_stream)
+from ..core.train import (
+    DAEConfig,
+    FinetuneConfig,
+    RBMConfig,
+    TrainingDiverged,
+    evaluate,
+    finetune,
+    finetune_stream,
+)
 
 __all__ = ["SPEC", "Result", "start", "run", "analyse", "setup", "training", "error_by_depth",
            "shallow_and_deep", "statistics_table", "test_set_resolution", "best_depths", "distorted_stream",
@@ -581,8 +604,9 @@ def setup(ch: runtime.Chapter) -> None:
 def training(ch: runtime.Chapter, res: Result) -> None:
     """The training's wall time and cache use; the learning rates chosen on the validation set."""
     t = res.timing
-    print(f"pre-training and fine-tuning: {t.get('train_s', 0.0):.0f} s "
-          f"(cache: {t.get('hits', 0)} hits, {t.get('misses', 0)} misses)")
+    hits, misses = t.get("hits", 0), t.get("misses", 0)
+    ch.glue("train_note", f"Here they took {t.get('train_s', 0.0):.0f} s: {plural(misses, 'artifact')} computed, "
+            f"{plural(hits, 'artifact')} read from the cache.", fmt="s")
     if len(ch.params["finetune_lr_grid"]) > 1:
         runtime.show(rates_frame(res.settings).style.format("{:g}")
                      .set_caption("Learning rate chosen on the validation set"))
@@ -598,8 +622,8 @@ def error_by_depth(ch: runtime.Chapter, res: Result) -> None:
         reference = {k: v for k, v in reference.items() if v}
     fig, failed = plot_error_by_depth(
         res.errors, reference=reference,
-        title=f"Test error of {p['n_seeds']} networks per box, {p['width']} units per layer ({p['dataset']})")
-    runtime.show(fig)
+        title=f"{p['n_seeds']} networks per box, {p['width']} units per layer ({p['dataset']})")
+    ch.figure("ch3_error_by_depth", fig)
     ch.glue("failed_sentence", failed_sentence(failed), fmt="s")
 
 
@@ -610,11 +634,8 @@ def shallow_and_deep(ch: runtime.Chapter, res: Result) -> None:
     ch.glue("hist_sentence_1", hist_sentence(res.errors, depths[0]) if depths[0] == 1 else "(depth 1 was not run)",
             fmt="s")
     ch.glue("hist_sentence_deep", hist_sentence(res.errors, deep), fmt="s")
-    for d in sorted({depths[0], deep}):
-        fig = figures.histograms({LABELS[i]: 100 * np.asarray(res.errors[i][d]) for i in INITS}, bins=20,
-                                 xlabel="test error (%)")
-        fig.axes[0].set_title(f"{_layers(d)}: test error of {p['n_seeds']} seeds per initialisation")
-        runtime.show(fig)
+    ch.glue("hist_depths", " and ".join(_layers(d) for d in sorted({depths[0], deep})), fmt="s")
+    ch.figure("ch3_histograms", plot_shallow_and_deep(res.errors, sorted({depths[0], deep}), p["n_seeds"]))
 
 
 def statistics_table(ch: runtime.Chapter, res: Result) -> None:
@@ -624,10 +645,15 @@ def statistics_table(ch: runtime.Chapter, res: Result) -> None:
     n_test = len(ch.data.test)
     frame = statistics_frame(res.stats, ch.params["depths"], n_test=n_test)
     ch.glue("se_single", float(frame["SE of one net %"].median()), fmt=".2f")
-    runtime.show(frame.style.format(
-        {"mean %": "{:.2f}", "SE of one net %": "{:.2f}", "median %": "{:.2f}", "std %": "{:.2f}",
-         "gain % (paired mean)": "{:+.2f}", "Wilcoxon p": "{:.2g}", "beats own twin": "{:.0%}", "overlap": "{:.2f}"},
-        na_rep="—").set_caption(f"Test error over {ch.params['n_seeds']} seeds ({n_test:,} test digits)"))
+    spread = ["mean %", "SE of one net %", "95% CI of mean", "median %", "95% CI of median", "std %"]
+    paired = ["gain % (paired mean)", "95% CI of gain", "Wilcoxon p", "beats own twin", "overlap"]
+    runtime.show(frame[spread].style.format(
+        {"mean %": "{:.2f}", "SE of one net %": "{:.2f}", "median %": "{:.2f}", "std %": "{:.2f}"},
+        na_rep="—").set_caption(f"Test error over {plural(ch.params['n_seeds'], 'seed')} "
+                                f"({n_test:,} test digits), in percent"))
+    runtime.show(frame.loc[[LABELS[k] for k in KINDS], paired].style.format(
+        {"gain % (paired mean)": "{:+.2f}", "Wilcoxon p": "{:.2g}", "beats own twin": "{:.0%}", "overlap": "{:.2f}"},
+        na_rep="—").set_caption("Each pre-trained net against its no-pre-training twin (the same seed)"))
 
 
 def test_set_resolution(ch: runtime.Chapter, res: Result) -> None:
@@ -640,14 +666,17 @@ def test_set_resolution(ch: runtime.Chapter, res: Result) -> None:
     ch.glue("se_diff", f"{100 * float(np.median(diffs)):.2f}" if diffs else "(not computed: depth 2 was not run)",
             fmt="s")
     if not rows:
-        print("The per-digit comparison needs depth 2 and every setting's per-digit test results.")
         return
-    runtime.show(resolution_frame(rows).style.format(
-        {"validation error %": "{:.2f}", "test error %": "{:.2f}", "binomial SE %": "{:.2f}",
-         "minus 2 layers (points)": "{:+.2f}", "paired SE (points)": "{:.2f}", "McNemar p": "{:.2g}",
-         "digits only this net gets right": "{:.0f}", "digits only the 2-layer net gets right": "{:.0f}"},
+    short = {"validation error %": "valid. %", "test error %": "test %", "binomial SE %": "SE %",
+             "minus 2 layers (points)": "− 2 layers", "paired SE (points)": "paired SE",
+             "digits only this net gets right": "only this net right",
+             "digits only the 2-layer net gets right": "only 2-layer net right"}
+    runtime.show(resolution_frame(rows).rename(columns=short).style.format(
+        {"valid. %": "{:.2f}", "test %": "{:.2f}", "SE %": "{:.2f}", "− 2 layers": "{:+.2f}", "paired SE": "{:.2f}",
+         "McNemar p": "{:.2g}", "only this net right": "{:.0f}", "only 2-layer net right": "{:.0f}"},
         na_rep="—").set_caption("Best net of each depth (lowest validation error) against the best net of "
-                                "2 hidden layers, on the same test digits"))
+                                "2 hidden layers, on the same test digits; errors and standard errors in "
+                                "percent, differences in points, counts in digits"))
 
 
 def best_depths(ch: runtime.Chapter, res: Result) -> None:
@@ -660,25 +689,30 @@ def best_depths(ch: runtime.Chapter, res: Result) -> None:
 def distorted_stream(ch: runtime.Chapter, res: Result) -> None:
     """One hidden layer trained on the stream of distorted digits: histograms and learning curves."""
     p = ch.params
-    print(f"stream runs: {res.timing.get('stream_s', 0.0):.0f} s")
+    ch.glue("stream_seconds", res.timing.get("stream_s", 0.0), fmt=".0f")
     ch.glue("stream_examples", p["stream_examples"])
     ch.glue("stream_batch_size", p["stream_batch_size"], fmt="d")
     ch.glue("stream_lr", p["stream_lr"], fmt="g")
     ch.glue("stream_sentence", stream_sentence(res.stream_errors["random"], res.stream_errors["rbm"], "rbm"), fmt="s")
     fig = figures.histograms({LABELS[i]: 100 * np.asarray(v) for i, v in res.stream_errors.items()}, bins=20,
                              xlabel="test error (%)")
-    fig.axes[0].set_title(f"1 hidden layer trained on {p['stream_examples']:,} distorted digits: "
-                          f"{p['n_seeds']} seeds each")
-    runtime.show(fig, plot_stream_curves(res.streams, p["stream_batch_size"]))
+    fig.axes[0].set_title(f"1 hidden layer, {p['stream_examples']:,} distorted digits, "
+                          f"{plural(p['n_seeds'], 'seed')} each")
+    ch.figure("ch3_stream_histogram", fig)
+    ch.figure("ch3_stream_curves", plot_stream_curves(res.streams, p["stream_batch_size"]))
 
 
 def side_by_side(ch: runtime.Chapter, res: Result) -> None:
     """This run's medians beside the papers' numbers, and where the papers' numbers come from."""
-    ref = pd.DataFrame(reference_rows(res.stats["summary"])).set_index("hidden layers")
-    runtime.show(ref.style.format(precision=2, na_rep="—").set_caption("Test error (%)"))
-    for key, r in (("erhan2010_fig1", ERHAN2010_FIG1), ("erhan2010_table1", ERHAN2010_TABLE1),
-                   ("erhan2010_protocol", ERHAN2010_PROTOCOL), ("larochelle2009_table3", LAROCHELLE2009_TABLE3)):
-        print(f"{key}: {r.citation} — {r.data or r.note}")
+    ref = pd.DataFrame(reference_rows(res.stats["summary"])).set_index("hidden layers").T.rename_axis(
+        columns="hidden layers")
+    runtime.show(ref.style.format(precision=2, na_rep="—").set_caption("Test error (%) per number of hidden layers"))
+    sources = pd.DataFrame([{"numbers": name, "source": r.citation, "how they were obtained": r.data or r.note}
+                            for name, r in (("Erhan et al. Fig. 1", ERHAN2010_FIG1),
+                                            ("Erhan et al. Table 1", ERHAN2010_TABLE1),
+                                            ("Erhan et al. protocol", ERHAN2010_PROTOCOL),
+                                            ("Larochelle et al. Table 3", LAROCHELLE2009_TABLE3))])
+    runtime.show(sources.style.hide(axis="index").set_caption("Where the papers' numbers come from"))
 
 
 # ----------------------------------------------------------------------------------------- the claim
@@ -710,7 +744,7 @@ def claim_parts(ch: runtime.Chapter, res: Result) -> list[claims.Part]:
     return out
 
 
-def finish(ch: runtime.Chapter, res: Result) -> dict:
+def finish(ch: runtime.Chapter, res: Result) -> None:
     """The claim's parts and verdict, the scale note (glued as ``why``), the results file, the provenance."""
     p = ch.params
     parts = claim_parts(ch, res)
@@ -718,7 +752,7 @@ def finish(ch: runtime.Chapter, res: Result) -> dict:
     n_hold = sum(x.status == claims.HOLDS for x in decided)
     n_tested = sum(x.status != claims.NOT_TESTED for x in decided)
     ch.glue("why", why_sentence(claims.verdict(decided), p, len(ch.data.train)), fmt="s")
-    return ch.finish(results_record(p, res), parts=parts, finding=finding_sentence(p, res, n_hold, n_tested))
+    ch.finish(results_record(p, res), parts=parts, finding=finding_sentence(p, res, n_hold, n_tested))
 
 
 # ----------------------------------------------------------------------------------------- statistics
@@ -774,7 +808,8 @@ def study_statistics(errors: Mapping[str, Mapping[int, Sequence[float]]], *, n_b
 
 
 def _layers(d: int) -> str:
-    return f"{d} hidden layer" + ("s" if d != 1 else "")
+    return plural(d, "hidden layer")
+
 
 
 def _paired_text(diff: Mapping[str, Any], what: str) -> str:
@@ -1099,11 +1134,11 @@ def plot_error_by_depth(errors: Mapping[str, Mapping[int, Sequence[float]]], *,
             bottom = 0.9 * float(kept.min())
             ax.set_ylim(bottom, top)
             groups = list(box_data)
-            colours = dict(zip(groups, sns.color_palette(n_colors=len(groups))))
+            colours = dict(zip(groups, figures.PALETTE))
             for (g, d), m in failed.items():
                 x = depths.index(d) + (groups.index(g) - (len(groups) - 1) / 2) * 0.8 / len(groups)
                 ax.annotate(f"{g}:\nmedian {m:.0f} %\n(did not learn)", xy=(x, top),
-                            xytext=(x, top - 0.25 * (top - bottom)), ha="center", va="center", fontsize=9,
+                            xytext=(x, top - 0.25 * (top - bottom)), ha="center", va="center", fontsize=10,
                             color=colours[g], arrowprops={"arrowstyle": "-|>", "color": colours[g], "lw": 1.5})
         ax.set_title(title)
     return fig, failed
@@ -1169,13 +1204,29 @@ def plot_stream_curves(streams: Mapping[str, StreamResult], batch_size: int) -> 
     """Training cross-entropy (mean over seeds) against distorted digits seen, one line per initialisation."""
     require_int("batch_size", batch_size, 1)
     with figures.styled():
-        fig, ax = plt.subplots(figsize=(8, 4))
-        for i, r in streams.items():
-            ax.plot(np.asarray(r.steps) * batch_size, np.mean(r.train_nll, axis=1), label=LABELS[i])
+        fig, ax = plt.subplots(figsize=(figures.PAGE_WIDTH, 4.0))
+        for k, (i, r) in enumerate(streams.items()):
+            ax.plot(np.asarray(r.steps) * batch_size, np.mean(r.train_nll, axis=1), label=LABELS[i],
+                    color=figures.PALETTE[INITS.index(i)], linestyle=figures.LINESTYLES[k % len(figures.LINESTYLES)])
         ax.set_xlabel("distorted digits seen")
-        ax.set_ylabel("training cross-entropy (mean over seeds)")
-        ax.set_title("Learning on the stream (each point: mean over a block of minibatches)")
+        ax.set_ylabel("training cross-entropy\n(mean over seeds)")
         ax.legend()
+    return fig
+
+
+def plot_shallow_and_deep(errors: Mapping[str, Mapping[int, Sequence[float]]], depths: Sequence[int],
+                          n_seeds: int) -> Figure:
+    """The lecture's histograms: one panel per depth in ``depths`` (one or two, stacked), the test errors
+    (percent) of every initialisation overlaid on shared bins. errors: {init: {depth: S errors}}."""
+    if not 1 <= len(depths) <= 2:
+        raise ValueError(f"depths must hold one or two depths, got {list(depths)}")
+    with figures.styled():
+        fig, axes = plt.subplots(len(depths), 1, figsize=(figures.PAGE_WIDTH, 3.6 * len(depths)), squeeze=False)
+        for ax, d in zip(axes[:, 0], depths):
+            figures.histograms({LABELS[i]: 100 * np.asarray(errors[i][d]) for i in INITS}, bins=20,
+                               xlabel="test error (%)", ax=ax)
+            ax.set_title(f"{_layers(d)}: {plural(n_seeds, 'seed')} per initialisation")
+        fig.tight_layout()
     return fig
 
 

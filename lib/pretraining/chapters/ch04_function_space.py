@@ -39,14 +39,25 @@ import pandas as pd
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-from ..analysis import figures
+from ..analysis import figures, stats
 from ..analysis import functionspace as fs
-from ..analysis import stats
 from ..analysis.references import ERHAN2010_FUNCTION_SPACE
 from ..book import claims, runtime
 from ..book.experiments import pretrained_stack
-from ..book.specs import MAX_EPOCHS, ChapterSpec, Float, Int, IntList, Param, fits_memory, fits_split, not_allowed
+from ..book.specs import (
+    MAX_EPOCHS,
+    ChapterSpec,
+    Float,
+    Int,
+    IntList,
+    Param,
+    fits_memory,
+    fits_split,
+    not_allowed,
+)
+from ..book.words import plural
 from ..core.checks import require_float, require_int
 from ..core.data import SPLIT_SIZES
 from ..core.memory import training_bytes
@@ -57,12 +68,44 @@ from ..core.train import FinetuneConfig, RBMConfig, finetune
 Tensor = torch.Tensor
 
 __all__ = [
-    "SPEC", "Result", "start", "run", "setup", "probe_error", "tsne", "isomap", "two_groups", "distances",
-    "first_epoch", "conclusions", "claim_parts", "finish",
-    "GROUPS", "MIN_NETS", "N_CLASSES", "cached_embedding", "cached_trajectories", "comparison_table",
-    "conclusion_texts", "embed_trajectories", "group_labels", "measure_trajectories", "n_points", "plot_distance_to_start", "plot_embedding", "plot_embedding_figure",
-    "plot_group_distances", "plot_knn_accuracy", "plot_probe_error", "probe_confidence", "probe_errors",
-    "probe_indices", "record_trajectories", "train_groups", "verdicts", "within_difference_ci",
+    "GROUPS",
+    "MIN_NETS",
+    "N_CLASSES",
+    "SPEC",
+    "Result",
+    "cached_embedding",
+    "cached_trajectories",
+    "claim_parts",
+    "comparison_table",
+    "conclusion_texts",
+    "conclusions",
+    "distances",
+    "embed_trajectories",
+    "finish",
+    "first_epoch",
+    "group_labels",
+    "isomap",
+    "measure_trajectories",
+    "n_points",
+    "plot_distance_to_start",
+    "plot_embedding",
+    "plot_embedding_figure",
+    "plot_group_distances",
+    "plot_knn_accuracy",
+    "plot_probe_error",
+    "probe_confidence",
+    "probe_error",
+    "probe_errors",
+    "probe_indices",
+    "record_trajectories",
+    "run",
+    "setup",
+    "start",
+    "train_groups",
+    "tsne",
+    "two_groups",
+    "verdicts",
+    "within_difference_ci",
 ]
 
 GROUPS = ("pre-trained", "random init")
@@ -255,16 +298,18 @@ def setup(ch: runtime.Chapter) -> None:
     ch.glue("n_total_nets", 2 * n, fmt="d")
     ch.glue("architecture", "-".join(map(str, _sizes(ch))))
     ch.glue("rbm_epochs", p["rbm_epochs"], fmt="d")
+    ch.glue("rbm_epoch_count", plural(p["rbm_epochs"], "epoch"))
     ch.glue("rbm_lr", p["rbm_lr"], fmt="g")
     ch.glue("ft_epochs", p["finetune_epochs"], fmt="d")
+    ch.glue("ft_epoch_count", plural(p["finetune_epochs"], "epoch"))
     ch.glue("ft_lr", p["finetune_lr"], fmt="g")
     ch.glue("ft_batch", p["finetune_batch_size"], fmt="d")
-    ch.glue("n_train", len(data.train), fmt="d")
+    ch.glue("n_train", len(data.train), fmt=",")
     ch.glue("n_classes", N_CLASSES, fmt="d")
-    ch.glue("n_test_cases", p["n_test_cases"], fmt="d")
-    ch.glue("n_test", len(data.test), fmt="d")
-    ch.glue("dim", p["n_test_cases"] * N_CLASSES, fmt="d")
-    ch.glue("n_points", n_points(p), fmt="d")
+    ch.glue("n_test_cases", p["n_test_cases"], fmt=",")
+    ch.glue("n_test", len(data.test), fmt=",")
+    ch.glue("dim", p["n_test_cases"] * N_CLASSES, fmt=",")
+    ch.glue("n_points", n_points(p), fmt=",")
 
 
 def probe_error(ch: runtime.Chapter, res: Result) -> None:
@@ -272,7 +317,7 @@ def probe_error(ch: runtime.Chapter, res: Result) -> None:
     final = res.final_error()
     ch.glue("pre_final_error", final[GROUPS[0]], fmt=".1%")
     ch.glue("rnd_final_error", final[GROUPS[1]], fmt=".1%")
-    runtime.show(plot_probe_error(res.errors, res.labels))
+    ch.figure("ch4_probe_error", plot_probe_error(res.errors, res.labels))
 
 
 def tsne(ch: runtime.Chapter, res: Result) -> None:
@@ -284,23 +329,25 @@ def tsne(ch: runtime.Chapter, res: Result) -> None:
     ch.glue("pca_dims", p["pca_dims"], fmt="d")
     ch.glue("perplexity", p["perplexity"], fmt="g")
     ch.glue("isomap_neighbors", p["isomap_neighbors"], fmt="d")
-    ch.glue("embed_jobs", p["embed_jobs"], fmt="d")
-    runtime.show(plot_embedding_figure(
+    ch.glue("isomap_neighbour_count", plural(p["isomap_neighbors"], "neighbour"))
+    ch.glue("embed_threads", plural(p["embed_jobs"], "thread"))
+    ch.figure("ch4_tsne", plot_embedding_figure(
         res.embedding["tsne"], res.labels,
-        title=f"t-SNE of {n_points(p)} function vectors ({2 * p['n_seeds']} nets x {p['finetune_epochs'] + 1} epochs)"))
+        title=f"t-SNE of {n_points(p):,} function vectors ({2 * p['n_seeds']} nets, {p['finetune_epochs'] + 1} points each)"))
 
 
 def isomap(ch: runtime.Chapter, res: Result) -> None:
     """The same points embedded with ISOMAP, and whether its neighbour graph was connected."""
     ch.glue("isomap_graph", "is connected" if res.embed_meta["isomap_connected"] else
             "fell apart into several pieces that ISOMAP joined by their shortest links")
-    runtime.show(plot_embedding_figure(res.embedding["isomap"], res.labels, title="ISOMAP of the same function vectors"))
+    ch.figure("ch4_isomap", plot_embedding_figure(res.embedding["isomap"], res.labels,
+                                                  title="ISOMAP of the same function vectors"))
 
 
 def two_groups(ch: runtime.Chapter, res: Result) -> None:
     """Two groups? The leave-one-net-out nearest-neighbour accuracy, and how sure the nets are at the start."""
     m = res.measures
-    ch.glue("knn_k", ch.params["knn_k"], fmt="d")
+    ch.glue("knn_neighbours", plural(ch.params["knn_k"], "nearest neighbour"))
     ch.glue("knn_all", m["knn_all"], fmt=".1%")
     ch.glue("knn_min", min(m["knn_per_epoch"]), fmt=".1%")
     ch.glue("knn_max", max(m["knn_per_epoch"]), fmt=".1%")
@@ -311,7 +358,7 @@ def two_groups(ch: runtime.Chapter, res: Result) -> None:
         ch.glue(f"conf0_{_TAGS[g]}", float(conf[g][0]), fmt=".1%")
         ch.glue(f"conf1_{_TAGS[g]}", float(conf[g][1]), fmt=".1%")
     ch.glue("uniform", 1 / N_CLASSES, fmt=".0%")
-    runtime.show(plot_knn_accuracy(m))
+    ch.figure("ch4_knn_accuracy", plot_knn_accuracy(m))
 
 
 def distances(ch: runtime.Chapter, res: Result) -> None:
@@ -327,7 +374,7 @@ def distances(ch: runtime.Chapter, res: Result) -> None:
     ch.glue("tighter_high", tight["high"], fmt=".2f")
     ch.glue("tighter_level", tight["level"], fmt=".0%")
     ch.glue("max_distance", float(np.sqrt(2 * ch.params["n_test_cases"])), fmt=".1f")
-    runtime.show(plot_group_distances(m))
+    ch.figure("ch4_group_distances", plot_group_distances(m))
 
 
 def first_epoch(ch: runtime.Chapter, res: Result) -> None:
@@ -336,7 +383,7 @@ def first_epoch(ch: runtime.Chapter, res: Result) -> None:
     for g in GROUPS:
         ch.glue(f"start_{_TAGS[g]}", m["to_start_after_epoch1"][g], fmt=".2f")
         ch.glue(f"pair_{_TAGS[g]}", m["pairwise_after_epoch1"][g], fmt=".2f")
-    runtime.show(plot_distance_to_start(m))
+    ch.figure("ch4_distance_to_start", plot_distance_to_start(m))
 
 
 def conclusions(ch: runtime.Chapter, res: Result) -> None:
@@ -348,8 +395,7 @@ def conclusions(ch: runtime.Chapter, res: Result) -> None:
         ch.glue(f"conclusion_{key}", text)
     table = comparison_table(res.measures, n_seeds=p["n_seeds"], sizes=_sizes(ch), n_test_cases=p["n_test_cases"],
                              finetune_epochs=p["finetune_epochs"])
-    with pd.option_context("display.max_colwidth", None):
-        runtime.show(table)
+    runtime.show(_comparison_styler(table))
 
 
 # -- the claim -----------------------------------------------------------------------------------------
@@ -416,7 +462,7 @@ def _closer_part(m: Mapping, few: bool, reason: str) -> claims.Part:
                             **numbers)
 
 
-def finish(ch: runtime.Chapter, res: Result) -> dict:
+def finish(ch: runtime.Chapter, res: Result) -> None:
     """The claim's parts and verdict, the results file, the provenance."""
     p, m = ch.params, res.measures
     n, pre, rnd = p["n_seeds"], *GROUPS
@@ -448,10 +494,11 @@ def finish(ch: runtime.Chapter, res: Result) -> dict:
                f"vs to another net {m['pairwise_after_epoch1'][pre]:.2f}/{m['pairwise_after_epoch1'][rnd]:.2f} "
                f"(pre-trained/random); final within-group distance {last[pre]:.2f} (pre-trained) vs {last[rnd]:.2f} "
                f"(random), {tight['level']:.0%} CI of the difference {tight['low']:.2f} to {tight['high']:.2f}.")
-    return ch.finish(results, parts=claim_parts(ch, res), finding=finding)
+    ch.finish(results, parts=claim_parts(ch, res), finding=finding)
 
 
 # -- text and tables -------------------------------------------------------------------------------------
+
 
 def _sizes(ch: runtime.Chapter) -> list[int]:
     """The nets' layer sizes [V, H_1..H_L, C]."""
@@ -529,12 +576,21 @@ def comparison_table(measures: Mapping, *, n_seeds: int, sizes: Sequence[int], n
         "this run": [
             f"{n_seeds} + {n_seeds}, {len(sizes) - 2} hidden layers ({'-'.join(map(str, sizes))})",
             f"outputs on {n_test_cases:,} test digits, {finetune_epochs} epochs",
-            f"nearest-neighbour accuracy {m['knn_all']:.1%} (no overlap: {yes(v['separated'])}); "
-            f"from epoch 1 on {m['knn_after_start']:.1%} (no overlap: {yes(v['separated_after_start'])})",
-            f"within-group distance at the end: pre-trained {m['within'][pre][-1]:.2f}, random "
+            (f"nearest-neighbour accuracy {m['knn_all']:.1%} (no overlap: {yes(v['separated'])}); "
+            f"from epoch 1 on {m['knn_after_start']:.1%} (no overlap: {yes(v['separated_after_start'])})"),
+            (f"within-group distance at the end: pre-trained {m['within'][pre][-1]:.2f}, random "
             f"{m['within'][rnd][-1]:.2f} (smaller for pre-trained, beyond the bootstrap interval: "
-            f"{yes(v['pretrained_tighter'])})"],
+            f"{yes(v['pretrained_tighter'])})")],
     }, index=["nets", "function vector", "two groups", "spread of the pre-trained nets"])
+
+
+def _comparison_styler(table: pd.DataFrame) -> pd.io.formats.style.Styler:
+    """:func:`comparison_table` for the page: capitalised headers, every cell left-aligned, text wrapping."""
+    shown = table.rename(columns=lambda c: c[:1].upper() + c[1:], index=lambda r: r[:1].upper() + r[1:])
+    return (shown.style
+            .set_properties(**{"text-align": "left", "vertical-align": "top"})
+            .set_table_styles([{"selector": "th", "props": "text-align: left; vertical-align: top;"},
+                               {"selector": "td, th", "props": "border-bottom: 1px solid #ddd; padding: 0.3em 0.5em;"}]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -833,8 +889,9 @@ def plot_embedding(ax: Axes, points: object, groups: Sequence[str], *, title: st
     """Scatter of 2-D trajectories points (M, E+1, 2) on ``ax``: one line per net, colour = epoch.
 
     Each group has its own colour map (light = epoch 0, dark = last epoch) and marker, with a
-    horizontal colour bar each under the axes (epoch labels under the lowest); the nets'
-    trajectories are thin lines of the group's colour.
+    horizontal colour bar each under the axes, named by the group on its left (epoch labels under
+    the lowest); the nets' trajectories are thin lines of the group's colour. Every text is at
+    least :data:`figures.SMALLEST_FONT_PT`.
     """
     from matplotlib.colors import ListedColormap, Normalize
 
@@ -853,23 +910,28 @@ def plot_embedding(ax: Axes, points: object, groups: Sequence[str], *, title: st
             ax.plot(traj[:, 0], traj[:, 1], color=_LINE[g], lw=0.6, alpha=0.35, zorder=1)
         sc = ax.scatter(p[sel, :, 0].ravel(), p[sel, :, 1].ravel(), c=epochs[sel].ravel(), cmap=cmap,
                         norm=norm, marker=_MARKERS[g], s=24, edgecolors="none", zorder=2, label=g)
-        bar = plt.colorbar(sc, ax=ax, orientation="horizontal", fraction=0.03, pad=0.02, aspect=60)
-        bar.ax.set_ylabel(g, rotation=0, ha="right", va="center", fontsize=9)
+        # the bar fills the right 3/4 of the axes' width, its group's name stands in the space on its left
+        bar = plt.colorbar(sc, ax=ax, orientation="horizontal", fraction=0.035, pad=0.02, aspect=45,
+                           shrink=0.75, anchor=(1.0, 0.5))
+        bar.ax.set_ylabel(f"{g} ", rotation=0, ha="right", va="center", fontsize=figures.SMALLEST_FONT_PT + 1)
         bar.set_ticks(ticks)
         # later bars are stacked between the axes and the earlier ones: the first is the lowest
-        bar.ax.tick_params(labelsize=9, pad=1, labelbottom=i == 0)
+        bar.ax.tick_params(labelsize=figures.SMALLEST_FONT_PT, pad=1, labelbottom=i == 0)
         if i == 0:
-            bar.set_label("epoch", labelpad=0)
+            bar.set_label("fine-tuning epoch", labelpad=1)
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.legend(loc="best", markerscale=1.3)
+    # the legend's markers in each group's line colour (the scatters' own would show the epoch-0 shade)
+    handles = [Line2D([], [], ls="none", marker=_MARKERS[g], color=_LINE[g], markersize=7, label=g) for g in GROUPS]
+    ax.legend(handles=handles, loc="best")
 
 
 def plot_embedding_figure(points: object, groups: Sequence[str], *, title: str) -> Figure:
-    """:func:`plot_embedding` of points (M, E+1, 2) on a figure of its own (10 x 7.5 inches)."""
+    """:func:`plot_embedding` of points (M, E+1, 2) on a figure of its own, as wide as the page."""
     with figures.styled():
-        fig, ax = plt.subplots(figsize=(10, 7.5))
+        fig, ax = plt.subplots(figsize=(figures.PAGE_WIDTH, 6.8))
+        fig.subplots_adjust(left=0.02, right=0.98, top=0.94, bottom=0.04)  # before the colour bars take their room
         plot_embedding(ax, points, groups, title=title)
     return fig
 
@@ -884,7 +946,7 @@ def _epoch_axis(ax: Axes, n_points: int, ylabel: str, title: str) -> None:
 def plot_group_distances(measures: Mapping) -> Figure:
     """Mean pairwise distance within each group and between the groups, per epoch."""
     with figures.styled():
-        fig, ax = plt.subplots(figsize=(9, 4.5))
+        fig, ax = plt.subplots(figsize=(figures.PAGE_WIDTH, 4.4))
         ep = measures["epochs"]
         for g in GROUPS:
             ax.plot(ep, measures["within"][g], marker=_MARKERS[g], color=_LINE[g], label=f"within {g}")
@@ -898,7 +960,7 @@ def plot_group_distances(measures: Mapping) -> Figure:
 def plot_knn_accuracy(measures: Mapping) -> Figure:
     """Leave-one-net-out nearest-neighbour accuracy of telling the groups apart, per epoch."""
     with figures.styled():
-        fig, ax = plt.subplots(figsize=(9, 3.8))
+        fig, ax = plt.subplots(figsize=(figures.PAGE_WIDTH, 3.9))
         ep = measures["epochs"]
         ax.plot(ep, measures["knn_per_epoch"], marker="o", color="0.2", label="points of this epoch only")
         ax.axhline(measures["knn_all"], color="tab:green", ls="--", label="all epochs together")
@@ -911,17 +973,21 @@ def plot_knn_accuracy(measures: Mapping) -> Figure:
 
 
 def plot_distance_to_start(measures: Mapping) -> Figure:
-    """Per group: mean distance of a net to its own start vs mean distance between nets, per epoch."""
+    """Per group: mean distance of a net to its own start vs mean distance between nets, per epoch.
+
+    One panel per group, stacked (shared axes), the dotted line at epoch 1.
+    """
     with figures.styled():
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
+        fig, axes = plt.subplots(2, 1, figsize=(figures.PAGE_WIDTH, 6.6), sharex=True, sharey=True)
         ep = measures["epochs"]
         for ax, g in zip(axes, GROUPS):
             ax.plot(ep, measures["to_start"][g], marker=_MARKERS[g], color=_LINE[g], label="net to its own start")
             ax.plot(ep, measures["within"][g], marker=_MARKERS[g], color=_LINE[g], ls="--", mfc="white",
                     label="net to another net (same epoch)")
             ax.axvline(1, color="0.6", ls=":")
-            _epoch_axis(ax, len(ep), "mean Euclidean distance", g)
+            _epoch_axis(ax, len(ep), "mean Euclidean distance", f"{g} nets")
             ax.legend(loc="best")
+        axes[0].set_xlabel("")
         fig.suptitle("Where does a net go: away from its start, towards the others?")
         fig.tight_layout()
     return fig
@@ -936,7 +1002,7 @@ def plot_probe_error(errors: object, groups: Sequence[str]) -> Figure:
         raise ValueError(f"errors must have shape (nets, epochs + 1), got {e.shape}")
     groups = _check_groups(groups, e.shape[0])
     with figures.styled():
-        fig, ax = plt.subplots(figsize=(9, 4.2))
+        fig, ax = plt.subplots(figsize=(figures.PAGE_WIDTH, 4.2))
         ep = np.arange(e.shape[1])
         for g in GROUPS:
             sel = e[np.asarray(groups) == g] * 100

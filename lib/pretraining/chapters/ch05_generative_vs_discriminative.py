@@ -26,8 +26,8 @@ labelled examples, with the same number of updates at every budget), :func:`matc
 optimisation reading of Erhan et al. 2010, sections 6-8), :func:`advantage_summary` and
 :func:`budget_parts` (the statistics and the claim's tests),
 :func:`world_report` (bits and explained variance in the controlled world of
-:mod:`pretraining.core.world`, measured with :mod:`pretraining.analysis.information`), the tables :func:`budget_table`, :func:`literature_table`,
-:func:`world_table`, the sentences :func:`pixel_mi_verdict`, :func:`optimisation_sentence`,
+:mod:`pretraining.core.world`, measured with :mod:`pretraining.analysis.information`), the tables :func:`budget_table` (shown with :data:`BUDGET_FORMAT`),
+:func:`literature_table`, :func:`world_table`, :func:`world_mi_table`, the sentences :func:`pixel_mi_verdict`, :func:`optimisation_sentence`,
 :func:`regularisation_sentence`, :func:`verdict_sentence`, and the figures
 :func:`causal_story_figure`, :func:`example_digits_figure`, :func:`budget_figure`,
 :func:`world_figure`, :func:`nll_trajectory_figure`.
@@ -55,13 +55,29 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
-from ..analysis.figures import styled
-from ..analysis.information import entropy_bits, explained_variance, mutual_information_bits
-from ..analysis.references import LAROCHELLE2009_TABLE3
 from ..analysis import stats
+from ..analysis.figures import PAGE_WIDTH, styled
+from ..analysis.information import (
+    entropy_bits,
+    explained_variance,
+    mutual_information_bits,
+)
+from ..analysis.references import LAROCHELLE2009_TABLE3
 from ..book import claims, runtime
 from ..book.experiments import pretrained_stack
-from ..book.specs import MAX_EPOCHS, MAX_STEPS, ChapterSpec, Float, Int, IntList, Param, fits_memory, fits_split, not_allowed
+from ..book.specs import (
+    MAX_EPOCHS,
+    MAX_STEPS,
+    ChapterSpec,
+    Float,
+    Int,
+    IntList,
+    Param,
+    fits_memory,
+    fits_split,
+    not_allowed,
+)
+from ..book.words import plural
 from ..core.checks import require_float, require_int
 from ..core.data import SPLIT_SIZES, Subset
 from ..core.memory import training_bytes
@@ -72,16 +88,52 @@ from ..core.world import SIDE, ControlledWorld, WorldConfig, sweep_causes
 
 Tensor = torch.Tensor
 
-__all__ = ["SPEC", "Result", "start", "run", "argument", "two_labellings", "experiment_setup",
-           "budget_results", "budget_summary", "literature", "controlled_world", "world_bits",
-           "regularisation", "claim_parts", "finish",
-           "PixelLabel", "labelled_subsets", "finetune_config", "BudgetRun", "budget_classifiers",
-           "label_budget", "run_budgets", "matched_test_nll", "matched_summary",
-           "advantage_summary",
-           "budget_parts", "world_report", "budget_table", "literature_table", "world_table",
-           "pixel_mi_verdict", "optimisation_sentence", "regularisation_sentence", "verdict_sentence",
-           "causal_story_figure", "example_digits_figure", "budget_figure", "world_figure",
-           "nll_trajectory_figure", "INITS", "LABELLINGS", "N_CLASSES"]
+__all__ = [
+    "BUDGET_FORMAT",
+    "INITS",
+    "LABELLINGS",
+    "N_CLASSES",
+    "SPEC",
+    "BudgetRun",
+    "PixelLabel",
+    "Result",
+    "advantage_summary",
+    "argument",
+    "budget_classifiers",
+    "budget_figure",
+    "budget_parts",
+    "budget_results",
+    "budget_summary",
+    "budget_table",
+    "causal_story_figure",
+    "claim_parts",
+    "controlled_world",
+    "example_digits_figure",
+    "experiment_setup",
+    "finetune_config",
+    "finish",
+    "label_budget",
+    "labelled_subsets",
+    "literature",
+    "literature_table",
+    "matched_summary",
+    "matched_test_nll",
+    "nll_trajectory_figure",
+    "optimisation_sentence",
+    "pixel_mi_verdict",
+    "regularisation",
+    "regularisation_sentence",
+    "run",
+    "run_budgets",
+    "start",
+    "two_labellings",
+    "verdict_sentence",
+    "world_bits",
+    "world_figure",
+    "world_mi_table",
+    "world_report",
+    "world_table",
+]
 
 INITS = ("pretrained", "random")
 LABELLINGS = ("cause", "pixel")
@@ -246,7 +298,7 @@ def run(ch: runtime.Chapter) -> Result:
 
 def argument(ch: runtime.Chapter) -> None:
     """The argument, drawn: two causal stories of where a label comes from."""
-    runtime.show(causal_story_figure())
+    ch.figure("ch5_causal_stories", causal_story_figure())
 
 
 def two_labellings(ch: runtime.Chapter, res: Result) -> None:
@@ -260,13 +312,15 @@ def two_labellings(ch: runtime.Chapter, res: Result) -> None:
     ch.glue("pixel_bits", bits["pixel"], fmt=".2f")
     ch.glue("cause_bits", bits["cause"], fmt=".2f")
     ch.glue("pixel_mi_verdict", pixel_mi_verdict(bits["pixel_mi_class"], bits["pixel"]), fmt="s")
-    runtime.show(example_digits_figure(data.test.x, data.test.y, res.pixel_test, p["pixel_patch"], p["pixel_offset"]))
+    ch.figure("ch5_example_digits",
+              example_digits_figure(data.test.x, data.test.y, res.pixel_test, p["pixel_patch"], p["pixel_offset"]))
 
 
 def experiment_setup(ch: runtime.Chapter, res: Result) -> None:
     """The set-up of pre-training and of the label-budget experiment (glued values only)."""
     p, data = ch.params, ch.data
     ch.glue("n_rbm_layers", len(p["hidden_sizes"]), fmt="d")
+    ch.glue("rbm_layers_word", plural(len(p["hidden_sizes"]), "RBM layer"), fmt="s")
     ch.glue("architecture", "-".join(str(s) for s in res.stack.sizes), fmt="s")
     ch.glue("n_train", len(data.train), fmt="d")
     ch.glue("n_test", len(data.test), fmt="d")
@@ -277,10 +331,6 @@ def experiment_setup(ch: runtime.Chapter, res: Result) -> None:
     ch.glue("n_members", 2 * p["n_seeds"], fmt="d")
 
 
-_BUDGET_FORMAT = {"bits of label information": "{:,.0f}", "pre-trained error %": "{:.2f}",
-                  "random error %": "{:.2f}", "advantage (points)": "{:+.2f}", "Wilcoxon p (raw)": "{:.2g}"}
-
-
 def budget_results(ch: runtime.Chapter, res: Result) -> None:
     """Test error against the number of labels: the figure and the table."""
     p = ch.params
@@ -288,9 +338,12 @@ def budget_results(ch: runtime.Chapter, res: Result) -> None:
     ch.glue("min_p", stats.min_wilcoxon_p(p["n_seeds"]), fmt=".2g")
     ch.glue("min_pairs", claims.MIN_PAIRS, fmt="d")
     ch.glue("alpha", claims.ALPHA, fmt="g")
-    runtime.show(budget_figure(p["n_labels"], res.errors, {lab: res.adv[lab]["ci95"] for lab in LABELLINGS}))
+    ch.figure("ch5_budget", budget_figure(p["n_labels"], res.errors, {lab: res.adv[lab]["ci95"] for lab in LABELLINGS}))
     table = budget_table(p["n_labels"], res.errors, res.adv, res.label_bits)
-    runtime.show(table.style.format(_BUDGET_FORMAT).hide(axis="index"))
+    names = {"cause": "Cause labels (digit class)", "pixel": "Pixel labels (patch similarity)"}
+    for lab in LABELLINGS:
+        runtime.show(_styled(table[table["labelling"] == lab].drop(columns="labelling"), BUDGET_FORMAT,
+                             f"{names[lab]}: test error and advantage of pre-training per label budget", text=0))
 
 
 def budget_summary(ch: runtime.Chapter, res: Result) -> None:
@@ -311,15 +364,15 @@ def budget_summary(ch: runtime.Chapter, res: Result) -> None:
 def literature(ch: runtime.Chapter, res: Result) -> None:
     """All labels: this chapter's cause-label nets beside Larochelle et al. 2009 (MNIST-small)."""
     p, cause = ch.params, res.errors["cause"]
-    runtime.show(literature_table(res.stack.sizes, p["n_labels"][-1], p["n_updates"],
-                                  float(cause["random"][-1].mean()), float(cause["pretrained"][-1].mean()))
-                 .style.hide(axis="index"))
+    runtime.show(_styled(literature_table(res.stack.sizes, p["n_labels"][-1], p["n_updates"],
+                                          float(cause["random"][-1].mean()), float(cause["pretrained"][-1].mean())),
+                         {}, "Cause-label test error with the largest label budget, beside the literature", text=2))
 
 
 def controlled_world(ch: runtime.Chapter, res: Result) -> None:
     """The controlled world: one row per cause, run through its values."""
     p = ch.params
-    runtime.show(world_figure(res.world, res.world_base))
+    ch.figure("ch5_world", world_figure(res.world, res.world_base))
     ch.glue("w_exemplars", p["world_exemplars"], fmt="d")
     ch.glue("w_deformations", p["world_deformations"], fmt="d")
     ch.glue("w_shift", p["world_max_shift"], fmt="d")
@@ -329,9 +382,11 @@ def world_bits(ch: runtime.Chapter, res: Result) -> None:
     """Bits and explained variance of every cause and label of the controlled world: table and glue."""
     report = res.report
     table = world_table(report)
-    runtime.show(table.style.format({"bits": "{:.2f}", "pixel variance explained": "{:.1%}",
-                                     **{c: "{:.3f}" for c in table.columns if c.startswith("I(")}},
-                                    na_rep="").hide(axis="index"))
+    runtime.show(_styled(table, {"bits": "{:.2f}", "pixel variance explained": "{:.1%}"},
+                         "Bits and pixel variance explained, per cause and per label"))
+    mi = world_mi_table(report)
+    runtime.show(_styled(mi, {c: "{:.3f}" for c in mi.columns if c != "label"},
+                         "Mutual information of each label with each cause, I(label; cause), in bits"))
     lab_c, lab_p = report["labels"]["cause label (class)"], report["labels"]["pixel label"]
     ch.glue("w_image_bits", report["image_bits"], fmt=".1f")
     ch.glue("w_cause_bits", lab_c["bits"], fmt=".2f")
@@ -350,7 +405,7 @@ def world_bits(ch: runtime.Chapter, res: Result) -> None:
 def regularisation(ch: runtime.Chapter, res: Result) -> None:
     """Regularisation or optimisation: NLL trajectories, matched test NLLs, final training NLLs."""
     p, matched = ch.params, res.matched
-    runtime.show(nll_trajectory_figure(res.traj, p["trajectory_n_labels"]))
+    ch.figure("ch5_nll_trajectories", nll_trajectory_figure(res.traj, p["trajectory_n_labels"]))
     for lab in LABELLINGS:
         m = matched[lab]
         ch.glue(f"traj_level_{lab}", m["level"], fmt=".3f")
@@ -373,7 +428,7 @@ def claim_parts(ch: runtime.Chapter, res: Result) -> list[claims.Part]:
     return budget_parts(res.adv["cause"], res.adv["pixel"])
 
 
-def finish(ch: runtime.Chapter, res: Result) -> dict:
+def finish(ch: runtime.Chapter, res: Result) -> None:
     """The claim's parts and verdict, the results file, the provenance."""
     p, adv = ch.params, res.adv
     parts = claim_parts(ch, res)
@@ -393,12 +448,13 @@ def finish(ch: runtime.Chapter, res: Result) -> dict:
         "matched_test_nll": res.matched,
     }
     n_labels = p["n_labels"]
-    finding = (f"pre-training lowered test error by {_pts(adv['cause']['mean'][0])} / {_pts(adv['cause']['mean'][-1])} "
-               f"points with {n_labels[0]} / {n_labels[-1]} cause labels and by {_pts(adv['pixel']['mean'][0])} / "
+    finding = (f"The advantage of pre-training (test error of the random net minus that of the pre-trained one) was "
+               f"{_pts(adv['cause']['mean'][0])} / {_pts(adv['cause']['mean'][-1])} points with {n_labels[0]:,} / "
+               f"{n_labels[-1]:,} cause labels and {_pts(adv['pixel']['mean'][0])} / "
                f"{_pts(adv['pixel']['mean'][-1])} points with pixel labels (mean relative gain "
                f"{np.mean(adv['cause']['relative']):.0%} vs {np.mean(adv['pixel']['relative']):.0%}, "
                f"{p['n_seeds']} seeds)")
-    return ch.finish(results, parts=parts, finding=finding)
+    ch.finish(results, parts=parts, finding=finding)
 
 
 def _pts(x: float) -> str:
@@ -447,7 +503,7 @@ class PixelLabel:
         return (img[:, a:a + patch, a:a + patch] - img[:, b:b + patch, b:b + patch]).abs().mean(dim=(1, 2))
 
     @classmethod
-    def fit(cls, x_train: Tensor, patch: int = 6, offset: int = 6) -> "PixelLabel":
+    def fit(cls, x_train: Tensor, patch: int = 6, offset: int = 6) -> PixelLabel:
         """The labeller whose threshold splits the training images x_train (N >= 2, 784) 50/50."""
         s = torch.sort(cls.score(x_train, patch, offset).double().cpu()).values
         if len(s) < 2:
@@ -820,53 +876,81 @@ def regularisation_sentence(matched: Mapping[str, Mapping]) -> str:
 # ============================================================================ tables
 def budget_table(n_labels: Sequence[int], errors: Mapping[str, Mapping[str, np.ndarray]],
                  adv: Mapping[str, Mapping], label_bits: Mapping[str, float]) -> pd.DataFrame:
-    """One row per labelling and budget: bits of label information (n x bits per label), mean test
+    """One row per labelling and budget: the labels, their bits ("label bits": n x bits per label), mean test
     errors (%), the advantage (points), its 95 % t interval over seeds, the raw Wilcoxon p of the
     per-seed advantages and the relative gain (as text).
 
     errors[labelling][init]: (K, S) fractions; adv[labelling]: :func:`advantage_summary`;
-    label_bits[labelling]: bits of one label.
+    label_bits[labelling]: bits of one label. Shown with :data:`BUDGET_FORMAT`.
     """
     rows = []
     for lab in errors:
         for k, n in enumerate(n_labels):
             ci = adv[lab]["ci95"][k]
-            rows.append({"labelling": lab, "labels": n, "bits of label information": n * label_bits[lab],
+            rows.append({"labelling": lab, "labels": n, "label bits": n * label_bits[lab],
                          "pre-trained error %": 100 * errors[lab]["pretrained"][k].mean(),
                          "random error %": 100 * errors[lab]["random"][k].mean(),
                          "advantage (points)": 100 * adv[lab]["mean"][k],
-                         "95% t interval": f"[{100 * ci[0]:.2f}, {100 * ci[1]:.2f}]",
+                         "95 % t interval (points)": f"{100 * ci[0]:+.2f}\u00a0to\u00a0{100 * ci[1]:+.2f}",
                          "Wilcoxon p (raw)": adv[lab]["p"][k],
                          "relative gain": f"{adv[lab]['relative'][k]:.0%}"})
     return pd.DataFrame(rows)
 
 
+BUDGET_FORMAT = {"labels": "{:,}", "label bits": "{:,.0f}", "pre-trained error %": "{:.2f}",
+                 "random error %": "{:.2f}", "advantage (points)": "{:+.2f}", "Wilcoxon p (raw)": "{:.2g}"}
+"""How :func:`budget_table` is shown: counts as integers, errors and points to 0.01 (the test set's
+resolution is 0.01 % of 10,000 digits), p-values to two significant digits."""
+
+
 def literature_table(sizes: Sequence[int], n_labels: int, n_updates: int, error_random: float,
                      error_pretrained: float) -> pd.DataFrame:
     """This chapter's all-label cause-label errors (fractions) beside :data:`LAROCHELLE2009_TABLE3`
-    at the same depth (``len(sizes) - 1`` hidden layers; "n/a" when the paper has no such depth)."""
+    at the same depth (``len(sizes) - 1`` hidden layers; "n/a" when the paper has no such depth):
+    one row per source, errors as text in %."""
     ref = LAROCHELLE2009_TABLE3
     depth = len(sizes) - 1
     err = ref.numbers["error"]
+
+    def pct(v: object) -> str:
+        return "n/a" if v is None else f"{v:.2f}"
+
     return pd.DataFrame({
-        "": ["random init, test error %", "pre-trained (RBM), test error %"],
-        f"this book ({'-'.join(map(str, sizes))}, {n_labels:,} labels, {n_updates:,} updates)": [
-            f"{100 * error_random:.2f}", f"{100 * error_pretrained:.2f}"],
-        f"{ref.citation} ({ref.data.split(',')[0]}), {depth} hidden layer(s)": [
-            err["random"].get(depth, "n/a"), err["rbm"].get(depth, "n/a")],
+        "source": ["this book", "Larochelle et al. (2009), Table 3"],
+        "set-up": [f"{'-'.join(map(str, sizes))} net, {n_labels:,} labels, {n_updates:,} SGD updates",
+                   f"{ref.data}; {plural(depth, 'hidden layer')}"],
+        "random init, test error %": [pct(100 * error_random), pct(err["random"].get(depth))],
+        "pre-trained (RBM), test error %": [pct(100 * error_pretrained), pct(err["rbm"].get(depth))],
     })
 
 
 def world_table(report: Mapping) -> pd.DataFrame:
-    """One row per cause, the image, and each label of :func:`world_report`: bits, pixel variance
-    explained and (labels) the mutual information with every cause."""
-    rows = [{"": f"cause: {k}", "bits": v["bits"], "pixel variance explained": v["variance_explained"]}
+    """One row per cause, the image, and each label of :func:`world_report`: its bits and the
+    fraction of the pixel variance it explains."""
+    rows = [{"cause or label": f"cause: {k}", "bits": v["bits"], "pixel variance explained": v["variance_explained"]}
             for k, v in report["causes"].items()]
-    rows.append({"": "image (all causes together)", "bits": report["image_bits"], "pixel variance explained": 1.0})
-    for k, v in report["labels"].items():
-        rows.append({"": f"label: {k}", "bits": v["bits"], "pixel variance explained": v["variance_explained"],
-                     **{f"I(label; {c}) bits": m for c, m in v["mi_bits"].items()}})
+    rows.append({"cause or label": "the image (all causes together)", "bits": report["image_bits"],
+                 "pixel variance explained": 1.0})
+    rows += [{"cause or label": k, "bits": v["bits"], "pixel variance explained": v["variance_explained"]}
+             for k, v in report["labels"].items()]
     return pd.DataFrame(rows)
+
+
+def world_mi_table(report: Mapping) -> pd.DataFrame:
+    """One row per label of :func:`world_report`, one column per cause: I(label; cause) in bits."""
+    return pd.DataFrame([{"label": k, **v["mi_bits"]} for k, v in report["labels"].items()])
+
+
+def _styled(table: pd.DataFrame, formats: Mapping[str, str], caption: str, text: int = 1) -> pd.io.formats.style.Styler:
+    """A table as the page shows it: no index, ``formats`` per column, a caption above, some padding;
+    the first ``text`` columns left-aligned (words), the others right-aligned with their headers (numbers)."""
+    right = {c: [{"selector": "th, td", "props": [("text-align", "right")]}] for c in table.columns[text:]}
+    return (table.style.format(formats).hide(axis="index").set_caption(caption)
+            .set_table_styles([{"selector": "th, td", "props": [("padding", "0.25em 0.4em")]},
+                               {"selector": "caption", "props": [("caption-side", "top"), ("text-align", "left"),
+                                                                 ("font-style", "italic"), ("padding", "0.3em 0")]}])
+            .set_table_styles(right, overwrite=False))
+
 
 
 # ============================================================================ controlled world
@@ -896,13 +980,19 @@ def world_report(world: ControlledWorld, x: Tensor, causes: Mapping[str, Tensor]
 
 
 # ============================================================================ figures
+_INIT_STYLE = {"pretrained": {"color": "#1f77b4", "marker": "o", "label": "pre-trained"},   # tab10 blue
+               "random": {"color": "#ff7f0e", "marker": "s", "label": "random"}}          # tab10 orange
+
+
 def world_figure(world: ControlledWorld, base: Mapping[str, int]) -> Figure:
-    """One row per cause: the image of ``base`` with that one cause run through its values."""
+    """One row per cause: the image of ``base`` with that one cause run through (up to 10 of) its values."""
     names = {"class": "digit class", "exemplar": "exemplar (style)", "deformation": "deformation (pose)",
              "width": "stroke width", "position": "position (shift)"}
     card = world.config.cardinalities()
+    left = 1.75                                                   # inches for the row labels
+    tile = (PAGE_WIDTH - left - 0.1) / 10
     with styled():
-        fig, axes = plt.subplots(len(card), 10, figsize=(10, 1.1 * len(card) + 0.4))
+        fig, axes = plt.subplots(len(card), 10, figsize=(PAGE_WIDTH, tile * 1.08 * len(card) + 0.5), squeeze=False)
         for r, cause in enumerate(card):
             imgs = world.render(sweep_causes(world, cause, base)).reshape(-1, SIDE, SIDE)
             for c in range(10):
@@ -910,53 +1000,54 @@ def world_figure(world: ControlledWorld, base: Mapping[str, int]) -> Figure:
                 ax.set_axis_off()
                 if c < len(imgs):
                     ax.imshow(imgs[c].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            axes[r, 0].text(-0.15, 0.5, f"{names[cause]}\n({card[cause]} values)", transform=axes[r, 0].transAxes,
+            axes[r, 0].text(-0.12, 0.5, f"{names[cause]}\n({card[cause]:,} values)", transform=axes[r, 0].transAxes,
                             ha="right", va="center", fontsize=10)
-        fig.suptitle("The controlled world: each row changes one latent cause, the others stay fixed")
-        fig.subplots_adjust(left=0.2, wspace=0.05, hspace=0.08)
+        fig.suptitle("Each row changes one cause; the others stay fixed")
+        fig.subplots_adjust(left=left / PAGE_WIDTH, right=0.99, top=1 - 0.45 / fig.get_figheight(), bottom=0.01,
+                            wspace=0.05, hspace=0.08)
     return fig
 
 
 def causal_story_figure() -> Figure:
-    """Two causal stories side by side, drawn as boxes and arrows (arrow width = bandwidth)."""
+    """Two causal stories, one above the other, drawn as boxes and arrows (arrow width = bandwidth)."""
     with styled():
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+        fig, axes = plt.subplots(2, 1, figsize=(PAGE_WIDTH, 7.6))
         stories = [
             ("(a) The label names a cause of the image", "stuff in the world\n(digit identity, pose,\nstroke, position)",
              [("image", "high bandwidth\n(many bits per image)", 7.0),
               ("label", "low bandwidth\n(log2 10 = 3.3 bits)", 1.5)],
-             "pre-train: invert world→image,\nthen learn the few label bits"),
+             "pre-train: invert world→image, then learn the few label bits"),
             ("(b) The label is a function of the pixels", "stuff in the world",
              [("image", "high bandwidth", 7.0)],
-             "the label is computed from the image:\nlearn image→label directly"),
+             "the label is computed from the image: learn image→label directly"),
         ]
         for ax, (title, world, arrows, note) in zip(axes, stories):
-            ax.set_xlim(0, 10)
-            ax.set_ylim(0, 10)
+            ax.set_xlim(-0.3, 9.7)
+            ax.set_ylim(-0.3, 10)
             ax.set_axis_off()
             ax.set_title(title)
 
-            def box(xy, text, color):
-                ax.add_patch(FancyBboxPatch((xy[0] - 1.6, xy[1] - 0.9), 3.2, 1.8, boxstyle="round,pad=0.15",
+            def box(xy, text, color, ax=ax):
+                ax.add_patch(FancyBboxPatch((xy[0] - 1.6, xy[1] - 1.0), 3.2, 2.0, boxstyle="round,pad=0.15",
                                             fc=color, ec="0.3", lw=1.2))
                 ax.text(*xy, text, ha="center", va="center", fontsize=10)
 
-            box((2.2, 5.5), world, "#f3e3c3")
-            box((7.8, 8.0), "image\n(784 pixels)", "#cfe2f3")
-            box((7.8, 3.0), "label", "#d9ead3")
+            box((2.0, 5.5), world, "#f3e3c3")
+            box((6.6, 8.2), "image\n(784 pixels)", "#cfe2f3")
+            box((6.6, 2.8), "label", "#d9ead3")
             for target, text, width in arrows:
-                end = (6.1, 8.0) if target == "image" else (6.1, 3.0)
-                ax.add_patch(FancyArrowPatch((3.9, 5.5), end, arrowstyle="-|>", mutation_scale=20,
+                end = (4.9, 8.2) if target == "image" else (4.9, 2.8)
+                ax.add_patch(FancyArrowPatch((3.7, 5.5), end, arrowstyle="-|>", mutation_scale=20,
                                              lw=width, color="0.25"))
-                at = (3.6, 8.1) if target == "image" else (3.6, 2.9)
-                ax.text(*at, text, ha="center", va="center", fontsize=9, color="0.2")
+                at = (3.4, 8.3) if target == "image" else (3.4, 2.6)
+                ax.text(*at, text, ha="center", va="center", fontsize=10, color="0.2")
             if len(arrows) == 1:   # (b): the label hangs off the image
-                ax.add_patch(FancyArrowPatch((7.8, 7.0), (7.8, 4.0), arrowstyle="-|>", mutation_scale=20,
+                ax.add_patch(FancyArrowPatch((6.6, 7.0), (6.6, 4.0), arrowstyle="-|>", mutation_scale=20,
                                              lw=1.5, color="0.25"))
-                ax.text(8.05, 5.5, "a pixel function\n(top-left similar\nto bottom-right?)", fontsize=9,
+                ax.text(6.85, 5.5, "a pixel function\n(top-left similar\nto bottom-right?)", fontsize=10,
                         va="center", color="0.2")
-            ax.text(5, 0.6, note, ha="center", va="center", fontsize=10, style="italic")
-        fig.tight_layout()
+            ax.text(4.7, 0.3, note, ha="center", va="center", fontsize=10, style="italic")
+        fig.tight_layout(h_pad=2.5)
     return fig
 
 
@@ -964,85 +1055,99 @@ def example_digits_figure(x: Tensor, y: Tensor, pixel: Tensor, patch: int, offse
     """Two digits of each class with the two patches outlined and both labels in the title.
 
     x (N, 784) images, y (N,) classes, pixel (N,) pixel labels (1 = similar); patch, offset: the
-    pixel label's geometry (:class:`PixelLabel`). The first two digits of each class are shown.
+    pixel label's geometry (:class:`PixelLabel`). The first two digits of each class are shown, in a
+    grid of 4 rows and 5 columns: rows 1-2 classes 0-4 (first and second digit), rows 3-4 classes 5-9.
     """
     _check_images("x", x)
     y, pixel = y.cpu(), pixel.cpu()
-    show = torch.cat([torch.nonzero(y == c)[:2, 0] for c in range(10)])
+    first_two = [torch.nonzero(y == c)[:2, 0].tolist() for c in range(10)]
     a, b = offset, SIDE - offset - patch
     with styled():
-        fig, axes = plt.subplots(2, 10, figsize=(11, 3.2))
-        for ax, i in zip(axes.flat, show.tolist()):
-            ax.imshow(x[i].reshape(SIDE, SIDE).cpu().numpy(), cmap="gray", vmin=0, vmax=1)
-            for r in (a, b):
-                ax.add_patch(plt.Rectangle((r - 0.5, r - 0.5), patch, patch, fill=False, ec="orange", lw=1.2))
-            ax.set_title(f"class {int(y[i])}\n{'similar' if pixel[i] else 'different'}", fontsize=9)
-            ax.set_axis_off()
-        fig.suptitle("Test digits: cause label (class) and pixel label (are the two orange patches similar?)")
+        fig, axes = plt.subplots(4, 5, figsize=(6.6, 6.9))
+        for r in range(4):
+            for c in range(5):
+                ax, cls = axes[r, c], c + 5 * (r // 2)
+                ax.set_axis_off()
+                if r % 2 >= len(first_two[cls]):
+                    continue
+                i = first_two[cls][r % 2]
+                ax.imshow(x[i].reshape(SIDE, SIDE).cpu().numpy(), cmap="gray", vmin=0, vmax=1)
+                for q in (a, b):
+                    ax.add_patch(plt.Rectangle((q - 0.5, q - 0.5), patch, patch, fill=False, ec="orange", lw=1.5))
+                ax.set_title(f"class {int(y[i])}\n{'similar' if pixel[i] else 'different'}", fontsize=10)
+        fig.suptitle("Cause label (class) and pixel label (are the orange patches similar?)")
         fig.tight_layout()
     return fig
 
 
+def _log_budget_axis(ax, n: np.ndarray) -> None:
+    ax.set_xscale("log")
+    ax.set_xticks(n, [f"{v:,}" for v in n], rotation=45 if len(n) > 7 else 0)   # many budgets: slanted labels
+    ax.minorticks_off()
+    ax.set_xlabel("number of labelled training examples (log scale)")
+
+
 def budget_figure(n_labels: Sequence[int], errors: Mapping[str, Mapping[str, np.ndarray]],
                   intervals: Mapping[str, Sequence[Sequence[float]]]) -> Figure:
-    """Test error against the number of labels (left) and the advantage of pre-training (right).
+    """Test error against the number of labels (top) and the advantage of pre-training (bottom).
 
     errors[labelling][init]: (K, S) test errors (fractions) per budget and seed;
     intervals[labelling]: K [low, high] 95 % t intervals of the mean advantage (random - pretrained)
     over the seeds.
     """
-    colors = {"pretrained": "#1f77b4", "random": "#d62728"}
     styles = {"cause": "-", "pixel": "--"}
     names = {"cause": "cause labels (digit class)", "pixel": "pixel labels (patch similarity)"}
+    nudge = {"cause": 0.97, "pixel": 1.03}          # the two labellings' error bars side by side (log x)
     n = np.asarray(n_labels)
     with styled():
-        fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 4.8))
+        fig, (ax0, ax1) = plt.subplots(2, 1, figsize=(PAGE_WIDTH, 9.6))
         for lab, by_init in errors.items():
             for init, e in by_init.items():
+                st = _INIT_STYLE[init]
                 e = 100 * np.asarray(e)
-                ax0.plot(n, e.mean(1), styles[lab], marker="o", color=colors[init], label=f"{names[lab]}, {init}")
+                ax0.plot(n, e.mean(1), styles[lab], marker=st["marker"], color=st["color"],
+                         label=f"{names[lab]}, {st['label']}")
                 for k in range(e.shape[1]):
-                    ax0.scatter(n, e[:, k], s=8, color=colors[init], alpha=0.35)
+                    ax0.scatter(n, e[:, k], s=10, marker=st["marker"], color=st["color"], alpha=0.35)
             adv = 100 * (np.asarray(by_init["random"]) - np.asarray(by_init["pretrained"])).mean(1)
             ci = 100 * np.asarray(intervals[lab])
-            ax1.errorbar(n, adv, yerr=[adv - ci[:, 0], ci[:, 1] - adv], fmt=styles[lab] + "o", capsize=4,
-                         label=names[lab], color="k" if lab == "cause" else "0.5")
+            ax1.errorbar(n * nudge[lab], adv, yerr=[adv - ci[:, 0], ci[:, 1] - adv], fmt=styles[lab] + "o",
+                         capsize=4, label=names[lab], color="k" if lab == "cause" else "0.5",
+                         markerfacecolor="k" if lab == "cause" else "white")
         ax0.set(ylabel="test error (%)", title="Test error: pre-trained vs random initialisation")
-        ax0.legend(fontsize=9)
+        ax0.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)   # below the axes: no data hidden
         ax1.axhline(0, color="0.6", lw=1)
-        ax1.set(ylabel="error(random) - error(pre-trained)  (% points)",
+        ax1.set(ylabel="error(random) − error(pre-trained)\n(percentage points)",
                 title="Advantage of pre-training (mean, 95 % t interval over seeds)")
-        ax1.legend(fontsize=9)
+        ax1.legend(loc="best")
         for ax in (ax0, ax1):
-            ax.set_xscale("log")
-            ax.set_xticks(n, [f"{v:,}" for v in n])
-            ax.minorticks_off()
-            ax.set_xlabel("number of labelled training examples (log scale)")
+            _log_budget_axis(ax, n)
         fig.tight_layout()
     return fig
 
 
 def nll_trajectory_figure(runs: Mapping[str, BudgetRun], n_labels: int) -> Figure:
-    """Test NLL against training NLL, one line per net (one point per recorded epoch), per labelling."""
-    colors = {"pretrained": "#1f77b4", "random": "#d62728"}
+    """Test NLL against training NLL, one line per net (one point per recorded epoch), one panel per
+    labelling, the panels one above the other."""
     with styled():
-        fig, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs), 4.8), squeeze=False)
-        for ax, (lab, run_) in zip(axes[0], runs.items()):
+        fig, axes = plt.subplots(len(runs), 1, figsize=(PAGE_WIDTH, 4.3 * len(runs)), squeeze=False)
+        for ax, (lab, run_) in zip(axes[:, 0], runs.items()):
             for i, init in enumerate(INITS):
+                st = _INIT_STYLE[init]
                 tr, te = run_.train_nll[:, i].numpy(), run_.test_nll[:, i].numpy()
                 for m in range(tr.shape[1]):
-                    ax.plot(tr[:, m], te[:, m], "-", color=colors[init], alpha=0.6, lw=1.2,
-                            label=init if m == 0 else None)
-                    ax.scatter(tr[-1, m], te[-1, m], color=colors[init], s=25, zorder=3)
+                    ax.plot(tr[:, m], te[:, m], "-" if init == "pretrained" else "--", color=st["color"], alpha=0.6,
+                            lw=1.2, label=st["label"] if m == 0 else None)
+                    ax.scatter(tr[-1, m], te[-1, m], color=st["color"], marker=st["marker"], s=25, zorder=3)
             ax.set_xscale("log")
             ax.set_yscale("log")
             for axis in (ax.xaxis, ax.yaxis):
-                axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+                axis.set_major_locator(LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0)))   # labelled even in a narrow range
                 axis.set_major_formatter(FormatStrFormatter("%g"))
                 axis.set_minor_formatter(NullFormatter())
             ax.set(xlabel="training NLL on the labelled examples (log scale; better to the right)",
-                   ylabel="test NLL (log scale)", title=f"{lab} labels, {n_labels} labels: one line per net,\n"
-                                            "one point per epoch (dot: last epoch)")
+                   ylabel="test NLL (log scale)",
+                   title=f"{lab} labels, {n_labels:,} labels: one line per net (marker: last epoch)")
             ax.invert_xaxis()
             ax.legend()
         fig.tight_layout()

