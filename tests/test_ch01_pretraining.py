@@ -5,6 +5,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np
 import pytest
 import torch
 
@@ -171,22 +172,32 @@ def test_check_samples_counts_classes_and_distances_of_the_nearest_training_digi
     assert c["mean_digit"] == pytest.approx(float(torch.cdist(mean, train_x).min()), rel=1e-6)
 
 
-def _result(recon_falls=True, gain=50.0, closer=True, n_classes=10):
+def _result(recon_falls=True, gain=50.0, closer=True, n_classes=10, confidence=0.9, n_digits=20):
     first, last = (0.04, 0.02) if recon_falls else (0.02, 0.03)
     rows = [{"n_hidden": 5, "recon_error_first_epoch": first, "recon_error_last_epoch": last}]
-    return ch1.Result(stacks={}, histories={}, tables={"rbm": rows, "dae": rows},
+    noise = np.random.default_rng(0).normal(0, 3.0, n_digits)
+    base = -150.0 + np.random.default_rng(1).normal(0, 10.0, n_digits)
+    sandwich = {"raise": float(np.mean(base + gain + noise)), "ais": float(np.mean(base + gain + noise)) + 2.0,
+                "raise_sem": 1.0, "base": float(np.mean(base)), "n": n_digits,
+                "raise_per_digit": (base + gain + noise).tolist(), "base_per_digit": base.tolist()}
+    judged = {name: {"counts": [1] * 10, "n_classes": n_classes, "entropy_bits": 3.0, "confidence": confidence,
+                     "top_class": 1, "top_share": 0.2} for name in ("random bits", "test-digit codes", "real test digits")}
+    judged["test-digit codes"]["kept_start_class"] = 0.7
+    return ch1.Result(stacks={}, histories={}, tables={"rbm": rows, "dae": rows}, binary_history={"pll": []},
                       loglik={"loglik": -150.0 + gain, "ais_std": 1.0, "lower": 0.0, "upper": 0.0, "test_sem": 0.1,
                               "log_z": 0.0},
-                      base_loglik=-150.0, steps=[1], snaps=torch.zeros(1, 1, 1), shown=torch.zeros(1),
+                      sandwich=sandwich, base_loglik=-150.0, ais_check=[], steps=[1], snaps=torch.zeros(1, 1, 1),
+                      data_snaps=torch.zeros(1, 1, 1), starts=torch.zeros(1, dtype=torch.int64), shown=torch.zeros(1),
                       sample_check={"median_samples": 3.0 if closer else 6.0, "median_test": 4.0, "mean_digit": 5.0,
                                     "n_classes": n_classes, "top_class": 1, "top_share": 0.2, "classes_by_step": [n_classes]},
-                      seconds=1.0)
+                      judged=judged, classifier_error=0.05, seconds=1.0)
 
 
 @pytest.mark.parametrize("kw, statuses, verdict", [
     ({}, ["holds", "holds", "not tested", "holds"], "supported"),
-    ({"gain": 2.0, "n_classes": 6}, ["holds", "fails", "not tested", "fails"], "partly supported"),
-    ({"recon_falls": False, "gain": -5.0, "closer": False}, ["fails", "fails", "not tested", "fails"], "not supported"),
+    ({"gain": 0.0, "n_classes": 6}, ["holds", "fails", "not tested", "fails"], "partly supported"),
+    ({"gain": 2.0, "confidence": 0.5}, ["holds", "holds", "not tested", "fails"], "partly supported"),
+    ({"recon_falls": False, "gain": -5.0, "n_classes": 3}, ["fails", "fails", "not tested", "fails"], "not supported"),
 ])
 def test_claim_parts_on_hand_made_numbers(kw, statuses, verdict):
     from types import SimpleNamespace
@@ -196,8 +207,47 @@ def test_claim_parts_on_hand_made_numbers(kw, statuses, verdict):
     parts = ch1.claim_parts(ch, _result(**kw))
     assert [p.key for p in parts] == ["a", "b", "c", "d"]
     assert [p.status for p in parts] == statuses and claims.verdict(parts) == verdict
+    assert parts[1].test == "wilcoxon" and parts[1].n == 20  # (b): paired over the digits
     one_epoch = ch1.claim_parts(SimpleNamespace(params=ch1.SPEC.defaults() | {"rbm_epochs": 1}), _result())
     assert one_epoch[0].status == "not tested" and "one epoch" in one_epoch[0].evidence
+    few = ch1.claim_parts(ch, _result(n_digits=5))[1]
+    assert few.status == "not tested" and "5 paired digits" in few.evidence
+
+
+def test_judge_counts_classes_entropy_and_confidence():
+    probs = torch.tensor([[0.9, 0.1, 0.0], [0.8, 0.2, 0.0], [0.1, 0.2, 0.7], [0.6, 0.4, 0.0]])
+    j = ch1.judge(probs)
+    assert j["counts"] == [3, 0, 1] and j["n_classes"] == 2 and j["top_class"] == 0 and j["top_share"] == 0.75
+    assert j["entropy_bits"] == pytest.approx(-(0.75 * np.log2(0.75) + 0.25 * np.log2(0.25)))
+    assert j["confidence"] == pytest.approx((0.9 + 0.8 + 0.7 + 0.6) / 4)
+    one = ch1.judge(torch.tensor([[0.8, 0.2], [0.9, 0.1]]))
+    assert one["entropy_bits"] == 0.0 and str(one["entropy_bits"]) == "0.0"  # not "-0.0" on the page
+    with pytest.raises(ValueError, match="probs"):
+        ch1.judge(torch.ones(3))
+
+
+def test_class_starts_takes_each_class_equally_and_is_seeded():
+    labels = torch.tensor([0, 1, 2] * 10)
+    idx = ch1.class_starts(labels, 7, seed=3)
+    assert torch.bincount(labels[idx], minlength=3).tolist() == [3, 2, 2]
+    assert torch.equal(idx, ch1.class_starts(labels, 7, seed=3)) and not torch.equal(idx, ch1.class_starts(labels, 7, seed=4))
+    with pytest.raises(ValueError, match="classes \\[2\\] have fewer"):
+        ch1.class_starts(torch.tensor([0, 0, 1, 1, 2]), 6, seed=0)
+
+
+def test_sample_snapshots_from_a_start_and_top_inputs():
+    from pretraining.core.models import Stack
+    rbms = [ch1.RBM.init(784, 8, [1], init_std=1.0), ch1.RBM.init(8, 6, [2], init_std=1.0)]
+    stack = Stack("rbm", rbms)
+    x = torch.rand(4, 784)
+    codes = ch1.top_inputs(stack, x)
+    assert codes.shape == (1, 4, 8) and torch.allclose(codes, rbms[0].hidden_probs(x))
+    snaps = ch1.sample_snapshots(stack, 4, [1, 3], 0, start=codes)
+    assert snaps.shape == (2, 4, 784) and bool(((snaps >= 0) & (snaps <= 1)).all())
+    assert torch.equal(snaps, ch1.sample_snapshots(stack, 4, [1, 3], 0, start=codes))
+    assert not torch.equal(snaps, ch1.sample_snapshots(stack, 4, [1, 3], 0))  # from random bits: other chains
+    with pytest.raises(ValueError, match="start must be"):
+        ch1.sample_snapshots(stack, 4, [1], 0, start=torch.rand(3, 8))
 
 
 # -- presentation: sizes that fit the page, tables in words ------------------------------------------
@@ -271,7 +321,7 @@ def test_layer_table_is_shown_in_words_with_layers_from_1():
 def test_likelihood_table_and_plurals():
     params = {**ch1.SPEC.defaults(), "hidden_sizes": [500, 500], "rbm_epochs": 1}
     html = ch1._likelihood_table(params, -132.126, -206.14).to_html()
-    for text in ("RBM, 500 hidden units, CD-1, 1 epoch<", "independent pixels", "this chapter",
+    for text in ("RBM, 500 hidden units, CD-1, 1 epoch, AIS<", "independent pixels", "this chapter",
                  "Salakhutdinov & Murray (2008)", "RBM, 500 hidden units, CD-25", "-132.13", "-206.14",
                  "test log-likelihood (nats)"):
         assert text in html

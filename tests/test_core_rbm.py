@@ -177,3 +177,17 @@ def test_rbm_learns_mnist_reconstruction_error_drops_every_epoch():
     assert all(b < a for a, b in zip(errors, errors[1:])), errors
     assert errors[-1] < 0.5 * errors[0], errors
     assert hist["pll"][-1][0] > hist["pll"][0][0]
+
+
+def test_the_per_epoch_monitor_sees_every_part_of_a_sorted_training_set():
+    """mnist-10k is stored sorted by class: the monitor rows must span it, not take its first class."""
+    from pretraining.core import train
+
+    x = torch.arange(5000, dtype=torch.float32)[:, None].expand(5000, 3)  # row i holds the value i
+    rows = train._eval_subset(x)[:, 0]
+    assert rows.shape == (train.EVAL_EXAMPLES,) and rows[0] == 0 and rows[-1] == 4999
+    assert torch.all(rows[1:] > rows[:-1])  # evenly through the set, no repeats
+    classes = (rows // 500).long()  # ten "classes" of 500 sorted rows
+    assert torch.bincount(classes, minlength=10).tolist() == [100] * 10
+    small = torch.zeros(2, 30, 4)
+    assert train._eval_subset(small).shape == (2, 30, 4)  # fewer rows than EVAL_EXAMPLES: all of them

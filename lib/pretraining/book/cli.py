@@ -206,7 +206,8 @@ def _with_progress(stem: str, run_dir: Path, work) -> None:
             continue
         done, expected = rec.get("done", 0), rec.get("expected")
         elapsed = time.perf_counter() - t0
-        count = f"{done} of {expected} artifacts" if expected else f"{done} artifact{'s' * (done != 1)}"
+        # "of" the last run's count only while it holds (a run with new settings may need more)
+        count = f"{done} of {expected} artifacts" if expected and done <= expected else f"{done} artifact{'s' * (done != 1)}"
         left = ""
         if expected and 0 < done < expected:
             left = f", about {_minutes(elapsed / done * (expected - done))} left"

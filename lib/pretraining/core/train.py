@@ -26,7 +26,7 @@ from .seeding import bernoulli, member_generators, permutations, uniform, valida
 
 Tensor = torch.Tensor
 
-EVAL_EXAMPLES = 1000  # examples (the first ones of x) used for the per-epoch monitoring of RBMs/DAEs
+EVAL_EXAMPLES = 1000  # examples (evenly spaced through x) used for the per-epoch monitoring of RBMs/DAEs
 
 
 class TrainingDiverged(RuntimeError):
@@ -133,7 +133,11 @@ def _rows(t: Tensor, idx: Tensor, shared: bool) -> Tensor:
 
 
 def _eval_subset(x: Tensor) -> Tensor:
-    return x[..., :EVAL_EXAMPLES, :]
+    """EVAL_EXAMPLES rows evenly spaced through x (..., N, V): a data set stored sorted by class (as
+    mnist-10k is) is monitored on every class, not on the first one or two."""
+    n = x.shape[-2]
+    idx = torch.linspace(0, n - 1, min(n, EVAL_EXAMPLES), device=x.device).round().long()
+    return x[..., idx, :]
 
 
 def _diverged(what: str, layer, epoch: int, lr: float, values: Tensor, params: Sequence[Tensor]) -> None:
@@ -179,7 +183,7 @@ def train_rbm(rbm: RBM, x: Tensor, config: RBMConfig, seeds: Sequence[int], *, p
 
     x (N, V) or (M, N, V), values in [0, 1]. Update per minibatch of B examples:
     vel <- momentum * vel + lr * (grad - weight_decay * W) (no decay on biases); W <- W + vel.
-    Returns {"recon_error": [...], "pll": [...]}: per epoch, (M,) lists measured on the first
+    Returns {"recon_error": [...], "pll": [...]}: per epoch, (M,) lists measured on
     EVAL_EXAMPLES examples (mean-field reconstruction MSE; stochastic pseudo-log-likelihood with
     fixed ("eval", layer) bits). Raises TrainingDiverged on NaN/inf.
     """
@@ -228,7 +232,7 @@ def train_dae(dae: DenoisingAutoencoder, x: Tensor, config: DAEConfig, seeds: Se
     """Train ``dae`` in place by SGD on :meth:`DenoisingAutoencoder.loss` of masked inputs (autograd).
 
     x (N, V) or (M, N, V) in [0, 1]. Update: p <- p - lr * (grad + weight_decay * p) for weights.
-    Returns {"loss": per-epoch mean training loss (M,), "recon_error": MSE on the first
+    Returns {"loss": per-epoch mean training loss (M,), "recon_error": MSE on
     EVAL_EXAMPLES clean examples (M,)}. Raises TrainingDiverged on NaN/inf.
     """
     _check_config(config, DAEConfig)
