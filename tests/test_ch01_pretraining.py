@@ -181,13 +181,14 @@ def _result(recon_falls=True, gain=50.0, closer=True, n_classes=10, confidence=0
                 "raise_sem": 1.0, "base": float(np.mean(base)), "n": n_digits,
                 "raise_per_digit": (base + gain + noise).tolist(), "base_per_digit": base.tolist()}
     judged = {name: {"counts": [1] * 10, "n_classes": n_classes, "entropy_bits": 3.0, "confidence": confidence,
-                     "top_class": 1, "top_share": 0.2} for name in ("random bits", "test-digit codes", "real test digits")}
+                     "top_class": 1, "top_share": 0.2} for name in ("random bits", "test-digit codes", "PCD top level",
+                                                                    "real test digits")}
     judged["test-digit codes"]["kept_start_class"] = 0.7
     return ch1.Result(stacks={}, histories={}, tables={"rbm": rows, "dae": rows}, binary_history={"pll": []},
                       loglik={"loglik": -150.0 + gain, "ais_std": 1.0, "lower": 0.0, "upper": 0.0, "test_sem": 0.1,
                               "log_z": 0.0},
                       sandwich=sandwich, base_loglik=-150.0, ais_check=[], steps=[1], snaps=torch.zeros(1, 1, 1),
-                      data_snaps=torch.zeros(1, 1, 1), starts=torch.zeros(1, dtype=torch.int64), shown=torch.zeros(1),
+                      data_snaps=torch.zeros(1, 1, 1), pcd_snaps=torch.zeros(1, 1, 1), starts=torch.zeros(1, dtype=torch.int64), shown=torch.zeros(1),
                       sample_check={"median_samples": 3.0 if closer else 6.0, "median_test": 4.0, "mean_digit": 5.0,
                                     "n_classes": n_classes, "top_class": 1, "top_share": 0.2, "classes_by_step": [n_classes]},
                       judged=judged, classifier_error=0.05, seconds=1.0)
@@ -328,3 +329,15 @@ def test_likelihood_table_and_plurals():
     assert "-132.126" not in html
     assert ch1._epochs_text(5, 5) == "5 epochs per layer in both stacks"
     assert ch1._epochs_text(1, 3) == "1 epoch per RBM, 3 epochs per auto-encoder"
+
+
+def test_pcd_top_replaces_the_top_rbm_with_one_of_its_shape_trained_on_the_codes_below():
+    from pretraining.core.models import Stack
+    rbms = [ch1.RBM.init(784, 8, [1], init_std=0.5), ch1.RBM.init(8, 6, [2], init_std=0.5)]
+    stack = Stack("rbm", rbms)
+    x = torch.rand(40, 784)
+    top = ch1.pcd_top(stack, x, epochs=2, lr=0.05, batch_size=10, seeds=[0])
+    assert top.W.shape == rbms[1].W.shape and not torch.equal(top.W, rbms[1].W)
+    again = ch1.pcd_top(stack, x, epochs=2, lr=0.05, batch_size=10, seeds=[0])
+    assert torch.equal(top.W, again.W)  # seeded
+    assert torch.equal(stack.layers[1].W, rbms[1].W)  # the stack itself is untouched

@@ -41,14 +41,14 @@ from ..analysis import ais, figures, stats
 from ..analysis.references import SALAKHUTDINOV2008_TABLE1
 from ..book import claims, runtime
 from ..book.experiments import pretrained_stack, stack_configs
-from ..book.specs import STACK_PARAMS, ChapterSpec, Int, IntList, Param, fits_memory, fits_split
+from ..book.specs import MAX_EPOCHS, STACK_PARAMS, ChapterSpec, Float, Int, IntList, Param, fits_memory, fits_split
 from ..book.words import plural
 from ..core.checks import require_int
 from ..core.data import SPLIT_SIZES
 from ..core.distort import DistortionConfig, distort
 from ..core.memory import training_bytes
 from ..core.models import RBM, Classifier, Stack
-from ..core.train import FinetuneConfig, evaluate, finetune, train_rbm
+from ..core.train import FinetuneConfig, RBMConfig, evaluate, finetune, train_rbm
 from ..core.seeding import (
     bernoulli,
     generator,
@@ -136,6 +136,9 @@ SPEC = ChapterSpec(
         "raise_digits": Param(500, Int(min=2, max=10_000),
                               "test digits whose log-likelihood RAISE bounds from below (one reverse chain each)"),
         "classifier_epochs": Param(10, Int(min=1, max=1000), "training epochs of the classifier that judges the samples"),
+        "top_epochs": Param(40, Int(min=1, max=MAX_EPOCHS),
+                            "PCD epochs of the second top RBM (on the codes of the layer below) that generates samples"),
+        "top_lr": Param(0.002, Float(gt=0, max=10), "PCD learning rate of that top RBM"),
     },
     rules=(fits_split("train", "pretrain_batch_size"), fits_split("test", "raise_digits", "n_samples"),
            fits_memory(_memory)),
@@ -160,9 +163,10 @@ class Result:
     the rows of :func:`ais_check` (small RBMs whose exact log Z is known); steps: the Gibbs steps of
     the snapshots; snaps (len(steps), n_samples, 784): DBN samples along chains started from random
     bits; data_snaps: the same from the codes of real test digits (``starts``, n_samples indices,
-    the same number of each class); shown (n_samples,): the test digits drawn beside the samples;
-    sample_check: :func:`check_samples` of the random-start samples; judged: per start ("random",
-    "test digits") and for the real test digits shown, :func:`judge` of the classifier's
+    the same number of each class); pcd_snaps: from random bits, with the top RBM replaced by one
+    trained with persistent CD (:func:`pcd_top`); shown (n_samples,): the test digits drawn beside the samples;
+    sample_check: :func:`check_samples` of the random-start samples; judged: per kind of sample
+    ("random bits", "test-digit codes", "PCD top level") and for the real test digits shown, :func:`judge` of the classifier's
     probabilities; classifier_error: its test error; seconds: wall time of the pre-training (or of
     loading the stacks from the cache).
     """
@@ -178,6 +182,7 @@ class Result:
     steps: list[int]
     snaps: Tensor
     data_snaps: Tensor
+    pcd_snaps: Tensor
     starts: Tensor
     shown: Tensor
     sample_check: dict
@@ -236,14 +241,25 @@ def run(ch: runtime.Chapter) -> Result:
 
     clf_tensors, clf_meta = ch.cached("ch1_sample_judge", clf_key, compute_classifier, version=1)
     judge_net = Classifier.from_state_dict(clf_tensors)
+    top_key = {"stack": {"kind": "rbm", "hidden_sizes": p["hidden_sizes"], "config": dataclasses.asdict(configs["rbm"]),
+                         "seeds": seeds}, "epochs": p["top_epochs"], "lr": p["top_lr"],
+               "batch_size": p["pretrain_batch_size"]}
+
+    def compute_top():
+        top = pcd_top(stacks["rbm"], data.train.x, p["top_epochs"], p["top_lr"], p["pretrain_batch_size"], seeds)
+        return top.state_dict(), {}
+
+    top_tensors, _ = ch.cached("ch1_pcd_top", top_key, compute_top, version=1)
+    pcd_stack = Stack("rbm", [*stacks["rbm"].layers[:-1], RBM.from_state_dict(top_tensors)])
     steps = sorted({s for s in (1, 10, 100, p["gibbs_steps"]) if s <= p["gibbs_steps"]})
     shown = torch.randperm(len(data.test), generator=generator(p["seed"], _SHOWN))[:p["n_samples"]]
     snaps = sample_snapshots(stacks["rbm"], p["n_samples"], steps, p["seed"]).cpu()
     starts = class_starts(data.test.y.cpu(), p["n_samples"], p["seed"])
     codes = top_inputs(stacks["rbm"], data.test.x[starts.to(data.test.x.device)])
     data_snaps = sample_snapshots(stacks["rbm"], p["n_samples"], steps, p["seed"], start=codes).cpu()
+    pcd_snaps = sample_snapshots(pcd_stack, p["n_samples"], steps, p["seed"]).cpu()
     judged = {name: judge(class_probabilities(judge_net, x)) for name, x in
-              (("random bits", snaps[-1]), ("test-digit codes", data_snaps[-1]),
+              (("random bits", snaps[-1]), ("test-digit codes", data_snaps[-1]), ("PCD top level", pcd_snaps[-1]),
                ("real test digits", data.test.x.cpu()[shown]))}
     labels = class_probabilities(judge_net, data_snaps[-1]).argmax(1)
     judged["test-digit codes"]["kept_start_class"] = float((labels == data.test.y.cpu()[starts]).double().mean())
@@ -252,7 +268,7 @@ def run(ch: runtime.Chapter) -> Result:
         tables={k: layer_table(histories[k], p["hidden_sizes"]) for k in KINDS},
         binary_history=meta["history"], loglik={k: float(v[0]) for k, v in ll.items()},
         sandwich=meta_ll["sandwich"], base_loglik=base_rate_loglik(v_test, v_train), ais_check=check["rows"],
-        steps=steps, snaps=snaps, data_snaps=data_snaps, starts=starts, shown=shown, seconds=seconds,
+        steps=steps, snaps=snaps, data_snaps=data_snaps, pcd_snaps=pcd_snaps, starts=starts, shown=shown, seconds=seconds,
         sample_check=check_samples(snaps, data.test.x.cpu()[shown], data.train.x.cpu(), data.train.y.cpu()),
         judged=judged, classifier_error=clf_meta["test_error"])
 
@@ -487,11 +503,17 @@ def samples(ch: runtime.Chapter, res: Result) -> None:
     ch.figure("ch1_data_samples", plot_samples_beside_digits(
         res.data_snaps[-1][:k], data.test.x.cpu()[res.starts][:k], p["gibbs_steps"],
         right_title="the test digits they started from"))
+    ch.figure("ch1_pcd_samples", plot_samples_beside_digits(
+        res.pcd_snaps[-1][:k], data.test.x.cpu()[res.shown][:k], p["gibbs_steps"],
+        left_title=f"DBN with a PCD top level ({_steps_title(p['gibbs_steps'])})"))
+    ch.glue("top_epochs", plural(p["top_epochs"], "epoch"))
+    ch.glue("top_lr", p["top_lr"], fmt="g")
     ch.glue("classifier_error", res.classifier_error, fmt=".1%")
     ch.glue("classifier_epochs", plural(p["classifier_epochs"], "epoch"))
     ch.glue("min_classes", MIN_CLASSES, fmt="d")
     ch.glue("min_confidence", MIN_CONFIDENCE, fmt=".0%")
-    for name, key in (("random bits", "random"), ("test-digit codes", "data"), ("real test digits", "real")):
+    for name, key in (("random bits", "random"), ("test-digit codes", "data"), ("PCD top level", "pcd"),
+                      ("real test digits", "real")):
         j = res.judged[name]
         ch.glue(f"judge_{key}", f"{j['n_classes']} of 10 classes, {j['entropy_bits']:.2f} bits, the classifier "
                 f"{j['confidence']:.0%} sure on average, {j['top_share']:.0%} labelled {j['top_class']}")
@@ -537,9 +559,10 @@ def claim_parts(ch: runtime.Chapter, res: Result) -> list[claims.Part]:
 
     (a) by its bar (every layer's reconstruction error falls); (b) by the paired Wilcoxon test, over
     the RAISE digits, of the RBM's conservative (RAISE) log-likelihood against independent pixels',
-    digit by digit; (c) not tested; (d) by its bar on the chains started from the codes of real test
-    digits of every class, judged by a classifier trained on real digits (at least MIN_CLASSES
-    classes found, mean confidence at least MIN_CONFIDENCE).
+    digit by digit; (c) not tested; (d) by its bar on the samples of the DBN whose top level was
+    trained with PCD (:func:`pcd_top`), from random bits, judged by a classifier trained on real digits
+    (at least MIN_CLASSES classes found, mean confidence at least MIN_CONFIDENCE); the CD-1 top level's
+    samples, from random bits and from test-digit codes, are in its evidence.
     """
     p, sw = ch.params, res.sandwich
     falling = _curves_fall(res)
@@ -555,7 +578,7 @@ def claim_parts(ch: runtime.Chapter, res: Result) -> list[claims.Part]:
             f"(optimistic) {sw['ais']:.1f}, independent pixels {sw['base']:.1f}; per digit RAISE minus independent "
             f"pixels: median {test['effect']:+.1f} nats, Wilcoxon p = {test['p']:.2g}",
             direction=test["effect"] > 0, raise_nats=sw["raise"], ais_nats=sw["ais"], base_nats=sw["base"])
-    d, rnd = res.judged["test-digit codes"], res.judged["random bits"]
+    d, rnd, data = res.judged["PCD top level"], res.judged["random bits"], res.judged["test-digit codes"]
     return [
         claims.part("a", "every layer's training objective improves",
                     None if one_epoch else all(falling.values()),
@@ -568,14 +591,15 @@ def claim_parts(ch: runtime.Chapter, res: Result) -> list[claims.Part]:
                     "the book has no numerical test of stroke-likeness yet; the figures show the fields"),
         claims.part("d", "samples look like digits of (almost) all classes",
                     d["n_classes"] >= MIN_CLASSES and d["confidence"] >= MIN_CONFIDENCE,
-                    f"chains started from the codes of test digits of every class: a classifier trained on real digits "
-                    f"(test error {res.classifier_error:.1%}) finds {d['n_classes']} of 10 classes, "
-                    f"{d['confidence']:.0%} sure on average, {d['kept_start_class']:.0%} of the samples still of their "
-                    f"start digit's class; from random bits it finds {rnd['n_classes']} classes "
-                    f"({rnd['top_share']:.0%} labelled {rnd['top_class']}); the bar: at least {MIN_CLASSES} classes and "
+                    f"DBN with a PCD-trained top level, from random bits: a classifier trained on real digits "
+                    f"(test error {res.classifier_error:.1%}) finds {d['n_classes']} of 10 classes "
+                    f"({d['entropy_bits']:.2f} bits), {d['confidence']:.0%} sure on average; with the CD-1 top level it "
+                    f"finds {rnd['n_classes']} from random bits ({rnd['top_share']:.0%} labelled {rnd['top_class']}) and "
+                    f"{data['n_classes']} from test-digit codes; the bar: at least {MIN_CLASSES} classes and "
                     f"{MIN_CONFIDENCE:.0%} confidence",
                     effect=d["n_classes"], n=p["n_samples"], n_classes=d["n_classes"], confidence=d["confidence"],
-                    random_start_classes=rnd["n_classes"], kept_start_class=d["kept_start_class"]),
+                    entropy_bits=d["entropy_bits"], cd1_random_classes=rnd["n_classes"],
+                    cd1_data_classes=data["n_classes"], kept_start_class=data["kept_start_class"]),
     ]
 
 
@@ -586,7 +610,7 @@ _PART_B = ("the stack is a generative model: the first RBM's test log-likelihood
 def finish(ch: runtime.Chapter, res: Result) -> None:
     """The claim's parts and verdict, the results file, the provenance."""
     parts = claim_parts(ch, res)
-    ll, sw, d = res.loglik, res.sandwich, res.judged["test-digit codes"]
+    ll, sw, d = res.loglik, res.sandwich, res.judged["PCD top level"]
     results = {kind: {"layers": [{k: r[k] for k in ("n_hidden", "recon_error_first_epoch", "recon_error_last_epoch")}
                                  for r in rows]} for kind, rows in res.tables.items()}
     results["binary_rbm"] = {
@@ -599,8 +623,8 @@ def finish(ch: runtime.Chapter, res: Result) -> None:
                           "nearest_neighbour": res.sample_check}
     finding = (f"RBM trained on binarised digits: test log-likelihood between {sw['raise']:.1f} (RAISE) and "
                f"{sw['ais']:.1f} (AIS) nats on {plural(sw['n'], 'digit')}, independent pixels {sw['base']:.1f}; "
-               f"DBN samples from test-digit codes: {d['n_classes']} of 10 classes by a classifier "
-               f"({d['confidence']:.0%} confident), from random bits {res.judged['random bits']['n_classes']}.")
+               f"DBN samples (PCD top level): {d['n_classes']} of 10 classes by a classifier "
+               f"({d['confidence']:.0%} confident); with the CD-1 top level {res.judged['random bits']['n_classes']}.")
     ch.finish(results, parts=parts, finding=finding)
 
 
@@ -805,6 +829,23 @@ def top_inputs(stack: Stack, x: Tensor) -> Tensor:
     return stack.encode(x, upto=len(stack.layers) - 1)
 
 
+def pcd_top(stack: Stack, x: Tensor, epochs: int, lr: float, batch_size: int, seeds: Sequence[int]) -> RBM:
+    """A replacement for the top RBM of ``stack``: the same shape, trained with persistent CD-1 (PCD;
+    Tieleman 2008) on the mean-field codes of the layer below for the digits x (N, 784).
+
+    PCD's fantasy chains run on from one update to the next, so the negative phase explores the
+    model's own modes instead of staying next to the data as CD-1's one-step chains do; a DBN whose
+    top level was trained this way mixes between digit classes in a long Gibbs chain. The lower
+    layers and the grey-level stacks the later chapters use are unchanged.
+    """
+    codes = top_inputs(stack, x)[0]
+    top = stack.layers[-1]
+    rbm = RBM.init(top.n_visible, top.n_hidden, seeds, device=codes.device, layer=len(stack.layers))
+    train_rbm(rbm, codes, RBMConfig(epochs=epochs, lr=lr, batch_size=batch_size, persistent=True), seeds,
+              progress=False, layer=len(stack.layers))
+    return rbm
+
+
 def class_starts(labels: Tensor, n: int, seed: int) -> Tensor:
     """Indices of n digits, as many of each class as n allows (classes 0, 1, ... get one more when n is
     not a multiple of the number of classes), drawn at random (seeded) within each class: (n,) int64.
@@ -884,7 +925,7 @@ def plot_chains(snaps: Tensor, steps: Sequence[int], n_chains: int = 25) -> Figu
 
 
 def plot_samples_beside_digits(samples: Tensor, digits: Tensor, gibbs_steps: int, *,
-                               right_title: str = "real test digits (random)") -> Figure:
+                               right_title: str = "real test digits (random)", left_title: str | None = None) -> Figure:
     """DBN samples (N, 784) and real digits (N', 784) as two square grids side by side, the page's width."""
     _check_images("samples", samples)
     _check_images("digits", digits)
@@ -893,7 +934,7 @@ def plot_samples_beside_digits(samples: Tensor, digits: Tensor, gibbs_steps: int
     with figures.styled():
         fig, (a, b) = plt.subplots(1, 2, figsize=(figures.PAGE_WIDTH, panel + 0.4), layout="constrained")
         figures.image_grid(samples, ncols=side, vmin=0, vmax=1, ax=a,
-                           title=f"DBN samples ({_steps_title(gibbs_steps)})")
+                           title=left_title or f"DBN samples ({_steps_title(gibbs_steps)})")
         figures.image_grid(digits, ncols=side, vmin=0, vmax=1, ax=b, title=right_title)
     return fig
 
