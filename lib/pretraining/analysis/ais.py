@@ -197,6 +197,21 @@ def log_partition_exact(W: Tensor, b_visible: Tensor, b_hidden: Tensor, *, layer
 # --------------------------------------------------------------------------------------------
 # annealed importance sampling
 # --------------------------------------------------------------------------------------------
+def _annealing(W: Tensor, base_visible_bias: Tensor | None, n_betas: int | None,
+               betas: Sequence[float] | Tensor | None, seed: int) -> tuple[Tensor, Tensor, Tensor, torch.Generator]:
+    """What AIS and RAISE share: the schedule (K+1,) float64, the base-rate model's visible biases
+    (M, V) in W's dtype, its exact log Z (M,) float64 = H log 2 + sum softplus(bias), and the seeded
+    generator on W's device."""
+    M, V, H = W.shape
+    _check_seed(seed)
+    schedule = _schedule(n_betas, betas)
+    base = _base_bias(base_visible_bias, M, V, W.device, W.dtype)
+    log_z_base = H * math.log(2.0) + torch.nn.functional.softplus(base.double()).sum(1)
+    gen = torch.Generator(device=W.device)
+    gen.manual_seed(seed)
+    return schedule, base, log_z_base, gen
+
+
 @dataclass(frozen=True)
 class AISResult:
     """Result of :func:`ais_log_partition` for M members.
@@ -321,14 +336,8 @@ def ais_log_partition(
     """
     M, V, H = _check_rbm(W, b_visible, b_hidden)
     require_int("n_chains", n_chains, 2)
-    _check_seed(seed)
-    schedule = _schedule(n_betas, betas)
+    schedule, base, log_z_base, gen = _annealing(W, base_visible_bias, n_betas, betas, seed)
     device, dtype = W.device, W.dtype
-    base = _base_bias(base_visible_bias, M, V, device, dtype)
-    log_z_base = H * math.log(2.0) + torch.nn.functional.softplus(base.double()).sum(1)  # (M,)
-
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed)
     softplus = torch.nn.functional.softplus
     bias_diff = (b_visible.double() - base.double())[:, None, :]  # (M, 1, V)
     Wt = W.transpose(1, 2)  # (M, H, V)
@@ -479,14 +488,8 @@ def raise_log_likelihood(
     _check_binary_data(v, V)
     require_int("n_chains", n_chains, 1)
     require_int("chunk_size", chunk_size, 1)
-    _check_seed(seed)
-    schedule = _schedule(n_betas, betas)
+    schedule, base, log_z_base, gen = _annealing(W, base_visible_bias, n_betas, betas, seed)
     device, dtype = W.device, W.dtype
-    base = _base_bias(base_visible_bias, M, V, device, dtype)
-    log_z_base = H * math.log(2.0) + torch.nn.functional.softplus(base.double()).sum(1)  # (M,)
-
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed)
     softplus = torch.nn.functional.softplus
     bv64 = b_visible.double()[:, None, :]  # (M, 1, V)
     bias_diff = bv64 - base.double()[:, None, :]  # (M, 1, V)

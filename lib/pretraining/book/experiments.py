@@ -47,5 +47,6 @@ def pretrained_stack(ch, kind: str, hidden_sizes: Sequence[int], config: RBMConf
                                           progress=progress)
         return stack.state_dict(), {"histories": histories}
 
-    tensors, meta = ch.cached(f"{kind}_stack", key, compute, version=1)
+    # version 2: the per-epoch monitors in the histories use rows spread through the training set
+    tensors, meta = ch.cached(f"{kind}_stack", key, compute, version=2)
     return Stack.from_state_dict(tensors, kind), meta["histories"]

@@ -220,7 +220,7 @@ def run(ch: runtime.Chapter) -> Result:
 
     def compute_likelihood():
         r = rbm_test_loglik(rbm1, v_test, v_train, **ais_settings)
-        sw = likelihood_sandwich(rbm1, v_some, v_train, **ais_settings)
+        sw = likelihood_sandwich(rbm1, v_some, v_train, r.log_z, n_betas=p["ais_betas"], seed=p["seed"])
         return {f.name: getattr(r, f.name) for f in dataclasses.fields(r)}, {"sandwich": sw}
 
     ll, meta_ll = ch.cached("ch1_likelihood", {"rbm": rbm_key, **ais_settings, "raise_digits": p["raise_digits"]},
@@ -718,10 +718,10 @@ def base_rate_per_digit(v_test: Tensor, base_data: Tensor) -> Tensor:
     return (v_test.double() * b - torch.nn.functional.softplus(b)).sum(1)  # log sigm(b) = b - softplus(b)
 
 
-def likelihood_sandwich(rbm: RBM, v: Tensor, base_data: Tensor, *, n_chains: int, n_betas: int, seed: int) -> dict:
+def likelihood_sandwich(rbm: RBM, v: Tensor, base_data: Tensor, log_z: Tensor, *, n_betas: int, seed: int) -> dict:
     """The mean log-likelihood of the binary digits v (N, V) under member 0 of ``rbm``, from both sides.
 
-    AIS (log Z by :func:`pretraining.analysis.ais.ais_log_partition`) is optimistic: it under-estimates
+    log_z (M,): the AIS estimate of log Z (:attr:`LogLik.log_z` of :func:`rbm_test_loglik`), which is optimistic: it under-estimates
     log Z when its chains do not mix, so the likelihood comes out too high. RAISE
     (:func:`pretraining.analysis.ais.raise_log_likelihood`, one reverse chain per digit with the same
     schedule) is conservative: its estimate lies below the truth in expectation. base_data: the
@@ -732,9 +732,7 @@ def likelihood_sandwich(rbm: RBM, v: Tensor, base_data: Tensor, *, n_chains: int
     """
     _check_images("v", v, rbm.n_visible)
     base = ais.base_rate_visible_bias(base_data.to(rbm.device))
-    z = ais.ais_log_partition(rbm.W, rbm.b_visible, rbm.b_hidden, n_chains=n_chains, n_betas=n_betas,
-                              base_visible_bias=base, seed=seed)
-    ais_ll = ais.log_likelihood(rbm.W, rbm.b_visible, rbm.b_hidden, v, z.log_z)
+    ais_ll = ais.log_likelihood(rbm.W, rbm.b_visible, rbm.b_hidden, v, log_z.to(rbm.device))
     r = ais.raise_log_likelihood(rbm.W, rbm.b_visible, rbm.b_hidden, v, n_betas=n_betas, base_visible_bias=base,
                                  seed=seed)
     per_base = base_rate_per_digit(v, base_data)
