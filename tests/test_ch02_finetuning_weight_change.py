@@ -22,14 +22,19 @@ from pretraining.book.specs import STACK_PARAMS, ParameterError  # noqa: E402
 from pretraining.chapters import ch01_pretraining  # noqa: E402
 from pretraining.chapters.ch02_finetuning_weight_change import (  # noqa: E402
     KINDS, MATTERS_FRACTION, SPEC, TINY_FRACTION, LayerChange, assess, decision_map, field_change_ratio, field_look,
-    finetune_tracked, finetuned, gain_lost, gain_text, input_plane, layer_change_table, layer_reset_errors,
+    NEEDS, finetuned, gain_lost, gate_unconverged, layer_changes, ragged_curves, gain_text, input_plane, layer_change_table, layer_reset_errors,
     least_sentence, lost_sentence, per_kind, plot_change_over_epochs, plot_decision_maps,
     plot_layer_change, plot_receptive_field_change, plot_test_errors, pm, reference_tables, relative_change,
-    reset_layers, reset_table, share_lost, sign_flip_fraction, tiny_sentence, train_softmax_on_features, unit_cosine,
+    reset_layers, reset_table, share_lost, sign_flip_fraction, tiny_sentence, unit_cosine,
     weight_change,
 )
 from pretraining.core.models import Classifier  # noqa: E402
+from pretraining.core.data import Subset  # noqa: E402
+from pretraining.core.selection import SelectionConfig, early_stopped, log_grid  # noqa: E402
 from pretraining.core.train import FinetuneConfig, evaluate, finetune  # noqa: E402
+
+GRID = log_grid(0.1, 3.162, 5)
+SELECT = SelectionConfig(GRID, patience=1, max_extensions=0, select_seeds=1)
 
 SIZES = [16, 6, 5, 3]
 
@@ -132,76 +137,87 @@ def test_gain_lost_exact_and_nan_without_gain():
 
 
 # ------------------------------------------------------------------------------- training
-def test_softmax_on_features_equals_finetune_of_the_top_layer():
+def test_layer_changes_track_how_far_each_layer_moved():
     x, y = toy()
-    clf = Classifier.random(SIZES, [0, 1], dtype=torch.float64)
-    config = FinetuneConfig(epochs=2, lr=0.3, batch_size=10)
-    ref = clf.clone()
-    h_ref = finetune(ref, x.double(), y, config, [0, 1], train_layers=[ref.depth], progress=False)
-    before = clf.clone()
-    out, h = train_softmax_on_features(clf, x.double(), y, config, [0, 1], progress=False)
-    for p, q in zip(out.parameters(), ref.parameters()):
-        assert torch.allclose(p, q, atol=1e-12)
-    assert torch.allclose(torch.tensor(h["train_nll"]), torch.tensor(h_ref["train_nll"]), atol=1e-12)
-    assert all(torch.equal(p, q) for p, q in zip(clf.parameters(), before.parameters()))  # input untouched
-    assert not torch.equal(out.weights[-1], clf.weights[-1])
+    start = Classifier.random(SIZES, [0, 1])
+    net = start.clone()
+    finetune(net, x, y, FinetuneConfig(epochs=2, lr=0.5, batch_size=20), [0, 1], progress=False)
+    out = layer_changes(start, net)
+    assert out.shape == (2, len(SIZES) - 1)
+    for i, (b, a) in enumerate(zip(start.weights, net.weights)):
+        expect = (a - b).flatten(1).norm(dim=1) / b.flatten(1).norm(dim=1)
+        assert torch.allclose(out[:, i], expect)
+    assert torch.equal(layer_changes(start, start), torch.zeros(2, len(SIZES) - 1))
 
 
-def test_finetune_tracked_records_change_and_is_deterministic():
-    x, y = toy()
-    clf = Classifier.random(SIZES, [0, 1])
-    config = FinetuneConfig(epochs=3, lr=0.5, batch_size=20)
-    net, hist = finetune_tracked(clf, x, y, config, [0, 1], x[:40], y[:40], progress=False)
-    assert len(hist["relative_change"]) == 3 and len(hist["valid_error"]) == 3 and len(hist["train_nll"]) == 3
-    rc = torch.tensor(hist["relative_change"])
-    assert rc.shape == (3, 3, 2)
-    final = torch.stack([relative_change(b, a) for b, a in zip(clf.weights, net.weights)])
-    assert torch.allclose(rc[-1], final)
-    assert torch.equal(torch.tensor(hist["valid_error"][-1]), evaluate(net, x[:40], y[:40]).error)
-    net2, hist2 = finetune_tracked(clf, x, y, config, [0, 1], x[:40], y[:40], progress=False)
-    assert all(torch.equal(p, q) for p, q in zip(net.parameters(), net2.parameters()))
-    assert hist == hist2
-    assert not torch.equal(net.weights[0], clf.weights[0])  # clf itself is not fine-tuned
+def test_ragged_curves_pad_stopped_seeds_with_nan():
+    out = ragged_curves([[[1, 2], [3, 4]], [[5, 6]]])  # seed 0 ran 2 epochs, seed 1 one
+    assert out.shape == (2, 2, 2) and out[1, 0, 0] == 3 and math.isnan(out[1, 0, 1]) and out[0, 1, 1] == 6
 
 
 class _FakeChapter:
     """What :func:`finetuned` needs of a chapter: data (train and validation) and the artifact cache."""
 
     def __init__(self, root, x, y):
-        split = SimpleNamespace(x=x, y=y)
-        self.data = SimpleNamespace(train=split, valid=SimpleNamespace(x=x[:40], y=y[:40]), sha256="0" * 64)
+        self.data = SimpleNamespace(train=Subset(x, y), valid=Subset(x[:40], y[:40]), sha256="0" * 64)
         self.store = ArtifactStore(root)
 
     def cached(self, name, params, compute, *, version):
         return self.store.get_or_compute(name, params, compute, version=version, data_sha256=self.data.sha256)
 
 
-def test_finetuned_trains_once_through_the_cache(tmp_path):
+def make_random(seeds):
+    return Classifier.random(SIZES, seeds)
+
+
+def test_finetuned_trains_by_the_protocol_once_through_the_cache(tmp_path):
     x, y = toy()
     ch = _FakeChapter(tmp_path, x, y)
-    config = FinetuneConfig(epochs=2, lr=0.5, batch_size=20)
-    before = Classifier.random(SIZES, [0, 1])
-    run1 = finetuned(ch, "toy_run", before, {"sizes": SIZES}, config, [0, 1])
-    run2 = finetuned(ch, "toy_run", before, {"sizes": SIZES}, config, [0, 1])
+    config = FinetuneConfig(epochs=3, lr=0.5, batch_size=20)
+    run1 = finetuned(ch, "toy_run", make_random, {"sizes": SIZES}, config, SELECT, [0, 1])
+    run2 = finetuned(ch, "toy_run", make_random, {"sizes": SIZES}, config, SELECT, [0, 1])
     assert (ch.store.misses, ch.store.hits) == (1, 1)
-    assert run1.history == run2.history and run1.before is before
+    assert run1.history == run2.history and run1.selection == run2.selection
     assert all(torch.equal(p, q) for p, q in zip(run1.after.parameters(), run2.after.parameters()))
-    assert not torch.equal(run1.after.weights[0], before.weights[0])
-    assert len(run1.history["relative_change"]) == 2 and len(run1.history["valid_error"]) == 2
-    # the key holds the config and the seeds: another config is another artifact
-    finetuned(ch, "toy_run", before, {"sizes": SIZES}, FinetuneConfig(epochs=1, lr=0.5, batch_size=20), [0, 1])
+    assert all(torch.equal(p, q) for p, q in zip(run1.before.parameters(), make_random([0, 1]).parameters()))
+    rec = run1.selection
+    assert rec["lr"] in rec["grid"] and len(rec["best_epoch"]) == 2 and isinstance(run1.converged, bool)
+    # each run is the seed trained alone at the chosen rate, stopped at its best validation epoch
+    for m, s in enumerate([0, 1]):
+        alone = make_random([s])
+        early_stopped(alone, ch.data.train, ch.data.valid, FinetuneConfig(epochs=3, lr=rec["lr"], batch_size=20),
+                      [s], patience=1)
+        for p, q in zip(run1.after.member(m).parameters(), alone.parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    # per epoch run, each layer's change since the start; the last entry at the run's last epoch
+    assert [len(c) for c in run1.history["relative_change"]] == rec["epochs_run"]
+    assert all(len(v) == len(SIZES) - 1 for c in run1.history["relative_change"] for v in c)
+    # the key holds the configs and the seeds: another budget is another artifact
+    finetuned(ch, "toy_run", make_random, {"sizes": SIZES}, FinetuneConfig(epochs=1, lr=0.5, batch_size=20), SELECT,
+              [0, 1])
     assert ch.store.misses == 2
 
 
 def test_finetuned_softmax_only_keeps_the_hidden_layers(tmp_path):
     x, y = toy()
     ch = _FakeChapter(tmp_path, x, y)
-    before = Classifier.random(SIZES, [3])
-    run = finetuned(ch, "toy_softmax", before, {"sizes": SIZES}, FinetuneConfig(epochs=1, lr=0.5, batch_size=20), [3],
-                    softmax_only=True)
-    assert all(torch.equal(a, b) for a, b in zip(run.after.weights[:-1], before.weights[:-1]))
-    assert not torch.equal(run.after.weights[-1], before.weights[-1])
-    assert "relative_change" not in run.history
+    shared = Classifier.random(SIZES, [3])  # one set of hidden layers for every seed, as a stack's copies
+
+    def make(seeds):
+        top = Classifier.random(SIZES, seeds)
+        return Classifier([w.expand(len(seeds), -1, -1).clone() for w in shared.weights[:-1]] + [top.weights[-1]],
+                          [b.expand(len(seeds), -1).clone() for b in shared.biases[:-1]] + [top.biases[-1]])
+
+    run = finetuned(ch, "toy_softmax", make, {"sizes": SIZES}, FinetuneConfig(epochs=2, lr=0.5, batch_size=20),
+                    SELECT, [3, 4], softmax_only=True)
+    assert all(torch.equal(a, b) for a, b in zip(run.after.weights[:-1], run.before.weights[:-1]))
+    assert not torch.equal(run.after.weights[-1], run.before.weights[-1])
+    assert run.history["relative_change"] == [[], []]
+    # the same as training the whole net with only its softmax layer free
+    ref = early_stopped(make([3]), ch.data.train, ch.data.valid,
+                        FinetuneConfig(epochs=2, lr=run.selection["lr"], batch_size=20), [3], patience=1,
+                        train_layers=[len(SIZES) - 2])
+    assert ref.best_epoch[0] == run.selection["best_epoch"][0]
 
 
 def test_finetuned_cache_key_covers_the_trainers_code_only(tmp_path):
@@ -213,13 +229,28 @@ def test_finetuned_cache_key_covers_the_trainers_code_only(tmp_path):
     store_cached = ch.cached
     ch.cached = lambda name, params, compute, *, version: (seen.append(dependencies(compute)),
                                                             store_cached(name, params, compute, version=version))[1]
-    finetuned(ch, "toy_deps", Classifier.random(SIZES, [0]), {"sizes": SIZES},
-              FinetuneConfig(epochs=1, lr=0.5, batch_size=20), [0])
+    finetuned(ch, "toy_deps", make_random, {"sizes": SIZES}, FinetuneConfig(epochs=1, lr=0.5, batch_size=20),
+              SELECT, [0])
     parts = set(seen[0])
     here = "pretraining/chapters/ch02_finetuning_weight_change.py:"
-    assert {here + "finetune_tracked", here + "train_softmax_on_features", here + "relative_change",
-            "pretraining/core/train.py"} <= parts
+    assert {here + "layer_changes", here + "relative_change", "pretraining/core/selection.py"} <= parts
     assert not any(p.startswith("pretraining/book/") or p in (here + "SPEC", here + "start") for p in parts)
+
+
+def test_a_part_comparing_a_network_that_did_not_converge_is_not_tested():
+    def run(converged):
+        rec = {"lr": 1.0, "at_edge": False, "setting_converged": converged, "converged": [converged] * 8,
+               "n_converged": 8 if converged else 5, "epoch_budget": 15, "longer_run": None}
+        return SimpleNamespace(selection=rec, converged=converged)
+
+    parts = assess(PRE, RND, LOST, PLANE)
+    fair = gate_unconverged(parts, {"rbm": run(True), "random": run(True), "rbm_frozen": run(True)})
+    assert [p.status for p in fair] == [p.status for p in parts]
+    gated = gate_unconverged(parts, {"rbm": run(True), "random": run(False), "rbm_frozen": run(True)})
+    assert gated[0].status == claims.NOT_TESTED and gated[0].evidence.startswith(
+        "not tested at this scale: the random-init network (5 of 8 seeds converged within 15 epochs)")
+    assert gated[0].p is None and gated[1].status == parts[1].status  # (b) compares the DBN's layers only
+    assert set(NEEDS) == {"a", "b", "c", "d"}
 
 
 # ------------------------------------------------------------------------------- the claim in parts
@@ -477,7 +508,8 @@ def test_figures_draw_with_the_documented_scales():
     assert len(plot_layer_change({"a": ch, "b": ch}, ["1", "2", "out"]).axes) == 3
     with pytest.raises(ValueError, match="layers"):
         plot_layer_change({"a": ch}, ["1", "2"])
-    assert len(plot_change_over_epochs({"a": torch.rand(4, 3, 2).tolist()}, ["1", "2", "out"]).axes) == 1
+    assert len(plot_change_over_epochs({"a": [torch.rand(4, 3).tolist(), torch.rand(2, 3).tolist()]},
+                                       ["1", "2", "out"]).axes) == 1  # per seed its epochs (2 seeds, 4 and 2)
     assert len(plot_test_errors({"x": torch.rand(3), "reset": torch.rand(3)}).axes) == 1
     plane = input_plane(torch.rand(3, 784, generator=g), resolution=4)
     fig = plot_decision_maps({"a": torch.zeros(4, 4, dtype=torch.long), "b": torch.ones(4, 4, dtype=torch.long)},
@@ -507,7 +539,7 @@ def test_figures_fit_the_page_at_every_size(n_fields, depth, epochs):
     fig = plot_layer_change({"DBN (RBM stack)": ch, "SDAE (auto-encoder stack)": ch, "random init": ch}, names)
     _fits_the_page(fig)
     assert [t.get_text() for t in fig.axes[-1].get_xticklabels()] == [f"layer {i + 1}" for i in range(depth)] + ["softmax"]
-    hist = {k: torch.rand(epochs, depth + 1, 3).tolist() for k in ("DBN", "SDAE", "random init")}
+    hist = {k: torch.rand(3, epochs, depth + 1).tolist() for k in ("DBN", "SDAE", "random init")}
     _fits_the_page(plot_change_over_epochs(hist, names))
     bars = {f"(c) fine-tuned, layer {i + 1} reset": torch.rand(3) for i in range(depth)}
     _fits_the_page(plot_test_errors({"(a) frozen features, softmax trained": torch.rand(3), **bars}, title="DBN"))

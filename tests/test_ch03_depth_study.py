@@ -3,7 +3,6 @@ digits, and the chapter's rules, statistics, sentences and claim parts on hand-m
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 import matplotlib
@@ -19,8 +18,10 @@ from pretraining.book.specs import ParameterError
 from pretraining.chapters import ch03_depth_study as ds
 from pretraining.core.data import DataSplit, Subset, load_dataset
 from pretraining.core.models import Classifier
-from pretraining.core.train import (DAEConfig, FinetuneConfig, RBMConfig, evaluate, finetune,
-                                    pretrain_stack)
+from pretraining.core.selection import SelectionConfig, log_grid
+from pretraining.core.train import DAEConfig, FinetuneConfig, RBMConfig, pretrain_stack
+
+GRID = log_grid(0.1, 3.162, 5)
 
 torch.set_num_threads(1)
 
@@ -28,7 +29,9 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def split() -> DataSplit:
     full = load_dataset("mnist-10k")
-    cut = lambda s, n: Subset(s.x[:n].clone(), s.y[:n].clone())  # noqa: E731
+    # rows spread through each part: mnist-10k's parts are stored sorted by class
+    rows = lambda s, n: torch.linspace(0, len(s) - 1, n).round().long()  # noqa: E731
+    cut = lambda s, n: Subset(s.x[rows(s, n)].clone(), s.y[rows(s, n)].clone())  # noqa: E731
     return DataSplit("tiny", full.sha256, cut(full.train, 300), cut(full.valid, 100), cut(full.test, 100))
 
 
@@ -53,7 +56,8 @@ class FakeChapter:
 def study(ch, **kw) -> ds.DepthStudy:
     args = dict(depths=[1, 2], width=8, seeds=[0, 1, 2], rbm=RBMConfig(epochs=1, lr=0.05, batch_size=20),
                 dae=DAEConfig(epochs=1, lr=0.05, batch_size=20), finetune=FinetuneConfig(epochs=2, lr=0.1, batch_size=20),
-                lrs=[0.1], select_seeds=2, member_chunk=3, progress=False)
+                selection=SelectionConfig(GRID, patience=1, max_extensions=0, select_seeds=1), stream_grid=GRID,
+                member_chunk=4, progress=False)
     args.update(kw)
     return ds.DepthStudy(ch, **args)
 
@@ -95,44 +99,6 @@ def test_initial_classifier(split):
         ds.initial_classifier("rbm", 4, 5, [7, 8], stacks={"rbm": stack})
 
 
-# ----------------------------------------------------------------------------------------- fine-tuning
-def test_finetune_select_one_rate_is_a_plain_batched_run(split):
-    make = lambda seeds: Classifier.random([784, 8, 10], seeds)  # noqa: E731
-    cfg = FinetuneConfig(epochs=2, lr=123.0, batch_size=20)
-    out = ds.finetune_select(make, split, cfg, [0.2], [0, 1], select_seeds=1)
-    ref = make([0, 1])
-    finetune(ref, split.train.x, split.train.y, dataclasses.replace(cfg, lr=0.2), [0, 1], progress=False)
-    assert out["lr"] == 0.2 and out["grid"] == {}
-    assert torch.equal(out["test_error"], evaluate(ref, split.test.x, split.test.y).error)
-    wrong = (~out["test_correct"]).float().mean(1)  # the per-digit results agree with the errors
-    assert out["test_correct"].shape == (2, len(split.test)) and torch.allclose(wrong, out["test_error"])
-    assert torch.equal(out["valid_error"], evaluate(ref, split.valid.x, split.valid.y).error)
-    assert len(out["train_nll"]) == 2 and len(out["train_nll"][0]) == 2
-
-
-def test_finetune_select_picks_the_best_validation_rate_and_drops_diverged_ones(split):
-    make = lambda seeds: Classifier.random([784, 8, 10], seeds)  # noqa: E731
-    cfg = FinetuneConfig(epochs=2, lr=0.1, batch_size=20)
-    out = ds.finetune_select(make, split, cfg, [1e-4, 0.5, 1e38], [0, 1, 2], select_seeds=2)
-    assert out["grid"]["1e+38"] is None  # diverged (weights overflow), dropped
-    means = {}
-    for lr in (1e-4, 0.5):
-        clf = make([0, 1])
-        finetune(clf, split.train.x, split.train.y, dataclasses.replace(cfg, lr=lr), [0, 1], progress=False)
-        means[lr] = float(evaluate(clf, split.valid.x, split.valid.y).error.mean())
-    assert out["grid"]["0.0001"] == pytest.approx(means[1e-4]) and out["grid"]["0.5"] == pytest.approx(means[0.5])
-    assert out["lr"] == min(means, key=means.get) == 0.5
-    assert out["test_error"].shape == (3,)
-
-
-@pytest.mark.parametrize("lrs, match", [([], "lrs=\\[\\]"), ([0.1, -1.0], "finite number > 0"),
-                                        ([0.1, 0.1], "distinct"), ("0.1", "lrs='0.1'")])
-def test_finetune_select_bad_rates(split, lrs, match):
-    with pytest.raises(ValueError, match=match):
-        ds.finetune_select(lambda s: Classifier.random([784, 4, 10], s), split,
-                           FinetuneConfig(epochs=1, lr=0.1), lrs, [0], select_seeds=1)
-
-
 # ----------------------------------------------------------------------------------------- the study
 def test_study_runs_caches_and_chunks_give_the_same_nets(split):
     ch = FakeChapter(split)
@@ -140,7 +106,10 @@ def test_study_runs_caches_and_chunks_give_the_same_nets(split):
     results = st.run_all()
     assert set(results) == set(ds.INITS) and all(set(r) == {1, 2} for r in results.values())
     r = results["rbm"][2]
-    assert len(r.test_error) == 3 and all(0 <= e <= 1 for e in r.test_error) and r.lr == 0.1
+    assert len(r.test_error) == 3 and all(0 <= e <= 1 for e in r.test_error) and r.lr in GRID
+    rec = r.selection  # the fair-fight record of the setting
+    assert rec["grid"] == list(GRID) and len(rec["best_epoch"]) == 3 and len(rec["converged"]) == 3
+    assert r.valid_error == pytest.approx(rec["valid_error"])
     assert sorted(ch.computed) == sorted(["rbm_stack", "dae_stack"] + [f"depthstudy_{i}_{d}" for i in ds.INITS
                                                                         for d in (1, 2)])
     assert st.run("rbm", 2) == r and len(ch.computed) == 8  # second call: from the cache
@@ -154,21 +123,33 @@ def test_study_runs_caches_and_chunks_give_the_same_nets(split):
         np.testing.assert_allclose(chunked.run(init, 2).test_error, results[init][2].test_error, atol=0.015)
 
 
+def test_the_test_set_chooses_nothing(split):
+    """Selection sees train and validation only: scrambling the test labels changes no choice."""
+    scrambled = DataSplit(split.name, split.sha256, split.train, split.valid,
+                          Subset(split.test.x, split.test.y.flip(0)), split.n_classes)
+    a, b = study(FakeChapter(split)).run("random", 2), study(FakeChapter(scrambled)).run("random", 2)
+    assert a.lr == b.lr and a.selection == b.selection and a.valid_error == b.valid_error
+    assert a.test_error != b.test_error  # the test set itself did change
+
+
 def test_study_stream(split):
     ch = FakeChapter(split)
     st = study(ch)
-    a = st.stream("rbm", n_examples=200, batch_size=20, lr=0.1, stream_seed=5)
+    a = st.stream("rbm", n_examples=200, batch_size=20, stream_seed=5)
     assert len(a.test_error) == 3 and a.steps[-1] == 10 and len(a.train_nll[-1]) == 3
-    b = study(FakeChapter(split)).stream("rbm", n_examples=200, batch_size=20, lr=0.1, stream_seed=5)
+    assert a.lr in a.grid and a.grid[:5] == list(GRID) and len(a.grid_error) == len(a.grid)
+    finite = [e for e in a.grid_error if e is not None]
+    assert a.grid_error[a.grid.index(a.lr)] == min(finite)  # the rate with the best validation error
+    b = study(FakeChapter(split)).stream("rbm", n_examples=200, batch_size=20, stream_seed=5)
     assert a == b  # deterministic
     with pytest.raises(ValueError, match="batch_size=300"):
-        st.stream("random", n_examples=200, batch_size=300, lr=0.1, stream_seed=5)
+        st.stream("random", n_examples=200, batch_size=300, stream_seed=5)
 
 
 @pytest.mark.parametrize("kw, match", [
     ({"depths": [2, 1]}, "increasing"), ({"depths": [1, 1]}, "distinct"), ({"depths": []}, "depths=\\[\\]"),
-    ({"width": 0}, "width=0"), ({"seeds": [1, 1]}, "distinct"), ({"lrs": []}, "lrs"),
-    ({"select_seeds": 0}, "select_seeds=0"), ({"member_chunk": 0}, "member_chunk=0"),
+    ({"width": 0}, "width=0"), ({"seeds": [1, 1]}, "distinct"),
+    ({"selection": SelectionConfig(GRID, select_seeds=4)}, "select_seeds=4"), ({"member_chunk": 0}, "member_chunk=0"),
 ])
 def test_study_bad_parameters(split, kw, match):
     with pytest.raises(ValueError, match=match):
@@ -310,12 +291,22 @@ def test_paired_parts_are_not_tested_with_fewer_than_min_pairs_seeds(n, tested):
     assert (ds.stream_check(*seed_effect(n))["holds"] is None) == (not tested)
 
 
-def _result(errors: dict, stream: dict | None = None, correct: dict | None = None) -> ds.Result:
+def _record(n: int, converged: bool = True) -> dict:
+    """A selection record of n seeds (all converged or none), rate 0.8 inside its grid."""
+    return {"lr": 0.8, "grid": [0.2, 0.4, 0.8, 1.6, 3.2], "grid_valid_error": [0.1] * 5, "extensions": 0,
+            "at_edge": False, "epoch_budget": 10, "best_epoch": [5] * n, "epochs_run": [8] * n,
+            "train_nll": [0.1] * n, "final_train_nll": [0.1] * n, "valid_error": [0.05] * n,
+            "converged": [converged] * n, "n_converged": n if converged else 0, "setting_converged": converged}
+
+
+def _result(errors: dict, stream: dict | None = None, correct: dict | None = None,
+            unconverged: Sequence[tuple[str, int]] = ()) -> ds.Result:
     """A Result from hand-made errors {init: {depth: values}} ("dae" = "rbm" when missing) and, optionally,
-    per-digit correctness {init: {depth: (S, N) bools}}."""
+    per-digit correctness {init: {depth: (S, N) bools}}; the settings in ``unconverged`` did not converge."""
     errors = {**errors, "dae": errors.get("dae", errors["rbm"])}
     depths = sorted(errors["random"])
-    settings = {i: {d: ds.SettingResult(i, d, list(map(float, v)), list(map(float, v)), 0.8, [[1.0]], {},
+    settings = {i: {d: ds.SettingResult(i, d, list(map(float, v)), list(map(float, v)), 0.8,
+                                        _record(len(v), (i, d) not in unconverged),
                                         test_correct=None if correct is None else correct[i][d])
                     for d, v in per.items()} for i, per in errors.items()}
     stream = stream or {"random": errors["random"][depths[0]], "rbm": errors["rbm"][depths[0]]}
@@ -325,6 +316,20 @@ def _result(errors: dict, stream: dict | None = None, correct: dict | None = Non
 
 class _Ch:
     params = {"n_seeds": 12}
+
+
+def test_a_part_that_compares_a_setting_that_did_not_converge_is_not_tested():
+    rng = np.random.default_rng(0)
+    errors = {"random": {d: list(0.05 + 0.01 * d + 0.001 * rng.random(10)) for d in (1, 2, 4)},
+              "rbm": {d: list(0.03 + 0.001 * rng.random(10)) for d in (1, 2, 4)}}
+    fair = {(c["part"], c["kind"]): c for c in _result(errors).checks}
+    gated = {(c["part"], c["kind"]): c for c in _result(errors, unconverged=[("random", 4)]).checks}
+    assert fair[("a", "rbm")]["holds"] is True and gated[("a", "rbm")] == fair[("a", "rbm")]  # depth 1 only
+    for key in [("b", "rbm"), ("c", "rbm"), ("d", "random"), ("e", "rbm")]:  # they compare random at 4 layers
+        assert fair[key]["holds"] is not None and gated[key]["holds"] is None, key
+        assert gated[key]["text"].startswith("not tested at this scale: no pre-training at 4 hidden layers")
+        assert "p" not in gated[key]["stat"]
+    assert ds.needed_settings("f", "rbm", [1, 2, 4], 4) == []  # the stream has no epochs to converge in
 
 
 CLAIM_PART_KEYS = {"part", "statement", "test", "effect", "ci95", "p", "p_holm", "n", "holds"}
@@ -427,7 +432,7 @@ def test_resolution_rows_by_hand():
         "dae": {1: _correct(n, [range(5), range(3)]), 2: _correct(n, [range(3), range(5)])},
     }
     errors = {i: {d: [float(1 - c[s].mean()) for s in range(2)] for d, c in per.items()} for i, per in correct.items()}
-    settings = {i: {d: ds.SettingResult(i, d, errors[i][d], valid, 0.8, [[1.0]], {}, test_correct=correct[i][d])
+    settings = {i: {d: ds.SettingResult(i, d, errors[i][d], valid, 0.8, _record(2), test_correct=correct[i][d])
                     for d, valid in ((1, [0.2, 0.1]), (2, [0.3, 0.3]))} for i in ds.INITS}
     rows = {(r["init"], r["depth"]): r for r in ds.resolution_rows(settings, [1, 2])}
     one, two = rows[("random", 1)], rows[("random", 2)]
@@ -466,12 +471,17 @@ def test_spec_defaults_are_valid_and_paper_numbers_come_from_the_references():
 @pytest.mark.parametrize("kw, message", [
     ({"depths": [1, 3, 2]}, "depths=[1, 3, 2] is not allowed: increasing numbers of hidden layers without repeats"),
     ({"depths": [1, 2, 2]}, "depths=[1, 2, 2] is not allowed: increasing"),
-    ({"select_seeds": 11}, "select_seeds=11 is not allowed: at most n_seeds (10)"),
-    ({"n_seeds": 10001, "select_seeds": 2}, "n_seeds=10001 is not allowed: an integer >= 2 and <= 10000"),
+    ({"finetune_select_seeds": 11}, "finetune_select_seeds=11 is not allowed: at most n_seeds (10)"),
+    ({"n_seeds": 10001, "finetune_select_seeds": 2}, "n_seeds=10001 is not allowed: an integer >= 2 and <= 10000"),
     ({"stream_batch_size": 100, "stream_examples": 99}, "stream_batch_size=100 is not allowed: at most stream_examples (99)"),
     ({"pretrain_batch_size": 7001}, "pretrain_batch_size=7001 is not allowed: at most the 7000 training digits of mnist-10k"),
     ({"finetune_batch_size": 7001}, "finetune_batch_size=7001 is not allowed: at most the 7000 training digits"),
-    ({"finetune_lr_grid": [0.5, 0.5]}, "finetune_lr_grid=[0.5, 0.5] is not allowed: distinct learning rates"),
+    ({"finetune_lr_grid": [0.5, 0.5, 1, 2, 4]}, "finetune_lr_grid=[0.5, 0.5, 1.0, 2.0, 4.0] is not allowed: increasing"),
+    ({"finetune_lr_grid": [0.1, 0.2, 0.4, 0.8, 1.6]}, "finetune_lr_grid=[0.1, 0.2, 0.4, 0.8, 1.6] is not allowed: "
+                                                       "rates spanning at least 30x"),
+    ({"stream_lr_grid": [1.0, 2.0]}, "stream_lr_grid=[1.0, 2.0] is not allowed: a list of 5 to 20 items"),
+    ({"stream_lr_grid": [0.01, 0.02, 0.04, 0.5, 1.0]}, "stream_lr_grid=[0.01, 0.02, 0.04, 0.5, 1.0] is not allowed: "
+                                                        "log-spaced rates"),
 ])
 def test_rules_refuse_bad_combinations_with_one_line(kw, message):
     problems = ds.SPEC.problems(_values(**kw))
@@ -492,7 +502,10 @@ def test_make_study_follows_the_parameters_and_the_one_seed_rule(split):
     assert st.seeds == [30000, 30001, 30002, 30003]
     assert st.configs["rbm"].epochs == 2 and st.configs["dae"].epochs == 7 and st.configs["dae"].noise == 0.1
     assert st.configs["rbm"].batch_size == st.configs["dae"].batch_size == 30
-    assert st.lrs == [0.8, 2.0] and st.finetune_config.batch_size == 50 and st.finetune_config.epochs == 20
+    assert st.selection.lr_grid == tuple(ds.SPEC.params["finetune_lr_grid"].default)
+    assert st.selection.patience == ds.SPEC.params["finetune_patience"].default
+    assert st.finetune_config.batch_size == 50
+    assert st.finetune_config.epochs == ds.SPEC.params["finetune_epochs"].default
 
 
 # ----------------------------------------------------------------------------------------- text, tables, figures
@@ -505,9 +518,12 @@ def test_finetune_flops_by_hand():
 
 def test_depths_and_rates_text():
     assert ds.depths_text([1, 2, 3, 4, 5]) == "1, 2, 3, 4 or 5" and ds.depths_text([3]) == "3"
-    assert ds.rates_text([2.0], 2) == "2"
-    assert ds.rates_text([0.8, 2.0], 2) == ("chosen per depth and initialisation among 0.8, 2 by the mean "
-                                           "validation error of the first 2 seeds")
+    text = ds.rates_text(_values(finetune_lr_grid=[0.1, 0.3162, 1.0, 3.162, 10.0], finetune_select_seeds=2,
+                                 finetune_max_extensions=3, finetune_patience=4, finetune_epochs=30))
+    assert text == ("chosen per depth and initialisation from 5 log-spaced rates, 0.1 to 10, widened by one step "
+                    "beyond an edge up to 3 times, by the mean validation error of the first 2 seeds; every net "
+                    "stops 4 epochs after its best validation error (at most 30 epochs) and is reported at that "
+                    "best epoch")
     assert ds.deep_depth([1, 2, 3, 4, 5]) == 4 and ds.deep_depth([1, 2]) == 2
 
 
@@ -561,13 +577,14 @@ def test_statistics_frame_and_best_depth_text():
 
 
 def test_why_sentence():
-    p = _values(profile="quick")
+    p = _values(profile="quick", n_seeds=10, width=200, rbm_epochs=10, dae_epochs=10, finetune_epochs=30)
     assert ds.why_sentence("supported", p, 7000) == ""
     text = ds.why_sentence("partly supported", p, 7000)
     assert text.startswith("Where a part fails, the likely reasons lie in the scale of this profile — 10 seeds "
-                           "instead of 400, 200 units instead of about 800, 10 + 20 epochs instead of 50 + 50, "
+                           "instead of 400, 200 units instead of about 800, 10 + at most 30 epochs instead of 50 + 50, "
                            "7,000 training digits instead of 50,000")
-    assert "2 (RBM) or 3 (DAE) + 20 epochs" in ds.why_sentence("not supported", _values(rbm_epochs=2, dae_epochs=3), 7000)
+    assert "2 (RBM) or 3 (DAE) + at most 30 epochs" in ds.why_sentence(
+        "not supported", _values(rbm_epochs=2, dae_epochs=3, finetune_epochs=30), 7000)
     assert ds.why_sentence("partly supported", _values(profile="paper"), 50000) == "This run is at the paper's scale."
     two = ds.why_sentence("supported", _values(n_seeds=2), 7000)
     assert two == ("With 2 seeds per setting, fewer than the 8 paired seeds this book tests a part on (at level 0.05), "
@@ -584,8 +601,11 @@ def test_results_record_and_finding():
     assert rec["wilcoxon_p"]["rbm"]["1"] == pytest.approx(2 / 2**12) and rec["beats_twin"]["dae"]["2"] == 1.0
     assert rec["paired_gain"]["rbm"]["1"] == pytest.approx(res.stats["vs_random"]["rbm"][1]["effect"])
     assert "mannwhitney_p" not in rec and rec["test_set_resolution"] == []
-    assert rec["finetune_lr"]["random"]["1"] == 0.8 and rec["n_seeds"] == 12
+    assert rec["chosen_lr"]["random"]["1"] == 0.8 and rec["n_seeds"] == 12
+    assert rec["selection"]["rbm"]["4"]["grid"] == [0.2, 0.4, 0.8, 1.6, 3.2] and rec["converged"]["dae"]["2"] is True
+    assert set(rec["stream_selection"]) == {"random", "rbm"}
     finding = ds.finding_sentence(p, res, 9, 10)
-    assert finding.startswith("12 seeds per setting, 200 units per layer: mean test error at 1 / 4 hidden layers ")
+    assert finding.startswith(f"12 seeds per setting, {p['width']} units per layer: mean test error at 1 / 4 hidden "
+                              "layers ")
     assert finding.endswith("best depth 2 / 4 / 4; 9 of 10 parts of the claim hold")
     assert ds.finding_sentence(_values(depths=[2, 4]), res, 1, 2) == "1 of 2 parts of the claim hold"

@@ -14,17 +14,22 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from pretraining.analysis.references import ERHAN2010_FUNCTION_SPACE  # noqa: E402
-from pretraining.book import claims  # noqa: E402
+from pretraining.book import claims, fairness  # noqa: E402
 from pretraining.book.specs import ParameterError  # noqa: E402
+from pretraining.book.cache import ArtifactStore  # noqa: E402
 from pretraining.chapters.ch04_function_space import (  # noqa: E402
     GROUPS,
     MIN_NETS,
     SPEC,
+    GroupTraining,
+    Result,
     claim_parts,
     comparison_table,
     conclusion_texts,
     embed_trajectories,
+    gate_unconverged,
     group_labels,
+    group_makers,
     measure_trajectories,
     n_points,
     plot_distance_to_start,
@@ -37,11 +42,15 @@ from pretraining.chapters.ch04_function_space import (  # noqa: E402
     probe_errors,
     probe_indices,
     record_trajectories,
+    results_record,
+    train_group,
     train_groups,
     verdicts,
     within_difference_ci,
 )
+from pretraining.core.data import Subset  # noqa: E402
 from pretraining.core.models import Classifier  # noqa: E402
+from pretraining.core.selection import LONGER_RUN, SelectionConfig, early_stopped  # noqa: E402
 from pretraining.core.train import FinetuneConfig, RBMConfig, pretrain_stack  # noqa: E402
 
 PRE, RND = GROUPS
@@ -84,16 +93,20 @@ def _params(**changes):
     return {**SPEC.defaults(), **changes}
 
 
-def test_spec_defaults_are_the_old_notebooks_and_pass_the_rules():
+def test_spec_defaults_pass_the_rules_and_pick_no_rate_by_hand():
     d = SPEC.defaults()
     assert {k: d[k] for k in ("n_seeds", "hidden_sizes", "rbm_epochs", "rbm_lr", "pretrain_batch_size",
-                              "finetune_epochs", "finetune_lr", "finetune_batch_size", "n_test_cases",
+                              "finetune_batch_size", "n_test_cases",
                               "perplexity", "pca_dims", "isomap_neighbors", "knn_k", "embed_jobs")} == {
-        "n_seeds": 30, "hidden_sizes": [100, 100], "rbm_epochs": 5, "rbm_lr": 0.1, "pretrain_batch_size": 100,
-        "finetune_epochs": 15, "finetune_lr": 1.0, "finetune_batch_size": 50, "n_test_cases": 1000,
+        "n_seeds": 15, "hidden_sizes": [100, 100], "rbm_epochs": 5, "rbm_lr": 0.1, "pretrain_batch_size": 100,
+        "finetune_batch_size": 50, "n_test_cases": 1000,
         "perplexity": 30.0, "pca_dims": 50, "isomap_neighbors": 10, "knn_k": 1, "embed_jobs": 2}
+    assert "finetune_lr" not in d  # the rate is chosen on the validation set, per group
+    grid = d["finetune_lr_grid"]
+    assert len(grid) >= 5 and grid[-1] / grid[0] >= 30 and grid[0] < 1.0 < grid[-1]  # around the old 1.0
+    assert d["finetune_select_seeds"] <= d["n_seeds"] and d["finetune_patience"] < d["finetune_epochs"]
     assert SPEC.problems(d) == []
-    assert n_points(d) == 960
+    assert n_points(d) == 2 * 15 * (d["finetune_epochs"] + 1)
 
 
 def test_rules_name_the_bad_parameter_in_one_line():
@@ -112,6 +125,16 @@ def test_rules_name_the_bad_parameter_in_one_line():
             SPEC.check(_params(**{**small, name: bad}))
     # the full set has 10,000 test digits
     assert SPEC.problems(_params(dataset="mnist", n_test_cases=10_000)) == []
+
+
+def test_rules_check_the_selection_parameters():
+    small = dict(n_seeds=3, finetune_epochs=2, n_test_cases=100, perplexity=5.0, isomap_neighbors=5, knn_k=1)
+    problems = SPEC.problems(_params(**small, finetune_select_seeds=4))
+    assert len(problems) == 1 and problems[0].startswith("finetune_select_seeds=4 is not allowed: at most n_seeds (3)")
+    problems = SPEC.problems(_params(**small, finetune_lr_grid=[0.5, 1.0, 2.0, 4.0, 8.0]))  # spans 16x only
+    assert len(problems) == 1 and problems[0].startswith("finetune_lr_grid=")
+    with pytest.raises(ParameterError, match="finetune_lr"):
+        SPEC.check(_params(**small, finetune_lr=1.0))  # no hand-picked rate is accepted
 
 
 # ------------------------------------------------------------------------------ recording
@@ -159,12 +182,92 @@ def test_train_groups_batched_equals_each_group_alone(toy):
     torch.testing.assert_close(probs[3:], alone_rnd, rtol=0, atol=1e-6)
 
 
+def test_train_groups_gives_each_group_its_own_rate(toy):
+    x, y, probe, stack = toy
+    pre_seeds, rnd_seeds = [0, 1, 2], [3, 4, 5]
+    config = FinetuneConfig(epochs=2, lr=(0.2,) * 3 + (1.5,) * 3, batch_size=10)
+    probs, _ = train_groups(stack, x, y, probe, config, pre_seeds, rnd_seeds, n_classes=3, progress=False)
+    for rows, clf, seeds, lr in ((slice(0, 3), Classifier.from_stack(stack, 3, pre_seeds), pre_seeds, 0.2),
+                                 (slice(3, 6), Classifier.random([16, 8, 6, 3], rnd_seeds), rnd_seeds, 1.5)):
+        alone, _ = record_trajectories(clf, x, y, probe, FinetuneConfig(epochs=2, lr=lr, batch_size=10), seeds,
+                                       progress=False)
+        torch.testing.assert_close(probs[rows], alone, rtol=0, atol=1e-6)
+    same, _ = train_groups(stack, x, y, probe, CONFIG, pre_seeds, rnd_seeds, n_classes=3, progress=False)
+    assert not torch.allclose(same, probs)  # the rates made a difference
+
+
+def test_group_makers_build_each_seeds_own_net(toy):
+    _, _, _, stack = toy
+    make = group_makers(stack, [0, 1, 2], [3, 4, 5], n_classes=3)
+    # pre-trained seed 2 on its own (or twice, as a grid of rates asks) is member 2 of the whole group
+    whole = Classifier.from_stack(stack, 3, [0, 1, 2])
+    for picked in (make[PRE]([2]), make[PRE]([2, 2])):
+        for W, V in zip(picked.weights, whole.weights):
+            assert all(torch.equal(W[k], V[2]) for k in range(W.shape[0]))
+    assert torch.equal(make[RND]([4, 3]).weights[0], Classifier.random([16, 8, 6, 3], [4, 3]).weights[0])
+    make[PRE]([0]).weights[0].add_(1.0)
+    assert torch.equal(Classifier.from_stack(stack, 3, [0, 1, 2]).weights[0], whole.weights[0])  # stack untouched
+    with pytest.raises(ValueError, match=r"seeds=\[3\] is not allowed; the pre-trained nets' seeds are \[0, 1, 2\]"):
+        make[PRE]([3])
+    with pytest.raises(ValueError, match="the random init nets' seeds are"):
+        make[RND]([0])
+
+
 def test_train_groups_rejects_shared_or_missing_seeds(toy):
     x, y, probe, stack = toy
     with pytest.raises(ValueError, match=r"share \[2\]"):
         train_groups(stack, x, y, probe, CONFIG, [0, 1, 2], [2, 3, 4], n_classes=3, progress=False)
     with pytest.raises(ValueError, match="random_seeds has length 2"):
         train_groups(stack, x, y, probe, CONFIG, [0, 1, 2], [3, 4], n_classes=3, progress=False)
+
+
+# ------------------------------------------------------------------------------ the fair fight
+SELECT = SelectionConfig(lr_grid=(0.1, 0.2371, 0.5623, 1.334, 3.162), patience=1, max_extensions=1, select_seeds=1)
+
+
+class _FakeChapter:
+    """What :func:`train_group` needs of a chapter: the data (train, validation, test) and the cache."""
+
+    def __init__(self, root, x, y):
+        self.data = SimpleNamespace(train=Subset(x[:40], y[:40]), valid=Subset(x[40:50], y[40:50]),
+                                    test=Subset(x[50:], y[50:]), sha256="0" * 64)
+        self.store = ArtifactStore(root)
+
+    def cached(self, name, params, compute, *, version):
+        return self.store.get_or_compute(name, params, compute, version=version, data_sha256=self.data.sha256)
+
+
+def test_train_group_runs_the_protocol_once_through_the_cache(toy, tmp_path):
+    x, y, _, stack = toy
+    ch = _FakeChapter(tmp_path, x, y)
+    make = group_makers(stack, [0, 1, 2], [3, 4, 5], n_classes=3)
+    config = FinetuneConfig(epochs=3, lr=0.5, batch_size=10)
+    first = train_group(ch, PRE, {"stack": "toy"}, make[PRE], config, SELECT, [0, 1, 2])
+    again = train_group(ch, PRE, {"stack": "toy"}, make[PRE], config, SELECT, [0, 1, 2])
+    assert (ch.store.misses, ch.store.hits) == (1, 1) and first == again
+    rec = first.selection
+    assert first.lr == rec["lr"] in rec["grid"] and len(rec["grid"]) >= 5
+    assert {"grid_valid_error", "at_edge", "best_epoch", "epochs_run", "train_nll", "converged",
+            "setting_converged"} <= set(rec)
+    assert len(rec["best_epoch"]) == 3 and all(1 <= e <= r <= 3 for e, r in zip(rec["best_epoch"], rec["epochs_run"]))
+    assert [len(c) for c in first.curves["valid_error"]] == rec["epochs_run"]
+    assert isinstance(first.converged, bool)
+    if not all(rec["converged"]):  # one net trained again alone, longer, to say what it would need
+        assert rec["longer_run"]["epochs"] == 3 * LONGER_RUN and rec["longer_run"]["lr"] == rec["lr"]
+    # each net's test error is that of its seed trained alone at the chosen rate, at its best validation epoch
+    for m, s in enumerate([0, 1, 2]):
+        alone = make[PRE]([s])
+        early_stopped(alone, ch.data.train, ch.data.valid, FinetuneConfig(epochs=3, lr=rec["lr"], batch_size=10),
+                      [s], patience=1)
+        wrong = (alone.predict_proba(ch.data.test.x).argmax(-1)[0] != ch.data.test.y).float().mean()
+        assert first.test_error[m] == pytest.approx(float(wrong), abs=1e-6)
+    # the random group is another artifact; another budget too
+    train_group(ch, RND, {"sizes": [16, 8, 6, 3]}, make[RND], config, SELECT, [3, 4, 5])
+    train_group(ch, PRE, {"stack": "toy"}, make[PRE], FinetuneConfig(epochs=2, lr=0.5, batch_size=10), SELECT,
+                [0, 1, 2])
+    assert ch.store.misses == 3
+    with pytest.raises(ValueError, match="group='other' is not allowed"):
+        train_group(ch, "other", {}, make[PRE], config, SELECT, [0])
 
 
 def test_probe_errors_counts_wrong_argmax():
@@ -297,6 +400,11 @@ def test_figures_draw_every_net(tmp_path):
     for f in (plot_group_distances(m), plot_knn_accuracy(m), plot_distance_to_start(m), plot_probe_error(errors, groups)):
         f.savefig(tmp_path / "f.png")
         plt.close(f)
+    # each group's median best validation epoch is marked, where its nets are reported
+    f = plot_probe_error(errors, groups, best_epochs={PRE: [1, 2, 3], RND: [4, 4, 2]})
+    marks = [ln for ln in f.axes[0].lines if ln.get_linestyle() == ":"]
+    assert sorted(ln.get_xdata()[0] for ln in marks) == [2.0, 4.0]
+    plt.close(f)
 
 
 # ------------------------------------------------------------------------------ the claim, text and table
@@ -315,8 +423,26 @@ def hand_measures(*, knn_all=1.0, knn_after=1.0, knn0=1.0, pair=(2.0, 3.0), star
             "tighter_last": {"difference": difference, "low": low, "high": high, "level": 0.95}}
 
 
-def parts_of(measures, n_seeds=MIN_NETS):
-    parts = claim_parts(SimpleNamespace(params={"n_seeds": n_seeds}), SimpleNamespace(measures=measures))
+def record(converged=True, *, at_edge=False, n=MIN_NETS, lr=1.125):
+    """A selection record (Selection.record()'s fields that the chapter reads), chosen by hand."""
+    k = n if converged else n - 3
+    return {"lr": lr, "grid": [0.2, 0.4743, 1.125, 2.667, 6.325], "grid_valid_error": [0.1, 0.08, 0.06, 0.07, 0.2],
+            "extensions": 0, "at_edge": at_edge, "epoch_budget": 15, "best_epoch": [8] * n, "epochs_run": [11] * n,
+            "train_nll": [0.05] * n, "final_train_nll": [0.04] * n, "valid_error": [0.06] * n,
+            "converged": [True] * k + [False] * (n - k), "n_converged": k, "setting_converged": k == n}
+
+
+def training_of(pre=None, rnd=None):
+    """{group: GroupTraining} with hand-made records (converged unless given)."""
+    recs = {PRE: pre or record(), RND: rnd or record(lr=2.667)}
+    return {g: GroupTraining(r, {"train_nll": [[1.0, 0.5]] * len(r["converged"]),
+                                 "valid_error": [[0.2, 0.1]] * len(r["converged"])},
+                             [0.05 + 0.001 * i for i in range(len(r["converged"]))]) for g, r in recs.items()}
+
+
+def parts_of(measures, n_seeds=MIN_NETS, training=None):
+    parts = claim_parts(SimpleNamespace(params={"n_seeds": n_seeds}),
+                        SimpleNamespace(measures=measures, training=training or training_of()))
     return [p.status for p in parts], claims.verdict(parts), parts
 
 
@@ -350,6 +476,47 @@ def test_claim_parts_with_few_nets_are_not_tested():
     statuses, verdict, parts = parts_of(hand_measures(), n_seeds=MIN_NETS - 1)
     assert statuses == [claims.NOT_TESTED] * 3 and verdict == "inconclusive"
     assert all(f"fewer than {MIN_NETS}" in p.evidence for p in parts)
+
+
+def test_a_group_that_did_not_converge_leaves_every_part_not_tested():
+    fair_statuses, _, fair = parts_of(hand_measures())
+    statuses, verdict, parts = parts_of(hand_measures(), training=training_of(rnd=record(False)))
+    assert fair_statuses == [claims.HOLDS] * 3
+    assert statuses == [claims.NOT_TESTED] * 3 and verdict == "inconclusive"
+    why = fairness.why_not(record(False))  # the library's words, e.g. "7 of 10 seeds converged"
+    assert "7 of 10" in why
+    assert all(p.evidence.startswith(f"not tested at this scale: the random init nets ({why})") and p.p is None
+               for p in parts)
+    assert [p.evidence.split("the numbers were: ")[1] for p in parts] == [p.evidence for p in fair]
+    # a rate on the edge of the rates tried is not converged either, and both groups are named
+    _, _, parts = parts_of(hand_measures(), training=training_of(pre=record(at_edge=True, lr=0.2),
+                                                                   rnd=record(False)))
+    edge = fairness.why_not(record(at_edge=True, lr=0.2))
+    assert "0.2" in edge and f"the pre-trained nets ({edge}); the random init nets ({why})" in parts[0].evidence
+    # few nets: the parts stay "not tested" for that reason, the gate does not rewrite them
+    few = gate_unconverged(parts_of(hand_measures(), n_seeds=MIN_NETS - 1)[2],
+                           {PRE: record(), RND: record(False)})
+    assert all(f"fewer than {MIN_NETS}" in p.evidence and "converge" not in p.evidence for p in few)
+
+
+def test_results_record_holds_each_groups_selection():
+    v = two_group_trajectories(n=6, epochs=2, dim=10)
+    groups = group_labels(6)
+    m = measure_trajectories(v, groups)
+    probs = np.full((12, 3, 2, 5), 0.2)
+    tr = training_of(rnd=record(False, n=6, lr=2.667), pre=record(n=6))
+    res = Result(training=tr, labels=groups, probe=np.arange(2), probs=torch.from_numpy(probs), history={},
+                 errors=np.full((12, 3), 0.5), confidence=probe_confidence(probs), embedding={},
+                 embed_meta={"tsne_seconds": 1.0, "tsne_cpu_seconds": 2.0, "isomap_seconds": 0.5,
+                             "isomap_connected": True}, measures=m, verdicts=verdicts(m))
+    out = results_record({"n_seeds": 6, "n_test_cases": 2, "finetune_epochs": 2}, res)
+    assert out["selection"] == {"pretrained": tr[PRE].selection, "random": tr[RND].selection}
+    assert out["converged"] == {"pretrained": True, "random": False}
+    assert out["finetune_lr"] == {"pretrained": 1.125, "random": 2.667}
+    assert out["test_error_at_best_epoch"]["random"] == tr[RND].test_error
+    assert out["test_error_at_best_epoch_median"]["pretrained"] == pytest.approx(0.0525)
+    import json
+    json.dumps(out)  # JSON-able
 
 
 def test_conclusion_texts_follow_the_numbers():
@@ -411,7 +578,7 @@ def test_every_figure_fits_the_page_with_readable_text(epochs):
     figs = {"embedding": plot_embedding_figure(v[:, :, :2], groups, title="t-SNE of 1,000 function vectors (60 nets, "
                                                                            "16 points each)"),
             "distances": plot_group_distances(m), "knn": plot_knn_accuracy(m), "start": plot_distance_to_start(m),
-            "probe": plot_probe_error(errors, groups)}
+            "probe": plot_probe_error(errors, groups, best_epochs={PRE: [epochs] * 6, RND: [1] * 6})}
     for name, fig in figs.items():
         buf = io.BytesIO()
         fig.savefig(buf, format="png", bbox_inches="tight")

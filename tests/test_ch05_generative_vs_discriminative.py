@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
+
 import matplotlib
 import matplotlib.text
 import numpy as np
@@ -12,6 +15,7 @@ from pretraining.analysis.figures import PAGE_WIDTH, SMALLEST_FONT_PT
 from pretraining.book import claims
 from pretraining.chapters import ch05_generative_vs_discriminative as ch5
 from pretraining.core.data import Subset, load_dataset
+from pretraining.core.selection import SelectionConfig, log_grid, setting_converged
 from pretraining.core.train import RBMConfig, pretrain_stack
 from pretraining.core.world import ControlledWorld, WorldConfig
 
@@ -31,6 +35,10 @@ def test_spec_defaults_are_allowed_and_named_in_the_new_vocabulary() -> None:
     d = ch5.SPEC.defaults()
     assert ch5.SPEC.problems(d) == []
     assert {"rbm_epochs", "rbm_lr", "pretrain_batch_size"} <= set(d)
+    # the fair fight: a rate grid and an epoch budget, no hand-picked rate or fixed update count
+    assert {"finetune_lr_grid", "finetune_epochs", "finetune_patience", "finetune_select_seeds",
+            "finetune_max_extensions", "finetune_epoch_examples"} <= set(d)
+    assert not {"finetune_lr", "n_updates", "trajectory_points"} & set(d)
 
 
 @pytest.mark.parametrize("change, problem", [
@@ -40,6 +48,9 @@ def test_spec_defaults_are_allowed_and_named_in_the_new_vocabulary() -> None:
     ({"pixel_offset": 9}, "pixel_offset=9 is not allowed: at most 8 with pixel_patch=6"),
     ({"n_labels": [20, 8000], "trajectory_n_labels": 20},
      "n_labels=[20, 8000] is not allowed: at most the 7000 training digits of mnist-10k"),
+    ({"finetune_select_seeds": 9}, "finetune_select_seeds=9 is not allowed: at most n_seeds (8)"),
+    ({"finetune_lr_grid": [0.1, 0.2, 0.4, 0.8, 1.6]}, "finetune_lr_grid=[0.1, 0.2, 0.4, 0.8, 1.6] is not allowed: "
+                                                      "rates spanning at least 30x"),
 ])
 def test_rules_refuse_bad_combinations_with_one_line(change, problem) -> None:
     problems = ch5.SPEC.problems({**ch5.SPEC.defaults(), **change})
@@ -98,58 +109,97 @@ def test_labelled_subsets_use_the_documented_generator() -> None:
     assert ch5.labelled_subsets(50, 5, [7])[0].tolist() == expected.tolist()
 
 
-def test_finetune_config_gives_the_same_number_of_updates() -> None:
-    assert ch5.finetune_config(7000, 800, 0.1, 20).epochs == 3      # 350 steps per epoch
-    small = ch5.finetune_config(50, 800, 0.1, 20)
-    assert (small.batch_size, small.epochs) == (20, 400)           # 2 steps per epoch
-    assert ch5.finetune_config(10, 5, 0.1, 20).batch_size == 10
-    with pytest.raises(ValueError, match="n_updates=0"):
-        ch5.finetune_config(10, 0, 0.1, 20)
+def test_budget_epoch_repeats_small_budgets_to_a_minimum_of_examples() -> None:
+    assert ch5.budget_epoch(7000, 1000, 50) == (50, 1)              # one plain pass of 140 minibatches
+    assert ch5.budget_epoch(500, 1000, 50) == (50, 2)               # twice: 1,000 examples
+    assert ch5.budget_epoch(300, 1000, 50) == (50, 4)               # 4 passes: at least 1,000
+    assert ch5.budget_epoch(20, 1000, 50) == (20, 50)               # the batch is at most the budget
+    with pytest.raises(ValueError, match="epoch_examples=0"):
+        ch5.budget_epoch(10, 0, 20)
+
+
+def test_epochs_text_says_what_an_epoch_is_per_budget() -> None:
+    assert ch5.epochs_text([20, 100, 7000], 1000, 50) == ("20 labels: 50 passes, 50 updates; 100 labels: 10 passes, "
+                                                         "20 updates; 7,000 labels: 1 pass, 140 updates")
+
+
+def test_labelled_data_gives_each_seed_its_subset_repeated(digits) -> None:
+    data = ch5.labelled_data(digits, 30, repeats=3)
+    x, y = data([7, 7, 8])                                            # seeds may repeat (rates x seeds)
+    idx = ch5.labelled_subsets(len(digits), 30, [7, 8])
+    assert x.shape == (3, 90, 784) and y.shape == (3, 90)
+    assert torch.equal(x[0], x[1]) and torch.equal(y[2], digits.y[idx[1]].repeat(3))
+    shared = ch5.labelled_data(digits, len(digits), repeats=2)      # every example labelled: one shared copy
+    assert isinstance(shared, Subset) and len(shared) == 2 * len(digits)
+    with pytest.raises(ValueError, match="n_labels=401"):
+        ch5.labelled_data(digits, 401)
 
 
 @pytest.fixture(scope="module")
 def tiny(digits):
     stack, _ = pretrain_stack("rbm", digits.x, [12], RBMConfig(epochs=1, lr=0.05, batch_size=20), [3, 4],
                               progress=False)
-    test = Subset(digits.x[::4], digits.y[::4])
-    return stack, test
+    valid, test = Subset(digits.x[1::4], digits.y[1::4]), Subset(digits.x[::4], digits.y[::4])
+    return stack, valid, test
 
 
-def test_label_budget_batched_equals_single_seed(digits, tiny) -> None:
-    stack, test = tiny
-    kw = {"n_updates": 6, "lr": 0.1, "batch_size": 10, "trajectory_points": 2}
-    both = ch5.label_budget(stack, digits, test, 10, 40, [3, 4], **kw)
-    assert both.error.shape == (2, 2) and both.train_nll.shape == (2, 2, 2)
-    assert both.epochs.tolist() == [1, 2]                          # 6 updates = 2 epochs of 4 steps
-    for s, seed in enumerate([3, 4]):
-        one_stack = type(stack)(stack.kind, [type(layer).from_state_dict(
-            {k: v[s:s + 1] for k, v in layer.state_dict().items()}) for layer in stack.layers])
-        one = ch5.label_budget(one_stack, digits, test, 10, 40, [seed], **kw)
-        torch.testing.assert_close(one.error[:, 0], both.error[:, s])
-        torch.testing.assert_close(one.test_nll[:, :, 0], both.test_nll[:, :, s], rtol=1e-5, atol=1e-5)
-    assert not torch.equal(both.nll[0], both.nll[1])               # pre-trained and random differ
+def test_budget_makers_pair_the_softmax_and_pick_each_seeds_stack(tiny) -> None:
+    stack = tiny[0]
+    makers = ch5.budget_makers(stack, 10, [3, 4])
+    pre, rnd = makers["pretrained"]([4, 3, 4]), makers["random"]([4, 3, 4])
+    assert pre.n_members == rnd.n_members == 3 and pre.sizes == rnd.sizes == [784, 12, 10]
+    torch.testing.assert_close(pre.weights[0][0], stack.layers[0].W[1])   # seed 4 is the stack's member 1
+    torch.testing.assert_close(pre.weights[0][2], pre.weights[0][0])
+    torch.testing.assert_close(pre.weights[-1], rnd.weights[-1])          # the pair shares its softmax init
+    assert not torch.equal(pre.weights[0], rnd.weights[0])
+    with pytest.raises(ValueError, match=r"seeds \[5\] are not allowed"):
+        makers["pretrained"]([5])
 
 
-def test_label_budget_rejects_labels_outside_classes(digits, tiny) -> None:
-    stack, test = tiny
+SMALL = SelectionConfig(log_grid(0.05, 1.6, 5), patience=1, max_extensions=1, select_seeds=1)
+FIT = ch5.budget_config(40, 3, 40, 10, SMALL)                       # 4 minibatches of 10: a plain epoch
+
+
+def test_budget_config_sets_the_epoch_budget_and_the_batch() -> None:
+    config, repeats = ch5.budget_config(20, 7, 1000, 50, SMALL)
+    assert (config.epochs, config.batch_size, config.lr, repeats) == (7, 20, SMALL.lr_grid[0], 50)
+
+
+def test_fair_budget_records_the_selection_and_tests_the_chosen_nets(digits, tiny) -> None:
+    stack, valid, test = tiny
+    make = ch5.budget_makers(stack, 10, [3, 4])["pretrained"]
+    t, meta = ch5.fair_budget(make, digits, valid, test, 40, [3, 4], SMALL, *FIT)
+    rec = meta["selection"]
+    assert t["error"].shape == t["nll"].shape == (2,)
+    assert rec["lr"] in rec["grid"] and rec["epoch_budget"] == 3 and len(rec["converged"]) == 2
+    assert [len(c) for c in meta["curves"]["valid_error"]] == rec["epochs_run"]
+    assert all(1 <= b <= r <= 3 for b, r in zip(rec["best_epoch"], rec["epochs_run"]))
+    # the test set chooses nothing: other test labels, the same selection and the same nets
+    shuffled = Subset(test.x, test.y.roll(1))
+    t2, meta2 = ch5.fair_budget(make, digits, valid, shuffled, 40, [3, 4], SMALL, *FIT)
+    assert meta2["selection"] == rec and not torch.equal(t2["nll"], t["nll"])
+
+
+def test_fair_budget_rejects_labels_outside_classes(digits, tiny) -> None:
+    stack, valid, test = tiny
     with pytest.raises(ValueError, match="n_classes=2"):
-        ch5.label_budget(stack, digits, test, 2, 40, [3, 4], n_updates=2, lr=0.1, batch_size=10)
+        ch5.fair_budget(ch5.budget_makers(stack, 2, [3, 4])["random"], digits, valid, test, 40, [3, 4], SMALL, *FIT)
 
 
-def test_run_budgets_stacks_labellings_and_budgets(digits, tiny) -> None:
-    stack, test = tiny
-    pixel = ch5.PixelLabel.fit(digits.x)
-    labellings = {"cause": (digits, test, 10),
-                  "pixel": (Subset(digits.x, pixel(digits.x)), Subset(test.x, pixel(test.x)), 2)}
-    t, meta = ch5.run_budgets(stack, labellings, [20, 40], [3, 4], n_updates=8, lr=0.1, batch_size=10,
-                              trajectory_n_labels=40, trajectory_points=2, progress=False)
-    assert meta == {}
-    assert t["error"].shape == t["nll"].shape == (2, 2, 2, 2)        # (L, K, 2, S)
-    # 8 updates of 4 steps per epoch on the 40 labels of the trajectory budget: 2 epochs, both recorded
-    assert t["epochs"].tolist() == [1, 2] and t["train_nll"].shape == t["test_nll"].shape == (2, 2, 2, 2)
-    with pytest.raises(ValueError, match="trajectory_n_labels=30 is not allowed"):
-        ch5.run_budgets(stack, labellings, [20, 40], [3, 4], n_updates=4, lr=0.1, batch_size=10,
-                        trajectory_n_labels=30, trajectory_points=2, progress=False)
+def test_trajectory_replays_the_chosen_training(digits, tiny) -> None:
+    stack, valid, test = tiny
+    makers = ch5.budget_makers(stack, 10, [3, 4])
+    out = {init: ch5.fair_budget(makers[init], digits, valid, test, 40, [3, 4], SMALL, *FIT) for init in ch5.INITS}
+    chosen = {init: m["selection"] for init, (_, m) in out.items()}
+    t, meta = ch5.trajectory(makers, digits, test, 40, [3, 4], chosen, *FIT)
+    E = max(max(r["epochs_run"]) for r in chosen.values())
+    assert meta == {} and t["train_nll"].shape == t["test_nll"].shape == (E, 2, 2)
+    for i, init in enumerate(ch5.INITS):
+        for s in range(2):
+            best, last = chosen[init]["best_epoch"][s], chosen[init]["epochs_run"][s]
+            # the replay passes through the reported net: its test NLL at the best epoch is the reported one
+            torch.testing.assert_close(t["test_nll"][best - 1, i, s], out[init][0]["nll"][s], rtol=1e-4, atol=1e-5)
+            assert torch.equal(t["train_nll"][last - 1:, i, s], t["train_nll"][last - 1, i, s].expand(E - last + 1))
 
 
 # ------------------------------------------------------------------------------ matched NLL
@@ -165,11 +215,11 @@ def test_matched_test_nll_interpolates_at_common_level() -> None:
         ch5.matched_test_nll(train, test, level=0.5)
 
 
-def _run(train_nll: list, test_nll: list) -> ch5.BudgetRun:
+def _run(train_nll: list, test_nll: list, epochs_run: list | None = None) -> ch5.BudgetRun:
     """A BudgetRun with S = 2 seeds from per-epoch [[pre0, pre1], [rnd0, rnd1]] NLLs."""
     tr, te = torch.tensor(train_nll), torch.tensor(test_nll)
-    return ch5.BudgetRun(error=torch.zeros(2, 2), nll=torch.zeros(2, 2), epochs=torch.arange(1, len(tr) + 1),
-                         train_nll=tr, test_nll=te)
+    runs = torch.tensor(epochs_run) if epochs_run is not None else torch.full((2, 2), len(tr))
+    return ch5.BudgetRun(train_nll=tr, test_nll=te, epochs_run=runs, best_epoch=runs)
 
 
 def test_matched_summary_reads_every_net_at_the_common_level() -> None:
@@ -181,11 +231,19 @@ def test_matched_summary_reads_every_net_at_the_common_level() -> None:
     # pre-trained: 5/8 of the way from 1.0 to 0.2 -> test 2 + 0.625 * (1.2 - 2) and 2 + 0.625 * (1.0 - 2)
     assert m["pretrained"] == pytest.approx(((2 - 0.5) + (2 - 0.625)) / 2)
     assert m["random"] == pytest.approx(1.6)
-    assert m["final_train_nll"] == pytest.approx({"pretrained": 0.2, "random": 0.5})
+    assert m["common_epoch"] == 2 and m["train_nll_at_common"] == pytest.approx({"pretrained": 0.2, "random": 0.5})
     # two paired differences, 0.1 and 0.225: mean 0.1625 -+ t(0.975, 1) * 0.0625 = 12.7062 * 0.0625
     assert m["n"] == 2 and m["difference_mean"] == pytest.approx(0.1625)
     assert m["difference_ci95"] == pytest.approx([0.1625 - 12.7062 * 0.0625, 0.1625 + 12.7062 * 0.0625], rel=1e-4)
     assert m["difference_p"] == pytest.approx(0.5)                  # 2 of 2 positive: 2 / 2**2
+
+
+def test_matched_summary_compares_the_fit_after_the_fewest_epochs_any_net_ran() -> None:
+    # three epochs; random seed 1 stopped after epoch 1 (its later values repeat its last)
+    train = [[[1.0, 1.0], [1.5, 0.9]], [[0.5, 0.6], [1.2, 0.9]], [[0.3, 0.4], [1.0, 0.9]]]
+    m = ch5.matched_summary({"pixel": _run(train, train, [[3, 3], [3, 1]])})["pixel"]
+    assert m["common_epoch"] == 1
+    assert m["train_nll_at_common"] == pytest.approx({"pretrained": 1.0, "random": 1.2})
 
 
 # ------------------------------------------------------------------------------ the claim
@@ -310,7 +368,7 @@ def test_verdict_sentence_uses_the_holm_adjusted_p() -> None:
 
 def test_trajectory_sentences() -> None:
     def m(pre, rnd, mean=0.0, p=1.0, n=8):
-        return {"final_train_nll": {"pretrained": pre, "random": rnd}, "difference_mean": mean,
+        return {"train_nll_at_common": {"pretrained": pre, "random": rnd}, "difference_mean": mean,
                 "difference_p": p, "n": n}
 
     assert ch5.optimisation_sentence({"cause": m(0.3, 0.5), "pixel": m(0.3, 0.5)}).startswith(
@@ -331,6 +389,85 @@ def test_pixel_mi_verdict_threshold_is_a_fifth_of_the_label_bits() -> None:
     assert ch5.pixel_mi_verdict(0.2, 1.0).startswith("noticeably related")
 
 
+# ------------------------------------------------------------------------------ fair fight
+def _rec(converged: bool = True, at_edge: bool = False, lr: float = 0.1) -> dict:
+    """A selection record of 2 seeds (the fields the gate and the table read)."""
+    seeds = [True, converged]
+    return {"lr": lr, "grid": [0.02, 0.1, 0.5], "at_edge": at_edge, "epoch_budget": 30, "best_epoch": [4, 6],
+            "epochs_run": [7, 9], "train_nll": [0.1, 0.2], "converged": seeds, "n_converged": sum(seeds),
+            "setting_converged": all(seeds), "longer_run": None}
+
+
+def _records(bad: dict | None = None) -> dict:
+    out = {(lab, init, n): _rec() for lab in ch5.LABELLINGS for init in ch5.INITS for n in (20, 100)}
+    return {**out, **(bad or {})}
+
+
+def test_gate_turns_a_part_that_compares_a_non_converged_setting_into_not_tested() -> None:
+    cause, pixel = _summaries(GAIN, 0 * GAIN)
+    parts = ch5.budget_parts(cause, pixel)
+    assert [p.status for p in ch5.gate_unconverged(parts, _records())] == [p.status for p in parts]
+    # a pixel-label setting did not converge: (b) compares it, (a) does not
+    a, b, c = ch5.gate_unconverged(parts, _records({("pixel", "random", 100): _rec(converged=False)}))
+    assert a.status == parts[0].status == H and b.status == N and b.p is None and c.status == N
+    assert "random init nets with 100 pixel labels (1 of 2 seeds converged within 30 epochs)" in b.evidence
+    assert b.evidence.startswith("not tested at this scale") and b.numbers["not_converged"]
+    # a cause-label rate on the edge of its grid: both parts compare it
+    a, b, _ = ch5.gate_unconverged(parts, _records({("cause", "pretrained", 20): _rec(at_edge=True, lr=0.5)}))
+    assert a.status == b.status == N and "the chosen rate 0.5 is on the edge" in a.evidence
+    assert claims.verdict(claims.decide([a, b, _])) == "inconclusive"
+
+
+def test_verdict_sentence_names_the_settings_that_did_not_converge() -> None:
+    cause, pixel = _summaries(GAIN, 0 * GAIN)
+    parts = ch5.budget_parts(cause, pixel)
+    pixel_bad = ch5.gate_unconverged(parts, _records({("pixel", "random", 20): _rec(converged=False)}))
+    text = ch5.verdict_sentence(pixel_bad, cause, pixel)
+    assert text.startswith(ch5.VERDICT_TEXT["cause only, holds"]) and "(Verdict: supported — did not converge: " \
+        "random init nets with 20 pixel labels" in text
+    cause_bad = ch5.gate_unconverged(parts, _records({("cause", "random", 20): _rec(converged=False)}))
+    text = ch5.verdict_sentence(cause_bad, cause, pixel)
+    assert text.startswith(ch5.VERDICT_TEXT["not converged"]) and "Verdict: inconclusive" in text
+    assert "too few" not in text
+
+
+def test_condition_names_and_the_training_table() -> None:
+    assert ch5.condition_name(("pixel", "pretrained", 7000)) == "pre-trained nets with 7,000 pixel labels"
+    res = SimpleNamespace(n_labels=[20, 100],
+                          selection={lab: {init: [_rec(), _rec(converged=lab == "cause")] for init in ch5.INITS}
+                                     for lab in ch5.LABELLINGS})
+    records = ch5.Result.records(res)
+    assert list(records)[:3] == [("cause", "pretrained", 20), ("cause", "pretrained", 100), ("cause", "random", 20)]
+    assert [k for k, r in records.items() if not setting_converged(r)] == [("pixel", "pretrained", 100),
+                                                                       ("pixel", "random", 100)]
+
+
+def test_results_record_holds_every_conditions_selection_and_converged_flag() -> None:
+    sel = {lab: {init: [_rec(lr=0.1), _rec(converged=init == "random", lr=0.2)] for init in ch5.INITS}
+           for lab in ch5.LABELLINGS}
+    errors = {lab: {init: np.full((2, 8), 0.1) for init in ch5.INITS} for lab in ch5.LABELLINGS}
+    adv = {lab: ch5.advantage_summary(errors[lab]["pretrained"], errors[lab]["random"]) for lab in ch5.LABELLINGS}
+    res = SimpleNamespace(errors=errors, adv=adv, label_bits={}, report={}, matched={}, selection=sel)
+    p = {"n_labels": [20, 100], "n_seeds": 8, "finetune_epoch_examples": 1000, "finetune_batch_size": 20}
+    r = ch5.results_record(p, res)
+    assert r["selection"]["pixel"]["random"]["100"] == sel["pixel"]["random"][1]
+    assert r["converged"]["cause"] == {"pretrained": {"20": True, "100": False}, "random": {"20": True, "100": True}}
+    assert r["finetune_lr"]["cause"]["random"] == [0.1, 0.2]
+    assert r["epoch"] == {"20": {"batch": 20, "repeats": 50}, "100": {"batch": 20, "repeats": 10}}
+    json.dumps(r)                                                   # JSON-able as it is
+
+
+def test_training_curves_figure_has_one_line_per_initialisation_and_budget() -> None:
+    curve = {"train_nll": [[2.0, 1.0, 0.5], [2.0, 0.9]], "valid_error": [[0.5, 0.3, 0.3], [0.5, 0.35]]}
+    res = SimpleNamespace(n_labels=[20, 100], curves={lab: {init: [curve, curve] for init in ch5.INITS}
+                                                      for lab in ch5.LABELLINGS})
+    fig = ch5.training_curves(res, "pixel")
+    labels = [line.get_label() for line in fig.axes[0].lines]
+    assert labels[:4] == ["pre-trained, 20 labels", "pre-trained, 100 labels", "random init, 20 labels",
+                          "random init, 100 labels"] and _fits_the_page(fig)
+    matplotlib.pyplot.close(fig)
+
+
 # ------------------------------------------------------------------------------ tables
 def test_budget_table_counts_label_bits_and_formats_the_interval() -> None:
     errors = {"cause": {"pretrained": np.array([[0.4, 0.2], [0.1, 0.1]]), "random": np.array([[0.5, 0.5], [0.2, 0.1]])}}
@@ -347,13 +484,13 @@ def test_budget_table_counts_label_bits_and_formats_the_interval() -> None:
 
 
 def test_literature_table_takes_the_depth_from_the_sizes() -> None:
-    t = ch5.literature_table([784, 300], 7000, 600, 0.1246, 0.0943)
+    t = ch5.literature_table([784, 300], 7000, "early-stopped", 0.1246, 0.0943)
     assert t["source"].tolist() == ["this book", "Larochelle et al. (2009), Table 3"]
-    assert t["set-up"][0] == "784-300 net, 7,000 labels, 600 SGD updates"
+    assert t["set-up"][0] == "784-300 net, 7,000 labels, early-stopped"
     assert t["set-up"][1].startswith("MNIST-small: 10k train") and t["set-up"][1].endswith("; 1 hidden layer")
     assert t["random init, test error %"].tolist() == ["12.46", "4.14"]
     assert t["pre-trained (RBM), test error %"].tolist() == ["9.43", "3.17"]
-    deep = ch5.literature_table([784] + [10] * 5, 10, 1, 0.5, 0.5)
+    deep = ch5.literature_table([784] + [10] * 5, 10, "", 0.5, 0.5)
     assert deep["set-up"][1].endswith("; 5 hidden layers") and deep.iloc[1, 2:].tolist() == ["n/a", "n/a"]
 
 
@@ -404,7 +541,11 @@ def test_budget_and_trajectory_figures_fit_the_page_at_every_budget_count() -> N
         assert _fits_the_page(fig)
         matplotlib.pyplot.close(fig)
     nll = torch.rand(4, 2, 3) + 0.1
-    run = ch5.BudgetRun(torch.zeros(2, 3), torch.zeros(2, 3), torch.arange(4), nll, nll + 0.2)
+    runs = torch.tensor([[4, 3, 4], [2, 4, 4]])
+    run = ch5.BudgetRun(nll, nll + 0.2, runs, runs - 1)
     fig = ch5.nll_trajectory_figure({lab: run for lab in ch5.LABELLINGS}, 200)
     assert _fits_the_page(fig) and len(fig.axes) == 2
+    # one line per net, drawn up to its own last epoch; its marker at its best epoch
+    assert [len(line.get_xdata()) for line in fig.axes[0].lines] == [4, 3, 4, 2, 4, 4]
+    assert fig.axes[0].collections[0].get_offsets().tolist() == [[float(nll[2, 0, 0]), float(nll[2, 0, 0] + 0.2)]]
     matplotlib.pyplot.close(fig)

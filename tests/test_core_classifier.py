@@ -89,7 +89,7 @@ def test_frozen_features_only_softmax_changes_and_on_epoch_is_called():
     before = clf.clone()
     seen = []
     finetune(clf, x, y, FinetuneConfig(epochs=3, lr=0.3, batch_size=20), [0, 1], train_layers=[clf.depth],
-             on_epoch=lambda epoch, c: seen.append((epoch, c is clf)), progress=False)
+             on_epoch=lambda epoch, c, nll: seen.append((epoch, c is clf)), progress=False)
     assert seen == [(1, True), (2, True), (3, True)]
     for i in range(clf.depth):
         assert torch.equal(clf.weights[i], before.weights[i]) and torch.equal(clf.biases[i], before.biases[i])

@@ -93,7 +93,7 @@ def test_every_profile_checks_without_running(profile: str) -> None:
 
 OLD_NAMES = ("rbm_rate", "rbm_layer_lr", "rbm_layer_epochs", "rbm_batch_size", "pretrain_batch", "pretrain_lr",
              "dae_rate", "dae_masking", "n_nets", "pretrain_hidden_sizes", "pretrain_epochs", "finetune_rates",
-             "finetune_batch", "stream_rate", "stream_batch")
+             "finetune_batch", "stream_rate", "stream_batch", "stream_lr")
 
 
 def test_the_old_parameter_names_appear_nowhere() -> None:

@@ -185,7 +185,7 @@ def test_a_parameter_set_that_cannot_fit_in_memory_is_refused_before_training():
                        capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 2
     (line,) = r.stderr.splitlines()
-    assert line.startswith("error: 03_depth_study: n_seeds=400, member_chunk=400, width=20000, depths=[1, 2, 3, 4, 5]: "
+    assert line.startswith("error: 03_depth_study: n_seeds=400, member_chunk=400, width=20000, depths=[1, 2, 4]: "
                            "need about ") and "GB of the device (" in line
 
 
@@ -196,8 +196,9 @@ def test_sizes_that_cannot_be_meant_are_refused():
         "finetune_epochs=1000000 is not allowed: an integer >= 1 and <= 10000",
         "stream_examples=1000000000000 is not allowed: an integer >= 1 and <= 1000000000",
     ]
-    assert spec.problems({**spec.defaults(), "select_seeds": 5, "n_seeds": 2}) == [
-        "select_seeds=5 is not allowed: at most n_seeds (2): the rate is chosen on the first select_seeds seeds"]
+    assert spec.problems({**spec.defaults(), "finetune_select_seeds": 5, "n_seeds": 2}) == [
+        "finetune_select_seeds=5 is not allowed: at most n_seeds (2): the rate is chosen on the first "
+        "finetune_select_seeds seeds"]
 
 
 def test_inconsistent_values_are_refused_in_each_chapters_own_words():

@@ -116,6 +116,19 @@ def part(key: str, claim: str, holds: bool | None, evidence: str, *, test: str |
                 effect=effect, ci95=None if ci95 is None else (float(ci95[0]), float(ci95[1])), n=n)
 
 
+def not_converged_text(what: str, evidence: str) -> str:
+    """The evidence of a part that compares networks which did not converge: what did not, then the
+    numbers the part would have been decided on (kept, but not counted)."""
+    return f"not tested at this scale: {what} did not converge within the budget; the numbers were: {evidence}"
+
+
+def not_converged(prt: Part, what: str) -> Part:
+    """``prt`` made "not tested" because the networks it compares did not converge (``what`` names
+    them and why); its numbers stay in the evidence and the results file, its test and p are dropped."""
+    return Part(prt.key, prt.claim, NOT_TESTED, not_converged_text(what, prt.evidence),
+                {**prt.numbers, "not_converged": what}, effect=prt.effect, ci95=prt.ci95, n=prt.n)
+
+
 def from_test(key: str, claim: str, result: Mapping[str, Any], evidence: str, *, direction: bool,
            ci95: Sequence[float] | None = None, **numbers: Any) -> Part:
     """A part decided by a test: ``result`` is a dict of :mod:`pretraining.analysis.stats`

@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..core.models import Stack
+from ..core.selection import SelectionConfig
 from ..core.train import DAEConfig, RBMConfig, pretrain_stack
 
-__all__ = ["stack_configs", "pretrained_stack"]
+__all__ = ["stack_configs", "pretrained_stack", "selection_config"]
 
 def stack_configs(params: Mapping[str, Any]) -> dict[str, RBMConfig | DAEConfig]:
     """``{"rbm": RBMConfig, "dae": DAEConfig}`` from a chapter's values of the stack parameters
@@ -26,6 +27,13 @@ def stack_configs(params: Mapping[str, Any]) -> dict[str, RBMConfig | DAEConfig]
         "dae": DAEConfig(epochs=params["dae_epochs"], lr=params["dae_lr"],
                          batch_size=params["pretrain_batch_size"], noise=params["dae_noise"]),
     }
+
+
+def selection_config(params: Mapping[str, Any], prefix: str = "finetune") -> SelectionConfig:
+    """The :class:`SelectionConfig` of a chapter's values of :func:`pretraining.book.specs.selection_params`."""
+    return SelectionConfig(lr_grid=tuple(params[f"{prefix}_lr_grid"]), patience=params[f"{prefix}_patience"],
+                           max_extensions=params[f"{prefix}_max_extensions"],
+                           select_seeds=params[f"{prefix}_select_seeds"])
 
 
 def pretrained_stack(ch, kind: str, hidden_sizes: Sequence[int], config: RBMConfig | DAEConfig,

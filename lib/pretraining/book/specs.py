@@ -31,7 +31,7 @@ from typing import Any
 
 __all__ = [
     "ParameterError", "Spec", "Int", "Float", "Bool", "Str", "Choice", "IntList", "FloatList",
-    "Param", "ChapterSpec", "COMMON", "STACK_PARAMS", "PROFILES", "MAX_EPOCHS", "MAX_STEPS", "SpecNotFound", "fits_memory", "fits_split",
+    "Param", "ChapterSpec", "COMMON", "STACK_PARAMS", "selection_params", "rate_grid_rule", "select_seeds_rule", "PROFILES", "MAX_EPOCHS", "MAX_STEPS", "SpecNotFound", "fits_memory", "fits_split",
     "load_spec",
     "not_allowed",
     "user_names",
@@ -275,6 +275,54 @@ STACK_PARAMS: dict[str, Param] = {
     "dae_lr": Param(0.1, Float(gt=0, max=10), "denoising auto-encoder learning rate"),
     "dae_noise": Param(0.25, Float(min=0, lt=1), "masking noise: fraction of inputs zeroed"),
 }
+
+
+def selection_params(*, grid: Sequence[float], epochs: int, patience: int, select_seeds: int = 2,
+                     max_extensions: int = 3, prefix: str = "finetune") -> dict[str, Param]:
+    """The fair-fight parameters (:mod:`pretraining.core.selection`) with a chapter's defaults.
+
+    ``prefix`` names the training they select for: ``{prefix}_lr_grid``, ``{prefix}_epochs``,
+    ``{prefix}_patience``, ``{prefix}_max_extensions``, ``{prefix}_select_seeds``. Pair with the rules
+    :func:`rate_grid_rule` (log spacing) and :func:`select_seeds_rule`, and build the config with
+    :func:`pretraining.book.experiments.selection_config`.
+    """
+    return {
+        f"{prefix}_lr_grid": Param(list(grid), FloatList(gt=0, min_len=5, max_len=20),
+                                   "learning rates tried first: at least 5, log-spaced, spanning at least 30x"),
+        f"{prefix}_epochs": Param(epochs, Int(min=1, max=MAX_EPOCHS),
+                                  "epoch budget; each network stops early on its validation error"),
+        f"{prefix}_patience": Param(patience, Int(min=1, max=MAX_EPOCHS),
+                                    "epochs without a better validation error before a network stops"),
+        f"{prefix}_max_extensions": Param(max_extensions, Int(min=0, max=6),
+                                          "grid steps allowed beyond an edge when the best rate is on it"),
+        f"{prefix}_select_seeds": Param(select_seeds, Int(min=1),
+                                        "seeds that choose the rate (then every seed trains with it)"),
+    }
+
+
+def rate_grid_rule(prefix: str = "finetune") -> "Rule":
+    """A rule: ``{prefix}_lr_grid`` is a fair-fight grid (:func:`pretraining.core.checks.rate_grid_problem`)."""
+    def rule(p: Mapping[str, Any]) -> list[str]:
+        from ..core.checks import rate_grid_problem  # no torch
+
+        name = f"{prefix}_lr_grid"
+        problem = rate_grid_problem(p[name])
+        return [not_allowed(name, p[name], problem)] if problem else []
+    rule.__name__ = f"rate_grid_{prefix}"
+    return rule
+
+
+def select_seeds_rule(prefix: str = "finetune", seeds: str = "n_seeds") -> "Rule":
+    """A rule: ``{prefix}_select_seeds`` is at most the number of seeds ``seeds`` (the rate is chosen on
+    the first of them)."""
+    def rule(p: Mapping[str, Any]) -> list[str]:
+        name = f"{prefix}_select_seeds"
+        if p[name] <= p[seeds]:
+            return []
+        return [not_allowed(name, p[name], f"at most {seeds} ({p[seeds]}): the rate is chosen on the first "
+                                           f"{name} seeds")]
+    rule.__name__ = f"select_seeds_{prefix}"
+    return rule
 
 
 Rule = Callable[[Mapping[str, Any]], Iterable[str]]

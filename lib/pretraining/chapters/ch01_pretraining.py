@@ -44,11 +44,12 @@ from ..book.experiments import pretrained_stack, stack_configs
 from ..book.specs import MAX_EPOCHS, STACK_PARAMS, ChapterSpec, Float, Int, IntList, Param, fits_memory, fits_split
 from ..book.words import plural
 from ..core.checks import require_int
-from ..core.data import SPLIT_SIZES
+from ..core.data import SPLIT_SIZES, Subset
 from ..core.distort import DistortionConfig, distort
 from ..core.memory import training_bytes
 from ..core.models import RBM, Classifier, Stack
-from ..core.train import FinetuneConfig, RBMConfig, evaluate, finetune, train_rbm
+from ..core.selection import SelectionConfig, select_and_train
+from ..core.train import FinetuneConfig, RBMConfig, evaluate, train_rbm
 from ..core.seeding import (
     bernoulli,
     generator,
@@ -104,9 +105,11 @@ KINDS = {"rbm": "RBM", "dae": "denoising auto-encoder"}
 _BINARIZE, _SHOWN, _BINARIZE_TRAIN, _STARTS, _RAISE = 0xB1A, 0x5E1, 0xB1B, 0x57A, 0x4A1
 LONGER = 4
 """The AIS check's longer runs: LONGER x the chains and LONGER x the temperatures of the chapter's AIS."""
-CLASSIFIER = {"sizes": [784, 300, 10], "lr": 0.5, "batch_size": 50}
+CLASSIFIER = {"sizes": [784, 300, 10], "batch_size": 50, "lr_grid": (0.1, 0.2371, 0.5623, 1.334, 3.162),
+              "patience": 3}
 """The judge of the samples: a one-hidden-layer net trained on the real training digits (an instrument,
-not a compared condition; its test error is reported beside its verdicts)."""
+not a compared condition; its test error is reported beside its verdicts), its rate chosen and its
+training stopped on the validation digits by the book's protocol (:mod:`pretraining.core.selection`)."""
 MIN_CLASSES, MIN_CONFIDENCE = 8, 0.8
 """Part (d)'s bar: the judge finds at least MIN_CLASSES classes among the samples, and is on average at
 least MIN_CONFIDENCE sure of its label (real test digits: about 0.95)."""
@@ -135,7 +138,8 @@ SPEC = ChapterSpec(
                                   "hidden units of the small RBMs whose exact log Z checks AIS and RAISE"),
         "raise_digits": Param(500, Int(min=2, max=10_000),
                               "test digits whose log-likelihood RAISE bounds from below (one reverse chain each)"),
-        "classifier_epochs": Param(10, Int(min=1, max=1000), "training epochs of the classifier that judges the samples"),
+        "classifier_epochs": Param(10, Int(min=1, max=1000),
+                                   "epoch budget of the classifier that judges the samples (stopped early on validation)"),
         "top_epochs": Param(40, Int(min=1, max=MAX_EPOCHS),
                             "PCD epochs of the second top RBM (on the codes of the layer below) that generates samples"),
         "top_lr": Param(0.002, Float(gt=0, max=10), "PCD learning rate of that top RBM"),
@@ -236,10 +240,12 @@ def run(ch: runtime.Chapter) -> Result:
     clf_key = {**CLASSIFIER, "epochs": p["classifier_epochs"], "seeds": seeds}
 
     def compute_classifier():
-        clf = sample_judge(data.train.x, data.train.y, p["classifier_epochs"], seeds)
-        return clf.state_dict(), {"test_error": float(evaluate(clf, data.test.x, data.test.y).error[0])}
+        clf, record = sample_judge(data.train, data.valid, p["classifier_epochs"], seeds)
+        return clf.state_dict(), {"test_error": float(evaluate(clf, data.test.x, data.test.y).error[0]),
+                                  "selection": record}
 
-    clf_tensors, clf_meta = ch.cached("ch1_sample_judge", clf_key, compute_classifier, version=1)
+    # version 2: the judge's rate chosen and its training stopped on the validation digits
+    clf_tensors, clf_meta = ch.cached("ch1_sample_judge", clf_key, compute_classifier, version=2)
     judge_net = Classifier.from_state_dict(clf_tensors)
     top_key = {"stack": {"kind": "rbm", "hidden_sizes": p["hidden_sizes"], "config": dataclasses.asdict(configs["rbm"]),
                          "seeds": seeds}, "epochs": p["top_epochs"], "lr": p["top_lr"],
@@ -861,13 +867,17 @@ def class_starts(labels: Tensor, n: int, seed: int) -> Tensor:
     return torch.cat([per_class[c][:want[c]] for c in range(classes)])
 
 
-def sample_judge(x: Tensor, y: Tensor, epochs: int, seeds: Sequence[int]) -> Classifier:
-    """The classifier that judges samples: :data:`CLASSIFIER` trained by SGD on real digits x (N, 784), y (N,)."""
+def sample_judge(train: Subset, valid: Subset, epochs: int, seeds: Sequence[int]) -> tuple[Classifier, dict]:
+    """The classifier that judges samples: :data:`CLASSIFIER` trained by SGD on real digits (train: x
+    (N, 784), y (N,)), its rate chosen on ``valid`` from :data:`CLASSIFIER`'s grid and its training
+    stopped there (:func:`pretraining.core.selection.select_and_train`, at most ``epochs``; the first
+    seed chooses the rate). Returns the classifier and the selection record."""
     require_int("epochs", epochs, 1)
-    clf = Classifier.random(CLASSIFIER["sizes"], seeds, device=x.device)
-    finetune(clf, x, y, FinetuneConfig(epochs=epochs, lr=CLASSIFIER["lr"], batch_size=CLASSIFIER["batch_size"]),
-             seeds, progress=False)
-    return clf
+    sel = select_and_train(lambda s: Classifier.random(CLASSIFIER["sizes"], s, device=train.x.device), train, valid,
+                           FinetuneConfig(epochs=epochs, lr=CLASSIFIER["lr_grid"][0], batch_size=CLASSIFIER["batch_size"]),
+                           SelectionConfig(CLASSIFIER["lr_grid"], patience=CLASSIFIER["patience"], select_seeds=1),
+                           seeds)
+    return sel.clf, sel.record()
 
 
 @torch.no_grad()

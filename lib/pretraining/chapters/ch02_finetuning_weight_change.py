@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
@@ -49,27 +49,31 @@ from matplotlib.ticker import MaxNLocator
 from ..analysis import stats
 from ..analysis.figures import PAGE_WIDTH, styled
 from ..analysis.references import ERHAN2010_TABLE1, LAROCHELLE2009_TABLE3
-from ..book import claims, runtime
-from ..book.experiments import pretrained_stack, stack_configs
+from ..book import claims, fairness, runtime
+from ..book.experiments import pretrained_stack, selection_config, stack_configs
 from ..book.specs import (
     MAX_EPOCHS,
     STACK_PARAMS,
     ChapterSpec,
-    Float,
     Int,
     IntList,
     Param,
     fits_memory,
     fits_split,
     not_allowed,
+    rate_grid_rule,
+    select_seeds_rule,
+    selection_params,
 )
 from ..book.words import plural
 from ..core.checks import require_float, require_int
 from ..core.data import SPLIT_SIZES
 from ..core.memory import training_bytes
+from ..core.data import Subset
 from ..core.models import Classifier
+from ..core.selection import LONGER_RUN, SelectionConfig, select_and_train, setting_converged
 from ..core.seeding import member_seeds
-from ..core.train import FinetuneConfig, evaluate, finetune
+from ..core.train import FinetuneConfig, evaluate
 
 Tensor = torch.Tensor
 
@@ -93,7 +97,11 @@ __all__ = [
     "errors_and_resets",
     "field_change_ratio",
     "field_look",
-    "finetune_tracked",
+    "layer_changes",
+    "gate_unconverged",
+    "training",
+    "NEEDS",
+    "ragged_curves",
     "finetuned",
     "finish",
     "gain_lost",
@@ -123,7 +131,6 @@ __all__ = [
     "sign_flip_fraction",
     "start",
     "tiny_sentence",
-    "train_softmax_on_features",
     "unit_cosine",
     "weight_change",
 ]
@@ -175,8 +182,9 @@ SPEC = ChapterSpec(
         **STACK_PARAMS,
         "n_seeds": Param(8, Int(min=1, max=1000),
                          "fine-tuning runs per network, paired across networks: own softmax init and minibatch order"),
-        "finetune_epochs": Param(6, Int(min=1, max=MAX_EPOCHS), "fine-tuning epochs (plain SGD on the mean negative log-likelihood)"),
-        "finetune_lr": Param(0.5, Float(gt=0, max=10), "fine-tuning learning rate"),
+        **selection_params(grid=[0.1, 0.2371, 0.5623, 1.334, 3.162], epochs=15, patience=3, select_seeds=1),
+        "softmax_epochs": Param(60, Int(min=1, max=MAX_EPOCHS),
+                                "epoch budget of the softmax trained alone on frozen features (convex and cheap)"),
         "finetune_batch_size": Param(50, Int(min=1), "fine-tuning minibatch size"),
         "n_fields": Param(64, Int(min=1),
                           "first-layer units whose receptive fields are shown (at most the first width)"),
@@ -184,7 +192,8 @@ SPEC = ChapterSpec(
                                "classes of the three test digits that span the input plane"),
         "plane_resolution": Param(120, Int(min=2, max=1000), "grid points per side of the decision-boundary maps"),
     },
-    rules=(_fields_fit, _plane_classes_distinct, fits_split("train", "pretrain_batch_size", "finetune_batch_size"),
+    rules=(_fields_fit, _plane_classes_distinct, rate_grid_rule(), select_seeds_rule(),
+           fits_split("train", "pretrain_batch_size", "finetune_batch_size"),
            fits_memory(_memory)),
 )
 
@@ -230,7 +239,8 @@ class Result:
 
 
 def _finetune_config(p: Mapping) -> FinetuneConfig:
-    return FinetuneConfig(epochs=p["finetune_epochs"], lr=p["finetune_lr"], batch_size=p["finetune_batch_size"])
+    """The fine-tuning settings: the epoch budget and minibatch size (the rate comes from the selection)."""
+    return FinetuneConfig(epochs=p["finetune_epochs"], lr=p["finetune_lr_grid"][0], batch_size=p["finetune_batch_size"])
 
 
 def _sizes(ch: runtime.Chapter) -> list[int]:
@@ -250,16 +260,20 @@ def run(ch: runtime.Chapter) -> Result:
     stack_seeds = member_seeds(p["seed"], 1)
     seeds = member_seeds(p["seed"], p["n_seeds"])
     sizes = _sizes(ch)
+    selection = selection_config(p)
     runs, frozen = {}, {}
     for kind in KINDS:
         stack, _ = pretrained_stack(ch, kind, p["hidden_sizes"], configs[kind], stack_seeds, progress=False)
-        before = Classifier.from_stack(stack.repeat(p["n_seeds"]), N_CLASSES, seeds)
         what = {"kind": kind, "hidden_sizes": p["hidden_sizes"], "pretrain": dataclasses.asdict(configs[kind]),
                 "pretrain_seeds": stack_seeds}
-        runs[kind] = finetuned(ch, f"ch2_finetuned_{kind}", before, what, config, seeds)
-        frozen[kind] = finetuned(ch, f"ch2_softmax_only_{kind}", before, what, config, seeds, softmax_only=True)
-    runs["random"] = finetuned(ch, "ch2_finetuned_random", Classifier.random(sizes, seeds, device=ch.device),
-                               {"sizes": sizes}, config, seeds)
+        make = _from_stack(stack)
+        runs[kind] = finetuned(ch, f"ch2_finetuned_{kind}", make, what, config, selection, seeds)
+        frozen[kind] = finetuned(ch, f"ch2_softmax_only_{kind}", make, what,
+                                 dataclasses.replace(config, epochs=p["softmax_epochs"]), selection, seeds,
+                                 softmax_only=True)
+    runs["random"] = finetuned(ch, "ch2_finetuned_random",
+                               lambda s: Classifier.random(sizes, s, device=ch.device), {"sizes": sizes},
+                               config, selection, seeds)
     depth = len(p["hidden_sizes"])
     layer_names = [str(i + 1) for i in range(depth)] + ["softmax"]
     changes = {k: weight_change(r.before.weights, r.after.weights) for k, r in runs.items()}
@@ -296,12 +310,37 @@ def setup(ch: runtime.Chapter) -> None:
     ch.glue("ft_epochs", p["finetune_epochs"], fmt="d")
     ch.glue("ft_epochs_text", plural(p["finetune_epochs"], "epoch"))
     ch.glue("copies_text", "once" if p["n_seeds"] == 1 else f"{p['n_seeds']} times")
-    ch.glue("ft_lr", p["finetune_lr"], fmt="g")
+    grid = p["finetune_lr_grid"]
+    ch.glue("ft_rates", f"{len(grid)} log-spaced rates from {grid[0]:g} to {grid[-1]:g}", fmt="s")
+    ch.glue("ft_patience", p["finetune_patience"], fmt="d")
+    ch.glue("ft_select_seeds", plural(p["finetune_select_seeds"], "run"), fmt="s")
+    ch.glue("ft_extensions", plural(p["finetune_max_extensions"], "time"), fmt="s")
+    ch.glue("softmax_epochs_text", plural(p["softmax_epochs"], "epoch"), fmt="s")
     ch.glue("ft_batch", p["finetune_batch_size"], fmt="d")
     ch.glue("n_train", len(data.train.y), fmt=",d")
     ch.glue("n_test", len(data.test.y), fmt=",d")
     ch.glue("min_pairs", claims.MIN_PAIRS, fmt="d")
     ch.glue("alpha", claims.ALPHA, fmt="g")
+
+
+def _records(res: Result) -> dict[str, dict]:
+    """Every trained network's selection record, by its name on the page."""
+    out = {NETWORK_NAMES[k]: r.selection for k, r in res.runs.items()}
+    out.update({NETWORK_NAMES[f"{k}_frozen"]: r.selection for k, r in res.frozen.items()})
+    return out
+
+
+def training(ch: runtime.Chapter, res: Result) -> None:
+    """How every network was trained (the fair-fight table), which did not converge, and the curves."""
+    records = _records(res)
+    ch.glue("convergence_sentence", fairness.convergence_sentence(records), fmt="s")
+    ch.glue("err_random_valid", 100 * float(np.mean(res.runs["random"].selection["valid_error"])), fmt=".2f")
+    runtime.show(fairness.selection_frame(records).style.format(fairness.FORMATS)
+                 .set_caption("How each network was trained: the rate chosen on the validation set, the median "
+                              "best epoch and epochs run over the runs, the median training NLL at the best "
+                              "epoch, and how many runs converged"))
+    curves = {NETWORK_NAMES[k]: r.history for k, r in res.runs.items()}
+    ch.figure("ch2_training_curves", fairness.plot_training_curves(curves, N_CLASSES))
 
 
 def receptive_field_change(ch: runtime.Chapter, res: Result) -> None:
@@ -415,8 +454,24 @@ def compare_with_papers(ch: runtime.Chapter, res: Result) -> None:
 def claim_parts(ch: runtime.Chapter, res: Result) -> list[claims.Part]:
     """The parts of C2 (DESIGN.md), each tested on this run's numbers (see :func:`assess`)."""
     depth = res.depth
-    return assess(res.changes["rbm"].relative_change[:depth], res.changes["random"].relative_change[:depth],
-                  res.lost["rbm"][0], res.plane_moved)
+    parts = assess(res.changes["rbm"].relative_change[:depth], res.changes["random"].relative_change[:depth],
+                   res.lost["rbm"][0], res.plane_moved)
+    return gate_unconverged(parts, {"rbm": res.runs["rbm"], "random": res.runs["random"],
+                                    "rbm_frozen": res.frozen["rbm"]})
+
+
+NEEDS = {"a": ("rbm", "random"), "b": ("rbm",), "c": ("rbm", "rbm_frozen"), "d": ()}
+"""The networks each part of the claim compares."""
+
+NETWORK_NAMES = {"rbm": "the fine-tuned DBN", "dae": "the fine-tuned SDAE", "random": "the random-init network",
+                 "rbm_frozen": "the DBN's softmax on frozen features", "dae_frozen": "the SDAE's softmax on frozen features"}
+
+
+def gate_unconverged(parts: Sequence[claims.Part], runs: Mapping[str, "FinetuneRun"]) -> list[claims.Part]:
+    """Each part (:data:`NEEDS`) that compares a network which did not converge
+    (:attr:`FinetuneRun.converged`) becomes "not tested at this scale" (:func:`pretraining.book.fairness.gate`)."""
+    return fairness.gate(parts, lambda key: NEEDS.get(key, ()), {k: r.selection for k, r in runs.items()},
+                         label=NETWORK_NAMES.get)
 
 
 def finish(ch: runtime.Chapter, res: Result) -> None:
@@ -678,9 +733,13 @@ def per_kind(res: Result, kind: str) -> dict:
 def results_record(res: Result) -> dict:
     """The chapter's results file entry: the DBN's :func:`per_kind` at the top level, the SDAE's under
     "sdae", the random-init net's layer changes, and the plane's changed fractions."""
+    selection = {k: r.selection for k, r in res.runs.items()}
+    selection.update({f"{k}_frozen": r.selection for k, r in res.frozen.items()})
     return {**per_kind(res, "rbm"), "n_seeds": res.errors["rbm"].numel(), "sdae": per_kind(res, "dae"),
             "random_init_layers": res.changes["random"].records(res.layer_names),
-            "plane_class_changed": dict(res.plane_moved)}
+            "plane_class_changed": dict(res.plane_moved), "selection": selection,
+            "converged": {k: r.converged for k, r in [*res.runs.items(), *((f"{k}_frozen", r) for k, r in
+                                                                          res.frozen.items())]}}
 
 
 # ----------------------------------------------------------------------------------------- statistics
@@ -822,83 +881,77 @@ def share_lost(lost: Tensor) -> float | None:
 
 
 # ----------------------------------------------------------------------------------------- training
-@torch.no_grad()
-def train_softmax_on_features(clf: Classifier, x: Tensor, y: Tensor, config: FinetuneConfig,
-                              seeds: Sequence[int], *, progress: bool = True) -> tuple[Classifier, dict]:
-    """Train only the softmax layer of ``clf`` on its frozen hidden features; returns (new net, history).
-
-    The same updates as ``finetune(clf, x, y, config, seeds, train_layers=[clf.depth])`` (same
-    minibatch order), but the hidden activations (M, N, H_top) are computed once, not per step.
-    x (N, V); y (N,). ``clf`` itself is not changed.
-    """
-    if not isinstance(clf, Classifier) or clf.depth < 1:
-        raise ValueError("train_softmax_on_features needs a Classifier with at least one hidden layer")
-    if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != clf.sizes[0]:
-        raise ValueError(f"x must be a (N, {clf.sizes[0]}) tensor shared by all members, got "
-                         f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
-    features = torch.cat([clf.hidden(x[s:s + 2000])[-1] for s in range(0, x.shape[0], 2000)], dim=1)
-    top = Classifier([clf.weights[-1].clone()], [clf.biases[-1].clone()])
-    history = finetune(top, features, y, config, seeds, progress=progress)
-    out = clf.clone()
-    out.weights[-1], out.biases[-1] = top.weights[0], top.biases[0]
-    return out, history
+def layer_changes(start: Classifier, current: Classifier) -> Tensor:
+    """How far each layer moved since ``start``: (M, depth + 1) relative changes ||W - W_start|| / ||W_start||
+    (layers 1..depth, then the softmax); a :data:`pretraining.core.selection.Track`."""
+    return torch.stack([relative_change(b, a) for b, a in zip(start.weights, current.weights)], dim=1)
 
 
-def finetune_tracked(clf: Classifier, x: Tensor, y: Tensor, config: FinetuneConfig, seeds: Sequence[int],
-                     x_valid: Tensor, y_valid: Tensor, *, progress: bool = True) -> tuple[Classifier, dict]:
-    """Fine-tune a copy of ``clf`` (all layers) and record, after every epoch, how far each layer moved.
-
-    Returns (the fine-tuned copy, history) with history as :func:`pretraining.core.train.finetune`'s plus
-    "relative_change": per epoch a (depth + 1, M) list (layers 1..depth, then the softmax) of
-    ||W_epoch - W_start|| / ||W_start||, and "valid_error": per epoch (M,).
-    """
-    initial = clf.clone()
-    net = clf.clone()
-    extra: dict[str, list] = {"relative_change": [], "valid_error": []}
-
-    def on_epoch(epoch: int, current: Classifier) -> None:
-        extra["relative_change"].append(
-            torch.stack([relative_change(b, a) for b, a in zip(initial.weights, current.weights)]).tolist())
-        extra["valid_error"].append(evaluate(current, x_valid, y_valid).error.tolist())
-
-    history = finetune(net, x, y, config, seeds, on_epoch=on_epoch, progress=progress)
-    return net, {**history, **extra}
+def _from_stack(stack) -> Callable[[Sequence[int]], Classifier]:
+    """make(seeds) -> the stack's one pre-trained member copied for every seed, each with its own random softmax."""
+    return lambda seeds: Classifier.from_stack(stack.repeat(len(seeds)), N_CLASSES, seeds)
 
 
 @dataclass
 class FinetuneRun:
-    """One trained group of members: ``before`` and ``after`` training, and the training history."""
+    """One trained group of members: ``before`` and ``after`` training (each seed at its best validation
+    epoch), the training curves per seed ("train_nll", "valid_error", "relative_change": one entry per
+    epoch run; relative_change a list of depth + 1 fractions, empty for softmax-only runs) and the
+    selection record (:meth:`pretraining.core.selection.Selection.record`)."""
 
     before: Classifier
     after: Classifier
     history: dict
+    selection: dict
+
+    @property
+    def converged(self) -> bool:
+        """Every seed converged and the chosen rate is off the edge of the rates tried."""
+        return setting_converged(self.selection)
 
 
-def finetuned(ch: runtime.Chapter, name: str, before: Classifier, what: Mapping, config: FinetuneConfig,
-              seeds: Sequence[int], *, softmax_only: bool = False) -> FinetuneRun:
-    """``before`` trained on the chapter's training digits, through the artifact cache.
+def finetuned(ch: runtime.Chapter, name: str, make: Callable[[Sequence[int]], Classifier], what: Mapping,
+              config: FinetuneConfig, selection: SelectionConfig, seeds: Sequence[int], *,
+              softmax_only: bool = False) -> FinetuneRun:
+    """``make(seeds)`` trained on the chapter's training digits by the fair-fight protocol
+    (:func:`pretraining.core.selection.select_and_train`), through the artifact cache.
 
-    All layers with :func:`finetune_tracked` (tracking each layer's change and the validation
-    error per epoch), or with ``softmax_only`` only the softmax on the frozen features
-    (:func:`train_softmax_on_features`). ch: the running chapter (its data and cache; any object
-    with ``.data`` and ``.cached`` will do); name: the artifact's name; what: everything that
-    defines ``before`` (e.g. the stack's kind, sizes, pre-training config and seeds); the key
-    adds ``config`` and ``seeds`` (one per member of ``before``).
+    All layers (tracking each layer's change per epoch, :func:`layer_changes`), or with
+    ``softmax_only`` only the softmax, on the hidden features of the network's one shared stack
+    (computed once: every member has the same hidden layers). ch: the running chapter (its data and
+    cache); name: the artifact's name; what: everything that defines ``make`` (e.g. the stack's
+    kind, sizes, pre-training config and seeds); the key adds the configs and ``seeds``.
     """
-    key = {**what, "finetune": dataclasses.asdict(config), "seeds": list(seeds)}
+    key = {**what, "finetune": dataclasses.asdict(config), "selection": dataclasses.asdict(selection),
+           "softmax_only": softmax_only, "seeds": list(seeds)}
     data = ch.data
+    before = make(seeds)
 
     def compute():
         if softmax_only:
-            after, history = train_softmax_on_features(before, data.train.x, data.train.y, config, seeds,
-                                                       progress=False)
-        else:
-            after, history = finetune_tracked(before, data.train.x, data.train.y, config, seeds,
-                                              data.valid.x, data.valid.y, progress=False)
-        return after.state_dict(), {"history": history}
+            def features(x: Tensor) -> Tensor:
+                return torch.cat([before.member(0).hidden(x[s:s + 2000])[-1][0] for s in range(0, x.shape[0], 2000)])
 
-    tensors, meta = ch.cached(name, key, compute, version=1)
-    return FinetuneRun(before, Classifier.from_state_dict(tensors), meta["history"])
+            def make_top(s: Sequence[int]) -> Classifier:
+                net = make(s)
+                return Classifier([net.weights[-1]], [net.biases[-1]])
+
+            sel = select_and_train(make_top, Subset(features(data.train.x), data.train.y),
+                                   Subset(features(data.valid.x), data.valid.y), config, selection, seeds,
+                                   longer=LONGER_RUN)
+            after = before.clone()
+            after.weights[-1], after.biases[-1] = sel.clf.weights[0], sel.clf.biases[0]
+        else:
+            sel = select_and_train(make, data.train, data.valid, config, selection, seeds, track=layer_changes,
+                                   longer=LONGER_RUN)
+            after = sel.clf
+        curves = {"train_nll": sel.curves["train_nll"], "valid_error": sel.curves["valid_error"],
+                  "relative_change": sel.curves.get("tracked", [[] for _ in seeds])}
+        return after.state_dict(), {"history": curves, "selection": sel.record()}
+
+    # version 2: the fair-fight protocol (rate grid, early stopping on validation, convergence)
+    tensors, meta = ch.cached(name, key, compute, version=2)
+    return FinetuneRun(before, Classifier.from_state_dict(tensors), meta["history"], meta["selection"])
 
 
 # ----------------------------------------------------------------------------------------- input plane
@@ -1053,29 +1106,44 @@ def plot_layer_change(changes: Mapping[str, LayerChange], layer_names: Sequence[
     return fig
 
 
+def ragged_curves(curves: Sequence[Sequence]) -> np.ndarray:
+    """Per-seed curves of different lengths (seed m: E_m entries, each a number or a list of K) as one
+    (E, K, M) array (E the longest run), NaN after a seed stopped."""
+    arrays = [np.asarray(c, dtype=float).reshape(len(c), -1) for c in curves]
+    E, K = max(a.shape[0] for a in arrays), max(a.shape[1] for a in arrays)
+    out = np.full((E, K, len(arrays)), np.nan)
+    for m, a in enumerate(arrays):
+        out[:a.shape[0], :a.shape[1], m] = a
+    return out
+
+
 def plot_change_over_epochs(histories: Mapping[str, Sequence], layer_names: Sequence[str]) -> Figure:
     """Relative change of each layer against the fine-tuning epoch, one panel per network, in rows.
 
-    histories: {network label: per-epoch (L, M) lists} (``finetune_tracked``'s "relative_change", fractions,
-    drawn in %); lines are the mean over members, the band their min..max.
+    histories: {network label: per seed a list of per-epoch (L,) relative changes} (the runs'
+    "relative_change", fractions, drawn in %; seeds stop at different epochs); lines are the mean
+    over the seeds still training, the band their min..max.
     """
     n = len(histories)
     with styled():
         fig, axes = plt.subplots(n, 1, figsize=(PAGE_WIDTH, 2.3 * n + 0.7), sharex=True, sharey=True,
                                  layout="constrained", squeeze=False)
+        longest = 1
         for ax, (label, hist) in zip(axes[:, 0], histories.items()):
-            v = 100 * _np(hist)  # (E, L, M), in % of the starting norm
+            v = 100 * ragged_curves(hist)  # (E, L, M), in % of the starting norm
+            longest = max(longest, v.shape[0])
             epochs = np.arange(1, v.shape[0] + 1)
             for i, name in enumerate(layer_names):
                 ls, marker = _LAYER_STYLES[i % len(_LAYER_STYLES)]
-                line, = ax.plot(epochs, v[:, i].mean(1), ls=ls, marker=marker, ms=5, color=f"C{i}",
+                line, = ax.plot(epochs, np.nanmean(v[:, i], 1), ls=ls, marker=marker, ms=5, color=f"C{i}",
                                 markevery=max(1, len(epochs) // 12), label=_layer_label(name))
-                ax.fill_between(epochs, v[:, i].min(1), v[:, i].max(1), color=line.get_color(), alpha=0.2)
+                ax.fill_between(epochs, np.nanmin(v[:, i], 1), np.nanmax(v[:, i], 1), color=line.get_color(),
+                                alpha=0.2)
             ax.set_yscale("log")
             ax.set_title(label)
             ax.set_ylabel("relative change (%)")
         axes[-1, 0].set_xlabel("fine-tuning epoch")
-        axes[-1, 0].set_xlim(0.5, v.shape[0] + 0.5)
+        axes[-1, 0].set_xlim(0.5, longest + 0.5)
         axes[-1, 0].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside upper center",
                    ncols=min(4, len(layer_names)))

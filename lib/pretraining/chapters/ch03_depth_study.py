@@ -64,8 +64,8 @@ from ..analysis.references import (
     ERHAN2010_TABLE1,
     LAROCHELLE2009_TABLE3,
 )
-from ..book import claims, runtime
-from ..book.experiments import pretrained_stack, stack_configs
+from ..book import claims, fairness, runtime
+from ..book.experiments import pretrained_stack, selection_config, stack_configs
 from ..book.specs import (
     MAX_EPOCHS,
     MAX_STEPS,
@@ -78,6 +78,9 @@ from ..book.specs import (
     fits_memory,
     fits_split,
     not_allowed,
+    rate_grid_rule,
+    select_seeds_rule,
+    selection_params,
 )
 from ..book.words import plural
 from ..core.checks import require_float, require_int
@@ -85,6 +88,7 @@ from ..core.data import SPLIT_SIZES
 from ..core.distort import DistortedStream, DistortionConfig
 from ..core.memory import training_bytes
 from ..core.models import Classifier, Stack
+from ..core.selection import LONGER_RUN, SelectionConfig, choose_rate, select_and_train, setting_converged
 from ..core.seeding import SEED_STRIDE, member_seeds, validate_seeds
 from ..core.train import (
     DAEConfig,
@@ -92,19 +96,20 @@ from ..core.train import (
     RBMConfig,
     TrainingDiverged,
     evaluate,
-    finetune,
     finetune_stream,
+    non_finite,
 )
 
 __all__ = ["SPEC", "Result", "start", "run", "analyse", "setup", "training", "error_by_depth",
            "shallow_and_deep", "statistics_table", "test_set_resolution", "best_depths", "distorted_stream",
            "side_by_side", "claim_parts", "finish",
            "INITS", "KINDS", "LABELS", "ALPHA", "MAX_OVERLAP", "DepthStudy", "SettingResult", "StreamResult",
-           "make_study", "truncated", "initial_classifier", "finetune_select", "deep_depth", "study_statistics",
+           "make_study", "truncated", "initial_classifier", "deep_depth", "study_statistics",
            "directed_overlap", "claim_checks", "stream_check",
            "stream_sentence", "reference_rows", "resolution_rows", "resolution_frame", "resolution_sentence",
            "finetune_flops", "depths_text", "rates_text", "did_not_learn", "failed_sentence", "plot_error_by_depth",
-           "hist_sentence", "statistics_frame", "rates_frame", "best_depth_text", "plot_stream_curves",
+           "hist_sentence", "statistics_frame", "selection_frame", "convergence_sentence",
+           "needed_settings", "gate_unconverged", "convergence_reason", "best_depth_text", "plot_stream_curves",
            "why_sentence", "results_record", "finding_sentence"]
 
 INITS = ("random", "rbm", "dae")
@@ -131,20 +136,6 @@ def _depths_increasing(p: Mapping) -> list[str]:
     d = p["depths"]
     if any(b <= a for a, b in zip(d, d[1:])):
         return [not_allowed("depths", d, "increasing numbers of hidden layers without repeats, e.g. [1, 2, 4]")]
-    return []
-
-
-def _rates_distinct(p: Mapping) -> list[str]:
-    g = p["finetune_lr_grid"]
-    if len(set(g)) != len(g):
-        return [not_allowed("finetune_lr_grid", g, "distinct learning rates")]
-    return []
-
-
-def _seeds_fit(p: Mapping) -> list[str]:
-    if p["select_seeds"] > p["n_seeds"]:
-        return [not_allowed("select_seeds", p["select_seeds"], f"at most n_seeds ({p['n_seeds']}): the "
-                            "rate is chosen on the first select_seeds seeds")]
     return []
 
 
@@ -178,26 +169,24 @@ SPEC = ChapterSpec(
     paper=_paper_sentence(),
     params={
         "n_seeds": Param(10, Int(min=2, max=SEED_STRIDE), "networks per (depth, initialisation), at least 2 (the paper: 400)"),
-        "depths": Param([1, 2, 3, 4, 5], IntList(min=1, max=10, max_len=10),
+        "depths": Param([1, 2, 4], IntList(min=1, max=10, max_len=10),
                         "numbers of hidden layers, increasing, each 1..10"),
-        "width": Param(200, Int(min=1, max=20000), "units in every hidden layer"),
+        "width": Param(150, Int(min=1, max=20000), "units in every hidden layer"),
         "rbm_epochs": Param(10, Int(min=1, max=MAX_EPOCHS), "pre-training epochs per RBM layer"),
         "dae_epochs": Param(10, Int(min=1, max=MAX_EPOCHS), "pre-training epochs per denoising auto-encoder layer"),
         "rbm_lr": Param(0.05, Float(gt=0), "CD-1 learning rate of the RBMs (momentum 0.5, weight decay 2e-4)"),
         "dae_lr": Param(0.05, Float(gt=0), "SGD learning rate of the denoising auto-encoders (tied weights)"),
         "dae_noise": Param(0.25, Float(min=0, lt=1), "fraction of the auto-encoders' inputs set to 0, in [0, 1)"),
         "pretrain_batch_size": Param(50, Int(min=1), "minibatch size of pre-training"),
-        "finetune_epochs": Param(20, Int(min=1, max=MAX_EPOCHS), "supervised epochs over the training set"),
-        "finetune_lr_grid": Param([0.8, 2.0], FloatList(gt=0, max_len=10),
-                                  "plain-SGD learning rates; with several, chosen on the validation set"),
+        **selection_params(grid=[0.25, 0.5946, 1.414, 3.364, 8.0], epochs=50, patience=4),
         "finetune_batch_size": Param(50, Int(min=1), "minibatch size of fine-tuning"),
-        "select_seeds": Param(2, Int(min=2), "seeds that choose among several rates (per depth and initialisation)"),
         "stream_examples": Param(60000, Int(min=1, max=MAX_STEPS), "distorted digits in the stream (each seen once)"),
-        "stream_lr": Param(0.8, Float(gt=0), "learning rate on the stream"),
+        "stream_lr_grid": Param([0.25, 0.5946, 1.414, 3.364, 8.0], FloatList(gt=0, min_len=5, max_len=20),
+                                "stream rates tried: at least 5, log-spaced, spanning at least 30x"),
         "stream_batch_size": Param(50, Int(min=1), "minibatch size on the stream"),
         "member_chunk": Param(400, Int(min=2, max=SEED_STRIDE), "at most this many seeds per batched run (limits memory)"),
     },
-    rules=(_depths_increasing, _rates_distinct, _seeds_fit, _stream_batch_fits,
+    rules=(_depths_increasing, rate_grid_rule(), rate_grid_rule("stream"), select_seeds_rule(), _stream_batch_fits,
            fits_split("train", "pretrain_batch_size", "finetune_batch_size"), fits_memory(_memory)),
 )
 
@@ -222,15 +211,6 @@ def _check_depths(depths: Any) -> list[int]:
     if len(set(depths)) != len(depths) or list(depths) != sorted(depths):
         raise ValueError(f"depths={list(depths)!r} is not allowed; give distinct depths in increasing order")
     return list(depths)
-
-
-def _check_lrs(lrs: Any) -> list[float]:
-    if isinstance(lrs, (str, bytes)) or not isinstance(lrs, Sequence) or not lrs:
-        raise ValueError(f"lrs={lrs!r} is not allowed; give a non-empty list of learning rates > 0")
-    out = [require_float("lrs entry", lr, gt=0) for lr in lrs]
-    if len(set(out)) != len(out):
-        raise ValueError(f"lrs={list(lrs)!r} is not allowed; the learning rates must be distinct")
-    return out
 
 
 # ----------------------------------------------------------------------------------------- networks
@@ -269,68 +249,17 @@ def initial_classifier(init: str, depth: int, width: int, seeds: Sequence[int], 
     return Classifier.from_stack(truncated(stack, depth), n_classes, seeds)
 
 
-# ----------------------------------------------------------------------------------------- fine-tuning
-def finetune_select(make: Callable[[Sequence[int]], Classifier], split, config: FinetuneConfig,
-                    lrs: Sequence[float], seeds: Sequence[int], *, select_seeds: int,
-                    progress: bool = False) -> dict[str, Any]:
-    """Fine-tune with the learning rate of ``lrs`` that is best on the validation set.
-
-    make(seeds) -> a fresh :class:`Classifier` with one member per seed (its initialisation).
-    With one rate: one batched run of all seeds. With several: each rate is tried on the first
-    ``select_seeds`` seeds (one batched run per rate; a rate whose run diverges is dropped), the
-    rate with the lowest mean validation error wins (ties: the first), and all seeds run with it.
-    ``config.lr`` is ignored (replaced by the rates). split: a :class:`pretraining.core.data.DataSplit`.
-
-    Returns {"lr": chosen rate, "valid_error": (S,), "test_error": (S,), "test_correct": (S, N_test)
-    bool, digit i of the test set classified correctly by seed s, "train_nll": per epoch (S,) lists,
-    "grid": {rate: mean validation error of the selection seeds, or None if diverged}}.
-    """
-    lrs = _check_lrs(lrs)
-    seeds = validate_seeds(seeds)
-    require_int("select_seeds", select_seeds, 1)
-
-    def run(lr: float, run_seeds: list[int]) -> tuple[Classifier, dict]:
-        clf = make(run_seeds)
-        history = finetune(clf, split.train.x, split.train.y, dataclasses.replace(config, lr=lr),
-                           run_seeds, progress=progress)
-        return clf, history
-
-    grid: dict[float, float | None] = {}
-    if len(lrs) == 1:
-        chosen = lrs[0]
-    else:
-        sel = seeds[:select_seeds]
-        for lr in lrs:
-            try:
-                clf, _ = run(lr, sel)
-            except TrainingDiverged:
-                grid[lr] = None
-                continue
-            grid[lr] = float(evaluate(clf, split.valid.x, split.valid.y).error.mean())
-        finite = {lr: e for lr, e in grid.items() if e is not None}
-        if not finite:
-            raise TrainingDiverged(f"fine-tuning diverged for every learning rate of {lrs}")
-        chosen = min(finite, key=lambda lr: (finite[lr], lrs.index(lr)))
-    clf, history = run(chosen, seeds)
-    test = evaluate(clf, split.test.x, split.test.y)
-    return {
-        "lr": chosen,
-        "valid_error": evaluate(clf, split.valid.x, split.valid.y).error.cpu(),
-        "test_error": test.error.cpu(),
-        "test_correct": test.probs.argmax(-1).cpu() == split.test.y.cpu(),
-        "train_nll": history["train_nll"],
-        "grid": {str(lr): e for lr, e in grid.items()},
-    }
-
-
+# ----------------------------------------------------------------------------------------- results
 @dataclass
 class SettingResult:
-    """One (initialisation, depth) of the study: per-seed errors (fractions, S each) and the chosen rate.
+    """One (initialisation, depth) of the study, trained by the fair-fight protocol
+    (:func:`pretraining.core.selection.select_and_train`).
 
-    train_nll: per epoch the S members' mean training cross-entropy; grid: {rate: mean validation
-    error of the selection seeds, or None if diverged} (empty with a single rate); test_correct:
-    (S, N_test) bool, digit i of the test set classified correctly by seed s (None when not stored;
-    not compared by ``==``).
+    test_error, valid_error: per seed (S) at its best validation epoch, fractions; lr: the rate chosen
+    on the selection seeds; selection: :meth:`pretraining.core.selection.Selection.record` (grid and
+    its validation errors, best epochs, epochs run, training NLL, converged flags); curves:
+    {"train_nll", "valid_error"}: per seed, one value per epoch run; test_correct: (S, N_test) bool,
+    digit i of the test set classified correctly by seed s (None when not stored; not compared by ``==``).
     """
 
     init: str
@@ -338,9 +267,14 @@ class SettingResult:
     test_error: list[float]
     valid_error: list[float]
     lr: float
-    train_nll: list[list[float]]
-    grid: dict[str, float | None]
+    selection: dict[str, Any]
+    curves: dict[str, list[list[float]]] = field(default_factory=dict, repr=False)
     test_correct: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def converged(self) -> bool:
+        """Every seed converged (trained off the plateau, validation curve flat), the rate off the grid's edge."""
+        return setting_converged(self.selection)
 
 
 @dataclass
@@ -348,13 +282,17 @@ class StreamResult:
     """One-hidden-layer nets trained on a stream of distorted digits, one initialisation.
 
     test_error: S per-seed errors; steps: the last minibatch of each logged block; train_nll: per
-    block the S members' mean training cross-entropy.
+    block the S members' mean training cross-entropy; lr: the rate chosen on the selection seeds by
+    their validation error after the stream; grid, grid_error: the rates tried and those errors.
     """
 
     init: str
     test_error: list[float]
     steps: list[int]
     train_nll: list[list[float]]
+    lr: float = 0.0
+    grid: list[float] = field(default_factory=list)
+    grid_error: list[float | None] = field(default_factory=list)
 
 
 class DepthStudy:
@@ -363,26 +301,30 @@ class DepthStudy:
     ch: the running :class:`pretraining.book.runtime.Chapter` (data, device, cache). depths: increasing
     numbers of hidden layers; width: units per hidden layer; seeds: one per member; rbm, dae:
     pre-training configurations (one stack of ``max(depths)`` layers per kind); finetune: the
-    fine-tuning configuration (its ``lr`` is replaced by ``lrs``); select_seeds: seeds used to
-    choose among several rates; member_chunk: at most this many members per batched run (memory).
+    fine-tuning configuration (its ``epochs`` the budget, its ``lr`` replaced by the selection's
+    rates); selection: the fair-fight protocol of every setting; stream_grid: the stream's rates;
+    member_chunk: at most this many members per batched run (memory).
     """
 
     def __init__(self, ch, *, depths: Sequence[int], width: int, seeds: Sequence[int],
-                 rbm: RBMConfig, dae: DAEConfig, finetune: FinetuneConfig, lrs: Sequence[float],
-                 select_seeds: int, member_chunk: int, progress: bool = True):
+                 rbm: RBMConfig, dae: DAEConfig, finetune: FinetuneConfig, selection: SelectionConfig,
+                 stream_grid: Sequence[float], member_chunk: int, progress: bool = True):
         self.depths = _check_depths(depths)
         self.width = require_int("width", width, 1)
         self.seeds = validate_seeds(seeds)
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds={list(seeds)!r} is not allowed; the seeds must be distinct")
         for name, value, cls in (("rbm", rbm, RBMConfig), ("dae", dae, DAEConfig),
-                                 ("finetune", finetune, FinetuneConfig)):
+                                 ("finetune", finetune, FinetuneConfig), ("selection", selection, SelectionConfig)):
             if not isinstance(value, cls):
                 raise TypeError(f"{name}={value!r} must be a {cls.__name__}")
+        if selection.select_seeds > len(self.seeds):
+            raise ValueError(f"selection.select_seeds={selection.select_seeds} is not allowed; at most the "
+                             f"{len(self.seeds)} seeds")
         self.configs: dict[str, RBMConfig | DAEConfig] = {"rbm": rbm, "dae": dae}
         self.finetune_config = finetune
-        self.lrs = _check_lrs(lrs)
-        self.select_seeds = require_int("select_seeds", select_seeds, 1)
+        self.selection = selection
+        self.stream_selection = dataclasses.replace(selection, lr_grid=tuple(stream_grid))
         self.member_chunk = require_int("member_chunk", member_chunk, 1)
         self.ch, self.progress = ch, progress
         self._stacks: dict[str, Stack] = {}
@@ -410,91 +352,122 @@ class DepthStudy:
                                                     progress=self.progress)
         return self._stacks[key]
 
-    def _make(self, init: str, depth: int, chunk: int) -> Callable[[Sequence[int]], Classifier]:
+    def _make(self, init: str, depth: int) -> Callable[[Sequence[int]], Classifier]:
+        """make(seeds) -> the (init, depth) classifier of each seed (seeds of the study, repeats allowed)."""
+        where = {s: (c, i) for c, chunk in enumerate(self._chunks()) for i, s in enumerate(chunk)}
+
         def make(seeds: Sequence[int]) -> Classifier:
             if init == "random":
                 return initial_classifier("random", depth, self.width, seeds, device=self.ch.device)
-            stack = self.stack(init, chunk)
-            idx = [self._chunks()[chunk].index(s) for s in seeds]
-            part = Stack(init, [type(layer).from_state_dict({k: v[idx] for k, v in layer.state_dict().items()})
-                                for layer in stack.layers])
-            return initial_classifier(init, depth, self.width, seeds, stacks={init: part})
+            layers = []
+            for k in range(depth):
+                parts = [self.stack(init, where[s][0]).layers[k].state_dict() for s in seeds]
+                rows = [where[s][1] for s in seeds]
+                state = {name: torch.stack([part[name][r] for part, r in zip(parts, rows)]) for name in parts[0]}
+                layers.append(type(self.stack(init, 0).layers[k]).from_state_dict(state))
+            return initial_classifier(init, depth, self.width, seeds, stacks={init: Stack(init, layers)})
         return make
 
     def run(self, init: str, depth: int) -> SettingResult:
-        """Fine-tune all seeds of (init, depth) (cached); the rate is chosen on the first chunk."""
+        """Fine-tune all seeds of (init, depth) by the fair-fight protocol (cached)."""
         _check_init(init)
         if depth not in self.depths:
             raise ValueError(f"depth={depth!r} is not allowed; the study's depths are {self.depths}")
         cfg = dataclasses.asdict(self.finetune_config)
         cfg.pop("lr")
         key = {"init": init, "depth": depth, "width": self.width, "seeds": self.seeds,
-               "finetune": cfg, "lrs": self.lrs, "select_seeds": self.select_seeds,
+               "finetune": cfg, "selection": dataclasses.asdict(self.selection),
                "member_chunk": self.member_chunk,
                "pretrain": None if init == "random" else self._pretrain_key(init)}
 
         def compute():
-            parts, lrs = [], self.lrs
-            for c, chunk_seeds in enumerate(self._chunks()):
-                parts.append(finetune_select(self._make(init, depth, c), self.ch.data, self.finetune_config,
-                                             lrs, chunk_seeds, select_seeds=self.select_seeds,
-                                             progress=self.progress))
-                lrs = [parts[0]["lr"]]  # later chunks reuse the rate chosen on the first
-            tensors = {"test_error": torch.cat([p["test_error"] for p in parts]),
-                       "valid_error": torch.cat([p["valid_error"] for p in parts]),
-                       "test_correct": torch.cat([p["test_correct"] for p in parts])}
-            nll = [sum((p["train_nll"][e] for p in parts), []) for e in range(len(parts[0]["train_nll"]))]
-            return tensors, {"lr": parts[0]["lr"], "grid": parts[0]["grid"], "train_nll": nll}
+            split = self.ch.data
+            sel = select_and_train(self._make(init, depth), split.train, split.valid, self.finetune_config,
+                                   self.selection, self.seeds, member_chunk=self.member_chunk,
+                                   longer=LONGER_RUN, progress=self.progress)
+            test = evaluate(sel.clf, split.test.x, split.test.y)
+            tensors = {"test_error": test.error.cpu(), "valid_error": torch.tensor(sel.valid_error),
+                       "test_correct": test.probs.argmax(-1).cpu() == split.test.y.cpu()}
+            return tensors, {"lr": sel.lr, "selection": sel.record(), "curves": sel.curves}
 
-        # version 2: the artifact holds every seed's per-digit test correctness ("test_correct")
-        tensors, meta = self.ch.cached(f"depthstudy_{init}_{depth}", key, compute, version=2)
+        # version 3: the fair-fight protocol (rate grid widened at its edges, early stopping, convergence)
+        tensors, meta = self.ch.cached(f"depthstudy_{init}_{depth}", key, compute, version=3)
         return SettingResult(init, depth, tensors["test_error"].tolist(), tensors["valid_error"].tolist(),
-                             meta["lr"], meta["train_nll"], meta["grid"],
+                             meta["lr"], meta["selection"], meta["curves"],
                              test_correct=tensors["test_correct"].cpu().numpy().astype(bool))
 
     def run_all(self) -> dict[str, dict[int, SettingResult]]:
         """Every (init, depth): {init: {depth: SettingResult}}."""
         return {init: {d: self.run(init, d) for d in self.depths} for init in INITS}
 
-    def stream(self, init: str, *, n_examples: int, batch_size: int, lr: float, stream_seed: int,
+    def stream(self, init: str, *, n_examples: int, batch_size: int, stream_seed: int,
                distortion: DistortionConfig = DistortionConfig()) -> StreamResult:
         """One-hidden-layer nets (width units) trained online on ``n_examples`` distorted digits (cached).
 
         init "random" or a pre-training kind (the first layer of that kind's stack, pre-trained on
         the clean training digits). The stream (:class:`DistortedStream` of the training digits
         with ``stream_seed``) is shared by all members and seen once, in minibatches of
-        ``batch_size``; the test error is measured on the clean test digits.
+        ``batch_size``. The rate is chosen by :func:`pretraining.core.selection.choose_rate` on the
+        selection seeds (every rate x seed one member of one batched run) by the validation error
+        after the stream; then every seed runs with it. The test error is measured on the clean test digits.
         """
         _check_init(init)
         require_int("n_examples", n_examples, 1)
         require_int("batch_size", batch_size, 1, n_examples)
         require_int("stream_seed", stream_seed, 0)
-        lr = require_float("lr", lr, gt=0)
         if not isinstance(distortion, DistortionConfig):
             raise TypeError(f"distortion={distortion!r} must be a DistortionConfig")
         n_steps = n_examples // batch_size
-        config = dataclasses.replace(self.finetune_config, lr=lr, batch_size=batch_size)
         key = {"init": init, "width": self.width, "seeds": self.seeds, "n_steps": n_steps,
-               "batch_size": batch_size, "lr": lr, "stream_seed": stream_seed,
-               "distortion": dataclasses.asdict(distortion), "member_chunk": self.member_chunk,
-               "momentum": config.momentum, "weight_decay": config.weight_decay,
+               "batch_size": batch_size, "grid": list(self.stream_selection.lr_grid),
+               "max_extensions": self.selection.max_extensions, "select_seeds": self.selection.select_seeds,
+               "stream_seed": stream_seed, "distortion": dataclasses.asdict(distortion),
+               "member_chunk": self.member_chunk, "momentum": self.finetune_config.momentum,
+               "weight_decay": self.finetune_config.weight_decay,
                "pretrain": None if init == "random" else self._pretrain_key(init)}
+        make = self._make(init, 1)
+
+        def train(rates: Sequence[float], seeds: Sequence[int]) -> tuple[Classifier, dict]:
+            split = self.ch.data
+            data = DistortedStream(split.train, stream_seed, distortion)
+            clf = make(seeds)
+            config = dataclasses.replace(self.finetune_config, lr=tuple(rates), batch_size=batch_size)
+            hist = finetune_stream(clf, lambda step: data.batch(step * batch_size, batch_size), n_steps,
+                                   config, log_every=max(1, n_steps // 20), divergence="continue",
+                                   progress=self.progress)
+            return clf, hist
 
         def compute():
             split = self.ch.data
-            data = DistortedStream(split.train, stream_seed, distortion)
+            sel = self.seeds[:self.selection.select_seeds]
+
+            def trial(rates: Sequence[float]) -> list[float]:
+                pairs = [(r, s) for r in rates for s in sel]
+                errors = []
+                for i in range(0, len(pairs), self.member_chunk):
+                    chunk = pairs[i:i + self.member_chunk]
+                    clf, _ = train([r for r, _ in chunk], [s for _, s in chunk])
+                    error = evaluate(clf, split.valid.x, split.valid.y).error
+                    errors.append(torch.where(non_finite(error, clf.weights), float("inf"), error).cpu())
+                e = torch.cat(errors).view(len(rates), len(sel))
+                return e.mean(1).tolist()
+
+            rate = choose_rate(trial, self.stream_selection)
             errors, nll, steps = [], None, []
-            for c, chunk_seeds in enumerate(self._chunks()):
-                clf = self._make(init, 1, c)(chunk_seeds)
-                hist = finetune_stream(clf, lambda step: data.batch(step * batch_size, batch_size), n_steps,
-                                       config, log_every=max(1, n_steps // 20), progress=self.progress)
+            for chunk_seeds in self._chunks():
+                clf, hist = train([rate.lr] * len(chunk_seeds), chunk_seeds)
+                if bool(non_finite(torch.zeros(len(chunk_seeds), device=clf.device), clf.weights).any()):
+                    raise TrainingDiverged(f"the stream diverged at the chosen rate {rate.lr} for some seeds")
                 errors.append(evaluate(clf, split.test.x, split.test.y).error.cpu())
                 steps = hist["step"]
                 nll = hist["train_nll"] if nll is None else [a + b for a, b in zip(nll, hist["train_nll"])]
-            return {"test_error": torch.cat(errors)}, {"steps": steps, "train_nll": nll}
+            return {"test_error": torch.cat(errors)}, {"steps": steps, "train_nll": nll, "lr": rate.lr,
+                                                       "grid": rate.grid, "grid_error": rate.grid_error}
 
-        tensors, meta = self.ch.cached(f"depthstudy_stream_{init}", key, compute, version=1)
-        return StreamResult(init, tensors["test_error"].tolist(), meta["steps"], meta["train_nll"])
+        # version 2: the rate chosen from a grid on validation data
+        tensors, meta = self.ch.cached(f"depthstudy_stream_{init}", key, compute, version=2)
+        return StreamResult(init, tensors["test_error"].tolist(), meta["steps"], meta["train_nll"], meta["lr"],
+                            meta["grid"], meta["grid_error"])
 
 
 def make_study(ch: runtime.Chapter, *, progress: bool = True) -> DepthStudy:
@@ -506,7 +479,7 @@ def make_study(ch: runtime.Chapter, *, progress: bool = True) -> DepthStudy:
         rbm=configs["rbm"], dae=configs["dae"],
         finetune=FinetuneConfig(epochs=p["finetune_epochs"], lr=p["finetune_lr_grid"][0],
                                 batch_size=p["finetune_batch_size"]),
-        lrs=p["finetune_lr_grid"], select_seeds=p["select_seeds"], member_chunk=p["member_chunk"],
+        selection=selection_config(p), stream_grid=p["stream_lr_grid"], member_chunk=p["member_chunk"],
         progress=progress)
 
 
@@ -545,7 +518,7 @@ def run(ch: runtime.Chapter) -> Result:
     timing = {"train_s": time.perf_counter() - t0, "hits": ch.store.hits, "misses": ch.store.misses}
     t0 = time.perf_counter()
     streams = {i: study.stream(i, n_examples=p["stream_examples"], batch_size=p["stream_batch_size"],
-                               lr=p["stream_lr"], stream_seed=p["seed"]) for i in STREAM_INITS}
+                               stream_seed=p["seed"]) for i in STREAM_INITS}
     timing["stream_s"] = time.perf_counter() - t0
     return analyse(settings, streams, p["depths"], timing=timing)
 
@@ -559,9 +532,43 @@ def analyse(settings: Mapping[str, Mapping[int, SettingResult]], streams: Mappin
     st = study_statistics(errors)
     deep = deep_depth(depths)
     checks = claim_checks(st, deep=deep) + [stream_check(stream_errors["random"], stream_errors["rbm"], "rbm")]
+    checks = gate_unconverged(checks, settings, depths, deep)
     return Result(settings={i: dict(v) for i, v in settings.items()}, streams=dict(streams), errors=errors,
                   stream_errors=stream_errors, stats=st, checks=checks, deep=deep,
                   resolution=resolution_rows(settings, depths), timing=dict(timing or {}))
+
+
+def needed_settings(part: str, kind: str, depths: Sequence[int], deep: int) -> list[tuple[str, int]]:
+    """The (initialisation, depth) settings a part of the claim compares (none for the stream, part f)."""
+    d_deep = deep if deep in depths else depths[-1]
+    pairs = {"a": [("random", 1), (kind, 1)],
+             "b": [("random", 1), (kind, 1), ("random", d_deep), (kind, d_deep)],
+             "c": [(i, d) for i in ("random", kind) for d in depths],
+             "d": [("random", d) for d in depths],
+             "e": [(kind, 2), (kind, deep), ("random", deep)],
+             "f": []}[part]
+    return [(i, d) for i, d in pairs if d in depths]
+
+
+def gate_unconverged(checks: Sequence[dict[str, Any]], settings: Mapping[str, Mapping[int, SettingResult]],
+                     depths: Sequence[int], deep: int) -> list[dict[str, Any]]:
+    """Every tested part that compares a setting which did not converge (:attr:`SettingResult.converged`)
+    becomes "not tested at this scale" (holds None), its numbers kept in the text; the rest unchanged."""
+    out = []
+    for c in checks:
+        bad = [(i, d) for i, d in needed_settings(c["part"], c["kind"], depths, deep)
+               if i in settings and d in settings[i] and not settings[i][d].converged]
+        if c["holds"] is None or not bad:
+            out.append(c)
+            continue
+        out.append({**c, "holds": None, "stat": {k: v for k, v in c["stat"].items() if k not in ("test", "p")},
+                    "text": claims.not_converged_text(convergence_reason(settings, bad), c["text"])})
+    return out
+
+
+def convergence_reason(settings: Mapping[str, Mapping[int, SettingResult]], bad: Sequence[tuple[str, int]]) -> str:
+    """Which settings did not converge and why, in words (:func:`pretraining.book.fairness.why_not`)."""
+    return "; ".join(f"{LABELS[i]} at {_layers(d)} ({fairness.why_not(settings[i][d].selection)})" for i, d in bad)
 
 
 def deep_depth(depths: Sequence[int]) -> int:
@@ -587,7 +594,7 @@ def setup(ch: runtime.Chapter) -> None:
     ch.glue("n_seeds", p["n_seeds"], fmt="d")
     ch.glue("finetune_batch_size", p["finetune_batch_size"], fmt="d")
     ch.glue("finetune_epochs", p["finetune_epochs"], fmt="d")
-    ch.glue("rates_text", rates_text(p["finetune_lr_grid"], p["select_seeds"]), fmt="s")
+    ch.glue("rates_text", rates_text(p), fmt="s")
     flops = finetune_flops(p["depths"], p["width"], len(data.train), p["finetune_epochs"], p["n_seeds"])
     ch.glue("finetune_tflop", flops / 1e12, fmt=".1f")
     ch.glue("n_networks", p["n_seeds"] * len(p["depths"]) * len(INITS))
@@ -607,9 +614,12 @@ def training(ch: runtime.Chapter, res: Result) -> None:
     hits, misses = t.get("hits", 0), t.get("misses", 0)
     ch.glue("train_note", f"Here they took {t.get('train_s', 0.0):.0f} s: {plural(misses, 'artifact')} computed, "
             f"{plural(hits, 'artifact')} read from the cache.", fmt="s")
-    if len(ch.params["finetune_lr_grid"]) > 1:
-        runtime.show(rates_frame(res.settings).style.format("{:g}")
-                     .set_caption("Learning rate chosen on the validation set"))
+    frame = selection_frame(res.settings)
+    ch.glue("convergence_sentence", convergence_sentence(res.settings), fmt="s")
+    runtime.show(frame.style.format(fairness.FORMATS, na_rep="—")
+                 .set_caption("How each setting was trained: the rate chosen on the validation set, the "
+                              "median best epoch and epochs run over seeds, the median training NLL at the "
+                              "best epoch, and how many seeds converged"))
 
 
 def error_by_depth(ch: runtime.Chapter, res: Result) -> None:
@@ -620,8 +630,9 @@ def error_by_depth(ch: runtime.Chapter, res: Result) -> None:
     if p["dataset"] == "mnist-10k":
         reference = {LABELS[i]: {d: v for d, v in lar[i].items() if d in p["depths"]} for i in ("random", "rbm")}
         reference = {k: v for k, v in reference.items() if v}
+    unconverged = [(i, d) for i in INITS for d, r in res.settings[i].items() if not r.converged]
     fig, failed = plot_error_by_depth(
-        res.errors, reference=reference,
+        res.errors, reference=reference, unconverged=unconverged,
         title=f"{p['n_seeds']} networks per box, {p['width']} units per layer ({p['dataset']})")
     ch.figure("ch3_error_by_depth", fig)
     ch.glue("failed_sentence", failed_sentence(failed), fmt="s")
@@ -692,7 +703,8 @@ def distorted_stream(ch: runtime.Chapter, res: Result) -> None:
     ch.glue("stream_seconds", res.timing.get("stream_s", 0.0), fmt=".0f")
     ch.glue("stream_examples", p["stream_examples"])
     ch.glue("stream_batch_size", p["stream_batch_size"], fmt="d")
-    ch.glue("stream_lr", p["stream_lr"], fmt="g")
+    ch.glue("stream_rate_random", res.streams["random"].lr, fmt="g")
+    ch.glue("stream_rate_rbm", res.streams["rbm"].lr, fmt="g")
     ch.glue("stream_sentence", stream_sentence(res.stream_errors["random"], res.stream_errors["rbm"], "rbm"), fmt="s")
     fig = figures.histograms({LABELS[i]: 100 * np.asarray(v) for i, v in res.stream_errors.items()}, bins=20,
                              xlabel="test error (%)")
@@ -1085,12 +1097,14 @@ def depths_text(depths: Sequence[int]) -> str:
     return ", ".join(map(str, depths[:-1])) + f" or {depths[-1]}" if len(depths) > 1 else str(depths[0])
 
 
-def rates_text(lrs: Sequence[float], select_seeds: int) -> str:
-    """How the fine-tuning rate is set: the one rate, or the grid and how it is chosen."""
-    if len(lrs) == 1:
-        return f"{lrs[0]:g}"
-    return ("chosen per depth and initialisation among " + ", ".join(f"{r:g}" for r in lrs)
-            + f" by the mean validation error of the first {select_seeds} seeds")
+def rates_text(p: Mapping[str, Any]) -> str:
+    """How the fine-tuning rate and the stopping epoch are chosen, in words (from the parameters)."""
+    grid = p["finetune_lr_grid"]
+    return (f"chosen per depth and initialisation from {len(grid)} log-spaced rates, {grid[0]:g} to {grid[-1]:g}, "
+            f"widened by one step beyond an edge up to {plural(p['finetune_max_extensions'], 'time')}, by the mean "
+            f"validation error of the first {plural(p['finetune_select_seeds'], 'seed')}; every net stops "
+            f"{p['finetune_patience']} epochs after its best validation error (at most {p['finetune_epochs']} "
+            "epochs) and is reported at that best epoch")
 
 
 def did_not_learn(medians: Mapping[Any, float], factor: float = FAILED_FACTOR) -> dict[Any, float]:
@@ -1112,9 +1126,11 @@ def failed_sentence(failed: Mapping[tuple[str, int], float]) -> str:
 
 def plot_error_by_depth(errors: Mapping[str, Mapping[int, Sequence[float]]], *,
                         reference: Mapping[str, Mapping[int, float]] | None = None,
+                        unconverged: Sequence[tuple[str, int]] = (),
                         title: str = "") -> tuple[Figure, dict[tuple[str, int], float]]:
     """Box plots of the test error (percent) per depth and initialisation, the settings that did
-    not learn drawn off the top of the axis with an arrow and their median.
+    not learn drawn off the top of the axis with an arrow and their median, the settings that did not
+    converge (``unconverged``: (init, depth) pairs) marked "not converged" at the bottom of the axis.
 
     errors: {init: {depth: S errors as fractions}}; reference: {group label: {depth: error %}}
     (diamonds, see :func:`pretraining.analysis.figures.box_by_group`). Returns the figure and
@@ -1140,6 +1156,12 @@ def plot_error_by_depth(errors: Mapping[str, Mapping[int, Sequence[float]]], *,
                 ax.annotate(f"{g}:\nmedian {m:.0f} %\n(did not learn)", xy=(x, top),
                             xytext=(x, top - 0.25 * (top - bottom)), ha="center", va="center", fontsize=10,
                             color=colours[g], arrowprops={"arrowstyle": "-|>", "color": colours[g], "lw": 1.5})
+        groups = list(box_data)
+        for init, d in unconverged:
+            g = LABELS[init]
+            x = depths.index(d) + (groups.index(g) - (len(groups) - 1) / 2) * 0.8 / len(groups)
+            ax.annotate("not\nconverged", xy=(x, 0.02), xycoords=("data", "axes fraction"), ha="center", va="bottom",
+                        fontsize=10, color=figures.PALETTE[groups.index(g)], fontweight="bold")
         ax.set_title(title)
     return fig, failed
 
@@ -1186,11 +1208,16 @@ def statistics_frame(st: Mapping[str, Any], depths: Sequence[int], *, n_test: in
     return pd.DataFrame(rows).set_index(["initialisation", "hidden layers"])
 
 
-def rates_frame(settings: Mapping[str, Mapping[int, SettingResult]]) -> pd.DataFrame:
-    """The learning rate chosen per depth (rows) and initialisation (columns)."""
-    rates = pd.DataFrame({LABELS[i]: {d: r.lr for d, r in settings[i].items()} for i in INITS})
-    rates.index.name = "hidden layers"
-    return rates
+def selection_frame(settings: Mapping[str, Mapping[int, SettingResult]]) -> pd.DataFrame:
+    """One row per (initialisation, depth): :func:`pretraining.book.fairness.selection_frame`."""
+    return fairness.selection_frame({(LABELS[i], d): r.selection for i in INITS for d, r in settings[i].items()},
+                                    index=["initialisation", "hidden layers"])
+
+
+def convergence_sentence(settings: Mapping[str, Mapping[int, SettingResult]]) -> str:
+    """Which settings did not converge (they are kept out of the verdict), or that all did."""
+    return fairness.convergence_sentence({(i, d): r.selection for i in INITS for d, r in settings[i].items()},
+                                         label=lambda k: f"{LABELS[k[0]]} at {_layers(k[1])}")
 
 
 def best_depth_text(best: Mapping[str, Any] | None) -> str:
@@ -1249,7 +1276,7 @@ def why_sentence(verdict: str, p: Mapping[str, Any], n_train: int, *, alpha: flo
             out.append(
                 "Where a part fails, the likely reasons lie in the scale of this profile — "
                 f"{n} seeds instead of {protocol['seeds_per_depth']}, {p['width']} units instead of about "
-                f"{protocol['width']}, {epochs} + {p['finetune_epochs']} epochs instead of "
+                f"{protocol['width']}, {epochs} + at most {p['finetune_epochs']} epochs instead of "
                 f"{protocol['pretrain_epochs_per_layer']} + {protocol['finetune_epochs']}, {n_train:,} training digits "
                 f"instead of {protocol['train_digits']:,} — so a failing part describes this scale and is not a "
                 "refutation of the paper.")
@@ -1278,7 +1305,11 @@ def results_record(p: Mapping[str, Any], res: Result) -> dict[str, Any]:
         "beats_twin": twin,
         "overlap": {k: {str(d): st["overlap"][k][d] for d in depths} for k in KINDS},
         "test_set_resolution": [dict(r) for r in res.resolution],
-        "finetune_lr": {i: {str(d): res.settings[i][d].lr for d in depths} for i in INITS},
+        "chosen_lr": {i: {str(d): res.settings[i][d].lr for d in depths} for i in INITS},
+        "selection": {i: {str(d): res.settings[i][d].selection for d in depths} for i in INITS},
+        "converged": {i: {str(d): res.settings[i][d].converged for d in depths} for i in INITS},
+        "stream_selection": {i: {"lr": r.lr, "grid": r.grid, "grid_valid_error": r.grid_error}
+                      for i, r in res.streams.items()},
         "distorted_stream": res.stream_errors,
         "n_seeds": p["n_seeds"],
         "width": p["width"],

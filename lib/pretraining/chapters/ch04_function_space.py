@@ -4,12 +4,17 @@ The notebook ``chapters/04_function_space.ipynb`` tells the story; this module d
 
 * :data:`SPEC` — the claim and the parameters, with the rules that tie them together (the probe
   digits fit in the test set, the embeddings' settings fit the number of points, ...);
-* :func:`run` — pre-trains N RBM stacks (shared cache), fine-tunes N pre-trained and N randomly
-  initialised nets together as one batch of 2N members while recording their outputs, embeds all
-  points in 2-D and measures the claim in function space (the expensive steps through the cache);
-* one function per section — :func:`setup`, :func:`probe_error`, :func:`tsne`, :func:`isomap`,
-  :func:`two_groups`, :func:`distances`, :func:`first_epoch`, :func:`conclusions`;
-* :func:`claim_parts` and :func:`finish` — the claim's parts tested on the numbers, the results file.
+* :func:`run` — pre-trains N RBM stacks (shared cache); trains each group (pre-trained, random
+  init) by the fair-fight protocol (:func:`pretraining.core.selection.select_and_train`: its own
+  rate chosen on the validation set, every net reported at its best validation epoch,
+  :func:`train_group`); then fine-tunes the N pre-trained and N random nets together as one batch
+  of 2N members, each group with its chosen rate, for the whole epoch budget while recording their
+  outputs; embeds all points in 2-D and measures the claim in function space (the expensive steps
+  through the cache);
+* one function per section — :func:`setup`, :func:`training`, :func:`probe_error`, :func:`tsne`,
+  :func:`isomap`, :func:`two_groups`, :func:`distances`, :func:`first_epoch`, :func:`conclusions`;
+* :func:`claim_parts` and :func:`finish` — the claim's parts tested on the numbers (a part whose
+  groups did not converge is not tested, :func:`gate_unconverged`), the results file.
 
 Before fine-tuning (epoch 0) and after every epoch, each net's softmax outputs on T fixed test
 digits are recorded; concatenated, they are the net's point in function space (dimension D = T * C,
@@ -17,7 +22,7 @@ see :mod:`pretraining.analysis.functionspace`). The chapter embeds all points in
 and measures the claims about Erhan et al.'s (2010) figures 5 and 6 in the original D-dimensional
 space.
 
-Shapes: M nets (members), E fine-tuning epochs, T probe digits, C classes, D = T * C.
+Shapes: M nets (members), E fine-tuning epochs (the budget), T probe digits, C classes, D = T * C.
 Trajectories are ``probs`` (M, E + 1, T, C) or ``vectors`` (M, E + 1, D); index 0 on the second
 axis is the net before fine-tuning. Groups are labelled with :data:`GROUPS`; the pre-trained nets
 come first. Seeds: pre-trained net m is member m of the chapter seed, random net m is member N + m
@@ -30,7 +35,7 @@ import dataclasses
 import math
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
@@ -44,8 +49,8 @@ from matplotlib.lines import Line2D
 from ..analysis import figures, stats
 from ..analysis import functionspace as fs
 from ..analysis.references import ERHAN2010_FUNCTION_SPACE
-from ..book import claims, runtime
-from ..book.experiments import pretrained_stack
+from ..book import claims, fairness, runtime
+from ..book.experiments import pretrained_stack, selection_config
 from ..book.specs import (
     MAX_EPOCHS,
     ChapterSpec,
@@ -56,14 +61,18 @@ from ..book.specs import (
     fits_memory,
     fits_split,
     not_allowed,
+    rate_grid_rule,
+    select_seeds_rule,
+    selection_params,
 )
 from ..book.words import plural
 from ..core.checks import require_float, require_int
 from ..core.data import SPLIT_SIZES
 from ..core.memory import training_bytes
 from ..core.models import Classifier, Stack
+from ..core.selection import LONGER_RUN, SelectionConfig, select_and_train, setting_converged
 from ..core.seeding import generator, member_seeds, validate_seeds
-from ..core.train import FinetuneConfig, RBMConfig, finetune
+from ..core.train import FinetuneConfig, RBMConfig, evaluate, finetune
 
 Tensor = torch.Tensor
 
@@ -72,6 +81,7 @@ __all__ = [
     "MIN_NETS",
     "N_CLASSES",
     "SPEC",
+    "GroupTraining",
     "Result",
     "cached_embedding",
     "cached_trajectories",
@@ -83,7 +93,9 @@ __all__ = [
     "embed_trajectories",
     "finish",
     "first_epoch",
+    "gate_unconverged",
     "group_labels",
+    "group_makers",
     "isomap",
     "measure_trajectories",
     "n_points",
@@ -98,10 +110,13 @@ __all__ = [
     "probe_errors",
     "probe_indices",
     "record_trajectories",
+    "results_record",
     "run",
     "setup",
     "start",
+    "train_group",
     "train_groups",
+    "training",
     "tsne",
     "two_groups",
     "verdicts",
@@ -146,12 +161,15 @@ def _embedding_fits(p: Mapping) -> list[str]:
 
 
 def _memory(p: Mapping) -> tuple[int, list[str]]:
-    """Bytes of the stacks, the 2 n_seeds nets fine-tuned together and their recorded outputs."""
+    """Bytes of the stacks, the largest fine-tuning batch (the 2 n_seeds nets of the trajectories, or the
+    grid's rates x selection nets) and the recorded outputs."""
     n_train, sizes, n = SPLIT_SIZES[p["dataset"]][0], [784, *p["hidden_sizes"]], p["n_seeds"]
     outputs = 4 * 2 * n * (p["finetune_epochs"] + 1) * p["n_test_cases"] * 10
+    members = max(2 * n, len(p["finetune_lr_grid"]) * p["finetune_select_seeds"])
     need = max(training_bytes(n, n_train, sizes, p["pretrain_batch_size"]),
-               training_bytes(2 * n, n_train, [*sizes, 10], p["finetune_batch_size"], greedy=False)) + outputs
-    return need, ["n_seeds", "hidden_sizes", "finetune_epochs", "n_test_cases"]
+               training_bytes(members, n_train, [*sizes, 10], p["finetune_batch_size"], greedy=False)) + outputs
+    return need, ["n_seeds", "hidden_sizes", "finetune_epochs", "n_test_cases", "finetune_lr_grid",
+                  "finetune_select_seeds"]
 
 
 SPEC = ChapterSpec(
@@ -162,16 +180,14 @@ SPEC = ChapterSpec(
     paper="In t-SNE and ISOMAP pictures of 50 + 50 two-layer nets the two groups never meet and the "
           "pre-trained nets occupy a smaller region (Erhan et al. 2010, figs. 5 and 6).",
     params={
-        "n_seeds": Param(30, Int(min=2, max=1000), "networks per group (pre-trained, random init); at least 2"),
+        "n_seeds": Param(15, Int(min=2, max=1000), "networks per group (pre-trained, random init); at least 2"),
         "hidden_sizes": Param([100, 100], IntList(min=1, max=20000, max_len=6),
                               "widths of the hidden layers (the paper's figure: two layers)"),
         "rbm_epochs": Param(5, Int(min=1, max=MAX_EPOCHS), "CD-1 epochs per RBM layer of the pre-trained nets"),
         "rbm_lr": Param(0.1, Float(gt=0, max=10), "RBM learning rate"),
         "pretrain_batch_size": Param(100, Int(min=1), "RBM minibatch size"),
-        "finetune_epochs": Param(15, Int(min=1, max=MAX_EPOCHS),
-                                 "supervised epochs; one point per net before fine-tuning and after each epoch"),
-        "finetune_lr": Param(1.0, Float(gt=0, max=100),
-                             "fine-tuning SGD learning rate (on the minibatch-mean negative log-likelihood)"),
+        # budget and patience: measured on 30 + 30 nets, every net stopped early (by epoch 27) and converged
+        **selection_params(grid=[0.2, 0.4743, 1.125, 2.667, 6.325], epochs=30, patience=3),
         "finetune_batch_size": Param(50, Int(min=1), "fine-tuning minibatch size"),
         "n_test_cases": Param(1000, Int(min=1), "test digits whose outputs make a net's function vector "
                                                 "(evenly spaced over the test set)"),
@@ -182,7 +198,7 @@ SPEC = ChapterSpec(
         "embed_jobs": Param(2, Int(min=1, max=256), "CPU threads for t-SNE"),
     },
     rules=(fits_split("test", "n_test_cases"), fits_split("train", "pretrain_batch_size", "finetune_batch_size"),
-           _embedding_fits, fits_memory(_memory)),
+           rate_grid_rule(), select_seeds_rule(), _embedding_fits, fits_memory(_memory)),
 )
 
 
@@ -194,18 +210,46 @@ def start(namespace: Mapping) -> runtime.Chapter:
 # -- the run ---------------------------------------------------------------------------------------
 
 @dataclass
+class GroupTraining:
+    """One group (N nets) trained by the fair-fight protocol (:func:`train_group`).
+
+    selection: :meth:`pretraining.core.selection.Selection.record` (the rates tried and their
+    validation errors, the chosen rate, per net its best epoch, epochs run, training NLL and
+    converged flag); curves: {"train_nll", "valid_error"}, per net one value per epoch it ran;
+    test_error (N,): each net's error on the whole test set at its best validation epoch.
+    """
+
+    selection: dict
+    curves: dict[str, list[list[float]]]
+    test_error: list[float]
+
+    @property
+    def lr(self) -> float:
+        """The rate chosen on the validation set."""
+        return self.selection["lr"]
+
+    @property
+    def converged(self) -> bool:
+        """Every net converged and the chosen rate is off the edge of the rates tried."""
+        return setting_converged(self.selection)
+
+
+@dataclass
 class Result:
     """What the chapter computed (M = 2 * n_seeds nets, pre-trained first).
 
-    labels (M,): the group of each net (:data:`GROUPS`); probe (T,): the test-set rows of the probe
-    digits; probs (M, E+1, T, C) float32 on the CPU: the nets' outputs on them per epoch;
-    history: the fine-tuning history (lists of M values per epoch); errors (M, E+1): test error on
-    the probe digits; confidence (M, E+1): mean largest output probability; embedding: "tsne" and
-    "isomap", each (M, E+1, 2); embed_meta: the embedding's times and whether ISOMAP's graph was
-    connected (:func:`embed_trajectories`); measures: :func:`measure_trajectories`; verdicts:
-    :func:`verdicts` of the measures.
+    training: {group: :class:`GroupTraining`}, how each group was trained and its nets' test errors
+    at their best epochs; labels (M,): the group of each net (:data:`GROUPS`); probe (T,): the
+    test-set rows of the probe digits; probs (M, E+1, T, C) float32 on the CPU: the nets' outputs
+    on them per epoch, every group with its chosen rate for the whole budget of E epochs;
+    history: the fine-tuning history of that run (lists of M values per epoch); errors (M, E+1):
+    test error on the probe digits; confidence (M, E+1): mean largest output probability;
+    embedding: "tsne" and "isomap", each (M, E+1, 2); embed_meta: the embedding's times and whether
+    ISOMAP's graph was connected (:func:`embed_trajectories`); measures:
+    :func:`measure_trajectories`; verdicts: :func:`verdicts` of the measures.
     """
 
+    training: dict[str, GroupTraining]
     labels: list[str]
     probe: np.ndarray
     probs: Tensor
@@ -227,43 +271,88 @@ class Result:
 
 
 def run(ch: runtime.Chapter) -> Result:
-    """Pre-train, fine-tune both groups while recording their outputs, embed and measure."""
+    """Pre-train; train each group by the fair-fight protocol; fine-tune both groups, each with its chosen
+    rate, while recording their outputs; embed and measure."""
     p, data = ch.params, ch.data
     n = p["n_seeds"]
     pre_seeds, rnd_seeds = member_seeds(p["seed"], n), member_seeds(p["seed"], n, first=n)
     labels = group_labels(n)
     probe = probe_indices(len(data.test), p["n_test_cases"])
     rbm_config = RBMConfig(epochs=p["rbm_epochs"], lr=p["rbm_lr"], batch_size=p["pretrain_batch_size"])
-    ft_config = FinetuneConfig(epochs=p["finetune_epochs"], lr=p["finetune_lr"], batch_size=p["finetune_batch_size"])
+    # the epoch budget and minibatch size; the rate comes from the selection
+    ft_config = FinetuneConfig(epochs=p["finetune_epochs"], lr=p["finetune_lr_grid"][0],
+                               batch_size=p["finetune_batch_size"])
+    selection = selection_config(p)
     stack, _ = pretrained_stack(ch, "rbm", p["hidden_sizes"], rbm_config, pre_seeds, progress=False)
-    run_key = {"stack": {"kind": "rbm", "hidden_sizes": p["hidden_sizes"], "config": dataclasses.asdict(rbm_config),
-                         "seeds": pre_seeds},
-               "finetune": dataclasses.asdict(ft_config), "random_seeds": rnd_seeds, "n_test_cases": p["n_test_cases"]}
-    probs, history = cached_trajectories(ch, run_key, stack, probe, ft_config, pre_seeds, rnd_seeds)
+    stack_key = {"kind": "rbm", "hidden_sizes": p["hidden_sizes"], "config": dataclasses.asdict(rbm_config),
+                 "seeds": pre_seeds}
+    makers = group_makers(stack, pre_seeds, rnd_seeds, n_classes=N_CLASSES)
+    what = {GROUPS[0]: {"stack": stack_key}, GROUPS[1]: {"sizes": stack.sizes + [N_CLASSES]}}
+    seeds = {GROUPS[0]: pre_seeds, GROUPS[1]: rnd_seeds}
+    training = {g: train_group(ch, g, what[g], makers[g], ft_config, selection, seeds[g]) for g in GROUPS}
+    rates = {g: training[g].lr for g in GROUPS}
+    run_key = {"stack": stack_key, "finetune": {k: v for k, v in dataclasses.asdict(ft_config).items() if k != "lr"},
+               "rates": {_KEYS[g]: r for g, r in rates.items()}, "random_seeds": rnd_seeds,
+               "n_test_cases": p["n_test_cases"]}
+    probs, history = cached_trajectories(ch, run_key, stack, probe, ft_config, rates, pre_seeds, rnd_seeds)
     embedding, embed_meta = cached_embedding(ch, run_key, probs)
     measures = measure_trajectories(probs, labels, k=p["knn_k"], seed=p["seed"])
-    return Result(labels=labels, probe=probe, probs=probs, history=history,
+    return Result(training=training, labels=labels, probe=probe, probs=probs, history=history,
                   errors=probe_errors(probs, data.test.y[probe]), confidence=probe_confidence(probs),
                   embedding=embedding, embed_meta=embed_meta, measures=measures, verdicts=verdicts(measures))
 
 
+def train_group(ch: runtime.Chapter, group: str, what: Mapping, make: Callable[[Sequence[int]], Classifier],
+                config: FinetuneConfig, selection: SelectionConfig, seeds: Sequence[int]) -> GroupTraining:
+    """One group's nets ``make(seeds)`` trained by the fair-fight protocol on the chapter's training
+    digits, the validation digits choosing the rate and each net's epoch
+    (:func:`pretraining.core.selection.select_and_train`), through the cache
+    (``ch4_selection_pretrained`` / ``ch4_selection_random``).
+
+    what: everything that defines ``make`` besides the seeds (the stack's key, or the sizes); the
+    key adds the fine-tuning config (its epochs the budget), the selection config and the seeds.
+    When a net did not converge, one is trained again alone for :data:`LONGER_RUN` times the budget
+    (the record's "longer_run": how many epochs it would need). Afterwards each net's error on the
+    whole test set is measured at its best validation epoch (the test set chooses nothing).
+    """
+    if group not in GROUPS:
+        raise ValueError(f"group={group!r} is not allowed; use one of {list(GROUPS)}")
+    key = {**what, "finetune": dataclasses.asdict(config), "selection": dataclasses.asdict(selection),
+           "seeds": list(seeds), "longer": LONGER_RUN}
+    data = ch.data
+
+    def compute():
+        sel = select_and_train(make, data.train, data.valid, config, selection, seeds, longer=LONGER_RUN)
+        test = evaluate(sel.clf, data.test.x, data.test.y).error.cpu()
+        curves = {k: sel.curves[k] for k in ("train_nll", "valid_error")}
+        return {"test_error": test}, {"selection": sel.record(), "curves": curves}
+
+    tensors, meta = ch.cached(f"ch4_selection_{_KEYS[group]}", key, compute, version=1)
+    return GroupTraining(meta["selection"], meta["curves"], tensors["test_error"].cpu().tolist())
+
+
 def cached_trajectories(ch: runtime.Chapter, run_key: Mapping, stack: Stack, probe: np.ndarray,
-                        config: FinetuneConfig, pretrained_seeds: Sequence[int],
+                        config: FinetuneConfig, rates: Mapping[str, float], pretrained_seeds: Sequence[int],
                         random_seeds: Sequence[int]) -> tuple[Tensor, dict[str, list]]:
     """:func:`train_groups` on the chapter's training digits, through the cache (``ch4_trajectories``).
 
     run_key: everything the result depends on (the stack's kind, sizes, config and seeds, the
-    fine-tuning config, the random nets' seeds, n_test_cases); probe (T,): the probe rows of the
-    test set. Returns probs (2N, E+1, T, C) float32 on the CPU and the fine-tuning history.
+    fine-tuning config, the chosen rates, the random nets' seeds, n_test_cases); probe (T,): the
+    probe rows of the test set; config: its ``epochs`` the budget, its ``lr`` replaced by
+    ``rates`` ({group: the group's chosen rate}, one per member). Returns probs (2N, E+1, T, C)
+    float32 on the CPU and the fine-tuning history.
     """
     data = ch.data
+    per_member = dataclasses.replace(config, lr=(rates[GROUPS[0]],) * len(pretrained_seeds)
+                                     + (rates[GROUPS[1]],) * len(random_seeds))
 
     def fine_tune_and_record():
-        probs, history = train_groups(stack, data.train.x, data.train.y, data.test.x[probe], config,
+        probs, history = train_groups(stack, data.train.x, data.train.y, data.test.x[probe], per_member,
                                       pretrained_seeds, random_seeds, n_classes=N_CLASSES, progress=False)
         return {"probs": probs}, {"history": history}
 
-    tensors, meta = ch.cached("ch4_trajectories", run_key, fine_tune_and_record, version=1)
+    # version 2: each group with its own rate, chosen by the fair-fight protocol
+    tensors, meta = ch.cached("ch4_trajectories", run_key, fine_tune_and_record, version=2)
     return tensors["probs"].cpu(), meta["history"]
 
 
@@ -295,6 +384,9 @@ def setup(ch: runtime.Chapter) -> None:
     p, data = ch.params, ch.data
     n = p["n_seeds"]
     ch.glue("n_seeds", n, fmt="d")
+    ref = ERHAN2010_FUNCTION_SPACE.numbers["nets_per_group"]
+    ch.glue("nets_note", "Every net is thus trained twice" + (f"; to keep the time, this run has {n} nets per group, "
+                                                              f"fewer than the paper's {ref}." if n < ref else "."))
     ch.glue("n_total_nets", 2 * n, fmt="d")
     ch.glue("architecture", "-".join(map(str, _sizes(ch))))
     ch.glue("rbm_epochs", p["rbm_epochs"], fmt="d")
@@ -302,9 +394,14 @@ def setup(ch: runtime.Chapter) -> None:
     ch.glue("rbm_lr", p["rbm_lr"], fmt="g")
     ch.glue("ft_epochs", p["finetune_epochs"], fmt="d")
     ch.glue("ft_epoch_count", plural(p["finetune_epochs"], "epoch"))
-    ch.glue("ft_lr", p["finetune_lr"], fmt="g")
+    grid = p["finetune_lr_grid"]
+    ch.glue("ft_rates", f"{len(grid)} log-spaced rates from {grid[0]:g} to {grid[-1]:g}")
+    ch.glue("ft_patience", p["finetune_patience"], fmt="d")
+    ch.glue("ft_select_seeds", plural(p["finetune_select_seeds"], "net"))
+    ch.glue("ft_extensions", plural(p["finetune_max_extensions"], "time"))
     ch.glue("ft_batch", p["finetune_batch_size"], fmt="d")
     ch.glue("n_train", len(data.train), fmt=",")
+    ch.glue("n_valid", len(data.valid), fmt=",")
     ch.glue("n_classes", N_CLASSES, fmt="d")
     ch.glue("n_test_cases", p["n_test_cases"], fmt=",")
     ch.glue("n_test", len(data.test), fmt=",")
@@ -312,12 +409,31 @@ def setup(ch: runtime.Chapter) -> None:
     ch.glue("n_points", n_points(p), fmt=",")
 
 
+def training(ch: runtime.Chapter, res: Result) -> None:
+    """How each group was trained (the fair-fight table), whether it converged, and its curves."""
+    records = {g: t.selection for g, t in res.training.items()}
+    ch.glue("convergence_sentence", fairness.convergence_sentence(records, label=lambda g: f"the {g} nets"))
+    for g, t in res.training.items():
+        tag = _TAGS[g]
+        ch.glue(f"lr_{tag}", t.lr, fmt="g")
+        ch.glue(f"best_epoch_{tag}", float(np.median(t.selection["best_epoch"])), fmt=".0f")
+        ch.glue(f"test_error_{tag}", float(np.median(t.test_error)), fmt=".1%")
+    runtime.show(fairness.selection_frame(records, index="group").style.format(fairness.FORMATS)
+                 .set_caption("How each group was trained: the rate chosen on the validation set, the median "
+                              "best epoch and epochs run over the group's nets, the median training NLL at the "
+                              "best epoch, and how many nets converged"))
+    ch.figure("ch4_training_curves", fairness.plot_training_curves(
+        {g: t.curves for g, t in res.training.items()}, N_CLASSES))
+
+
 def probe_error(ch: runtime.Chapter, res: Result) -> None:
     """Pre-training and fine-tuning: the nets' test error on the probe digits along the way."""
     final = res.final_error()
     ch.glue("pre_final_error", final[GROUPS[0]], fmt=".1%")
     ch.glue("rnd_final_error", final[GROUPS[1]], fmt=".1%")
-    ch.figure("ch4_probe_error", plot_probe_error(res.errors, res.labels))
+    ch.figure("ch4_probe_error", plot_probe_error(res.errors, res.labels,
+                                                  best_epochs={g: t.selection["best_epoch"]
+                                                               for g, t in res.training.items()}))
 
 
 def tsne(ch: runtime.Chapter, res: Result) -> None:
@@ -404,8 +520,21 @@ def claim_parts(ch: runtime.Chapter, res: Result) -> list[claims.Part]:
     """The parts of C4 (DESIGN.md), each tested on this run's numbers.
 
     With fewer than :data:`MIN_NETS` nets per group every part is not tested (the measures are
-    too noisy to judge).
+    too noisy to judge); every part compares the two groups, so when a group did not converge every
+    part is not tested at this scale (:func:`gate_unconverged`).
     """
+    return gate_unconverged(_measured_parts(ch, res), {g: t.selection for g, t in res.training.items()})
+
+
+def gate_unconverged(parts: Sequence[claims.Part], records: Mapping[str, Mapping]) -> list[claims.Part]:
+    """Every tested part becomes "not tested at this scale" (:func:`pretraining.book.fairness.gate`) when a group
+    did not converge (:func:`pretraining.core.selection.setting_converged` of its selection record in
+    ``records``, {group: record}): each part of C4 compares both groups."""
+    return fairness.gate(parts, lambda key: GROUPS, records, label=lambda g: f"the {g} nets")
+
+
+def _measured_parts(ch: runtime.Chapter, res: Result) -> list[claims.Part]:
+    """The parts as the function-space measures decide them (before the convergence gate)."""
     n, m = ch.params["n_seeds"], res.measures
     v = verdicts(m)
     few = n < MIN_NETS
@@ -462,17 +591,21 @@ def _closer_part(m: Mapping, few: bool, reason: str) -> claims.Part:
                             **numbers)
 
 
-def finish(ch: runtime.Chapter, res: Result) -> None:
-    """The claim's parts and verdict, the results file, the provenance."""
-    p, m = ch.params, res.measures
-    n, pre, rnd = p["n_seeds"], *GROUPS
-    tight = m["tighter_last"]
-    last = {g: m["within"][g][-1] for g in GROUPS}
+def results_record(p: Mapping, res: Result) -> dict:
+    """The chapter's results file entry: per group (by its key, "pretrained" / "random") the selection
+    record, ``converged``, the chosen rate and the test errors at the best epochs; then the
+    function-space measures, the verdicts and the embeddings' times."""
+    m, tr = res.measures, res.training
     final, conf = res.final_error(), res.mean_confidence()
-    results = {
-        "n_nets_per_group": n,
+    return {
+        "n_nets_per_group": p["n_seeds"],
         "n_test_cases": p["n_test_cases"],
         "epochs": p["finetune_epochs"],
+        "selection": {_KEYS[g]: t.selection for g, t in tr.items()},
+        "converged": {_KEYS[g]: t.converged for g, t in tr.items()},
+        "finetune_lr": {_KEYS[g]: t.lr for g, t in tr.items()},
+        "test_error_at_best_epoch": {_KEYS[g]: t.test_error for g, t in tr.items()},
+        "test_error_at_best_epoch_median": {_KEYS[g]: float(np.median(t.test_error)) for g, t in tr.items()},
         "knn_group_accuracy": m["knn_all"],
         "knn_group_accuracy_per_epoch": m["knn_per_epoch"],
         "knn_group_accuracy_after_start": m["knn_after_start"],
@@ -480,7 +613,7 @@ def finish(ch: runtime.Chapter, res: Result) -> None:
         "between_distance": m["between"],
         "distance_to_start_after_epoch1": {_KEYS[g]: m["to_start_after_epoch1"][g] for g in GROUPS},
         "pairwise_after_epoch1": {_KEYS[g]: m["pairwise_after_epoch1"][g] for g in GROUPS},
-        "within_difference_last_epoch": tight,
+        "within_difference_last_epoch": m["tighter_last"],
         "mean_confidence_epoch0": {_KEYS[g]: float(conf[g][0]) for g in GROUPS},
         "probe_error_final_median": {_KEYS[g]: final[g] for g in GROUPS},
         "claims": res.verdicts,
@@ -488,13 +621,27 @@ def finish(ch: runtime.Chapter, res: Result) -> None:
         "tsne_cpu_seconds": res.embed_meta["tsne_cpu_seconds"],
         "isomap_seconds": res.embed_meta["isomap_seconds"],
     }
-    finding = (f"{n}+{n} nets: nearest-neighbour group accuracy {m['knn_all']:.1%} "
+
+
+def finish(ch: runtime.Chapter, res: Result) -> None:
+    """The claim's parts and verdict, the results file, the provenance."""
+    p, m = ch.params, res.measures
+    n, pre, rnd = p["n_seeds"], *GROUPS
+    tight = m["tighter_last"]
+    last = {g: m["within"][g][-1] for g in GROUPS}
+
+    def trained(g: str, t: GroupTraining) -> str:
+        return (f"{g} rate {t.lr:g}, median best epoch {np.median(t.selection['best_epoch']):.0f}, "
+                f"median test error {np.median(t.test_error):.1%}{'' if t.converged else ', not converged'}")
+
+    finding = (f"{n}+{n} nets ({'; '.join(trained(g, t) for g, t in res.training.items())}): "
+               f"nearest-neighbour group accuracy {m['knn_all']:.1%} "
                f"({m['knn_per_epoch'][0]:.1%} at epoch 0, {m['knn_after_start']:.1%} from epoch 1 on); after one epoch "
                f"distance to own start {m['to_start_after_epoch1'][pre]:.2f}/{m['to_start_after_epoch1'][rnd]:.2f} "
                f"vs to another net {m['pairwise_after_epoch1'][pre]:.2f}/{m['pairwise_after_epoch1'][rnd]:.2f} "
                f"(pre-trained/random); final within-group distance {last[pre]:.2f} (pre-trained) vs {last[rnd]:.2f} "
                f"(random), {tight['level']:.0%} CI of the difference {tight['low']:.2f} to {tight['high']:.2f}.")
-    ch.finish(results, parts=claim_parts(ch, res), finding=finding)
+    ch.finish(results_record(p, res), parts=claim_parts(ch, res), finding=finding)
 
 
 # -- text and tables -------------------------------------------------------------------------------------
@@ -672,7 +819,7 @@ def record_trajectories(clf: Classifier, x: Tensor, y: Tensor, probe_x: Tensor,
     probs = torch.empty(M, config.epochs + 1, T, C, dtype=torch.float32)
 
     @torch.no_grad()
-    def record(epoch: int, model: Classifier) -> None:
+    def record(epoch: int, model: Classifier, _nll=None) -> None:
         probs[:, epoch] = model.predict_proba(probe_x).float().cpu()
 
     record(0, clf)
@@ -680,18 +827,16 @@ def record_trajectories(clf: Classifier, x: Tensor, y: Tensor, probe_x: Tensor,
     return probs, history
 
 
-def train_groups(stack: Stack, x: Tensor, y: Tensor, probe_x: Tensor,
-                 config: FinetuneConfig, pretrained_seeds: Sequence[int], random_seeds: Sequence[int], *,
-                 n_classes: int = N_CLASSES, progress: bool = True) -> tuple[Tensor, dict[str, list]]:
-    """Fine-tune N pre-trained and N randomly initialised nets as ONE batch of 2N members.
+def group_makers(stack: Stack, pretrained_seeds: Sequence[int], random_seeds: Sequence[int], *,
+                 n_classes: int = N_CLASSES) -> dict[str, Callable[[Sequence[int]], Classifier]]:
+    """{group: make(seeds) -> a fresh :class:`Classifier`, one member per entry of seeds}, for
+    :func:`pretraining.core.selection.select_and_train` and :func:`train_groups`.
 
-    stack: N pre-trained members (hidden sizes H_1..H_L) whose seeds are ``pretrained_seeds``;
-    the pre-trained nets copy its layers and add a random softmax layer
-    (:meth:`Classifier.from_stack`); the random nets have the same sizes [V, H_1..H_L, C], weights
-    uniform in +-1/sqrt(fan_in) from ``random_seeds`` (:meth:`Classifier.random`).
-    x (N_train, V), y (N_train,): the training digits; probe_x (T, V): the probe digits.
-    Returns probs (2N, E + 1, T, C) (pre-trained nets first, see :func:`group_labels`) and the
-    fine-tuning history (lists of 2N values per epoch). ``stack`` itself is not changed.
+    stack: N pre-trained members (hidden sizes H_1..H_L) whose seeds are ``pretrained_seeds``; a
+    pre-trained net copies the layers of its seed's member and adds a random softmax layer
+    (:meth:`Classifier.from_stack`); a random net has the same sizes [V, H_1..H_L, C], weights
+    uniform in +-1/sqrt(fan_in) from its seed (:meth:`Classifier.random`). A group's make accepts
+    only that group's seeds (repeats allowed). ``stack`` itself is never changed.
     """
     if not isinstance(stack, Stack):
         raise TypeError(f"stack must be a pre-trained Stack, got {type(stack).__name__}")
@@ -702,10 +847,43 @@ def train_groups(stack: Stack, x: Tensor, y: Tensor, probe_x: Tensor,
                          "every net needs its own seed")
     n_classes = require_int("n_classes", n_classes, 2)
     first = stack.layers[0]
-    pre = Classifier.from_stack(stack, n_classes, pretrained_seeds)
-    rand = Classifier.random(stack.sizes + [n_classes], random_seeds, device=first.device, dtype=first.dtype)
-    clf = Classifier.stack_members([pre, rand])
-    return record_trajectories(clf, x, y, probe_x, config, pretrained_seeds + random_seeds, progress=progress)
+    member = {s: m for m, s in enumerate(pretrained_seeds)}
+
+    def check(name: str, seeds: Sequence[int], allowed: Sequence[int]) -> list[int]:
+        seeds = validate_seeds(seeds)
+        if not set(seeds) <= set(allowed):
+            raise ValueError(f"seeds={list(seeds)!r} is not allowed; the {name} nets' seeds are {list(allowed)}")
+        return seeds
+
+    def pretrained(seeds: Sequence[int]) -> Classifier:
+        rows = [member[s] for s in check(GROUPS[0], seeds, pretrained_seeds)]
+        picked = Stack(stack.kind, [type(layer).from_state_dict({k: t[rows] for k, t in layer.state_dict().items()})
+                                    for layer in stack.layers])
+        return Classifier.from_stack(picked, n_classes, seeds)
+
+    def random(seeds: Sequence[int]) -> Classifier:
+        return Classifier.random(stack.sizes + [n_classes], check(GROUPS[1], seeds, random_seeds),
+                                 device=first.device, dtype=first.dtype)
+
+    return {GROUPS[0]: pretrained, GROUPS[1]: random}
+
+
+def train_groups(stack: Stack, x: Tensor, y: Tensor, probe_x: Tensor,
+                 config: FinetuneConfig, pretrained_seeds: Sequence[int], random_seeds: Sequence[int], *,
+                 n_classes: int = N_CLASSES, progress: bool = True) -> tuple[Tensor, dict[str, list]]:
+    """Fine-tune N pre-trained and N randomly initialised nets (:func:`group_makers`) as ONE batch of
+    2N members, recording their outputs (:func:`record_trajectories`).
+
+    stack: N pre-trained members whose seeds are ``pretrained_seeds``; config: its ``lr`` one rate
+    or one per member (2N, pre-trained nets first: each group its own rate).
+    x (N_train, V), y (N_train,): the training digits; probe_x (T, V): the probe digits.
+    Returns probs (2N, E + 1, T, C) (pre-trained nets first, see :func:`group_labels`) and the
+    fine-tuning history (lists of 2N values per epoch). ``stack`` itself is not changed.
+    """
+    makers = group_makers(stack, pretrained_seeds, random_seeds, n_classes=n_classes)
+    clf = Classifier.stack_members([makers[GROUPS[0]](pretrained_seeds), makers[GROUPS[1]](random_seeds)])
+    return record_trajectories(clf, x, y, probe_x, config, list(pretrained_seeds) + list(random_seeds),
+                               progress=progress)
 
 
 def probe_errors(probs: object, labels: object) -> np.ndarray:
@@ -993,8 +1171,13 @@ def plot_distance_to_start(measures: Mapping) -> Figure:
     return fig
 
 
-def plot_probe_error(errors: object, groups: Sequence[str]) -> Figure:
-    """Test error on the probe digits per epoch: errors (M, E+1); median and full range per group."""
+def plot_probe_error(errors: object, groups: Sequence[str], *,
+                     best_epochs: Mapping[str, Sequence[int]] | None = None) -> Figure:
+    """Test error on the probe digits per epoch: errors (M, E+1); median and full range per group.
+
+    best_epochs: {group: its nets' best validation epochs}; each group's median is marked by a
+    dotted vertical line of its colour (the nets are reported there; the later points are shown).
+    """
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     e = np.asarray(errors, dtype=np.float64)
@@ -1008,6 +1191,9 @@ def plot_probe_error(errors: object, groups: Sequence[str]) -> Figure:
             sel = e[np.asarray(groups) == g] * 100
             ax.fill_between(ep, sel.min(0), sel.max(0), color=_LINE[g], alpha=0.2)
             ax.plot(ep, np.median(sel, 0), marker=_MARKERS[g], color=_LINE[g], label=f"{g} (median, band = range)")
+            if best_epochs is not None:
+                ax.axvline(float(np.median(best_epochs[g])), color=_LINE[g], ls=":", lw=1.5,
+                           label=f"{g}: median best validation epoch")
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(ScalarFormatter())
         ax.yaxis.set_minor_formatter(NullFormatter())

@@ -11,17 +11,23 @@ the work:
 
 * :data:`SPEC` — the claim and the parameters, with the rules that tie them together;
 * :func:`run` — fits the pixel label, pre-trains one RBM stack per seed, runs the label-budget
-  experiment for both labellings (cached), reads the test NLL at matched training NLL, builds the
+  experiment for both labellings (one cached artifact per labelling, initialisation and budget), replays
+  the trajectory budget with recording, reads the test NLL at matched training NLL, builds the
   controlled world and measures its bits;
 * one function per section — :func:`argument`, :func:`two_labellings`, :func:`experiment_setup`,
-  :func:`budget_results`, :func:`budget_summary`, :func:`literature`, :func:`controlled_world`,
-  :func:`world_bits`, :func:`regularisation`;
-* :func:`claim_parts` and :func:`finish` — the claim's parts tested on the numbers, the results file.
+  :func:`training`, :func:`budget_results`, :func:`budget_summary`, :func:`literature`,
+  :func:`controlled_world`, :func:`world_bits`, :func:`regularisation`;
+* :func:`claim_parts` and :func:`finish` — the claim's parts tested on the numbers (a part that compares a
+  setting which did not converge is not tested: :func:`gate_unconverged`), the results file.
 
 Helpers: :class:`PixelLabel` (a binary label from the pixels alone), :func:`labelled_subsets`,
-:func:`finetune_config`, :func:`label_budget` and :func:`run_budgets` (the label-budget experiment:
-pre-trained and random nets of one shape fine-tuned as one batch of members on ``n_labels``
-labelled examples, with the same number of updates at every budget), :func:`matched_test_nll` and
+:func:`budget_epoch`, :func:`budget_config`, :func:`labelled_data`, :func:`budget_makers`,
+:func:`fair_budget` and :func:`trajectory` (the label-budget experiment: every (labelling,
+initialisation, label budget) is trained by the book's fair-fight protocol,
+:func:`pretraining.core.selection.select_and_train`, on each seed's own ``n_labels`` labelled
+examples, its rate and stopping epoch chosen on a fixed validation set; the trajectory budget's
+chosen training is replayed with its NLLs recorded),
+:func:`matched_test_nll` and
 :func:`matched_summary` (test NLL read off at a common training NLL: the regularisation-versus-
 optimisation reading of Erhan et al. 2010, sections 6-8), :func:`advantage_summary` and
 :func:`budget_parts` (the statistics and the claim's tests),
@@ -33,7 +39,8 @@ optimisation reading of Erhan et al. 2010, sections 6-8), :func:`advantage_summa
 :func:`world_figure`, :func:`nll_trajectory_figure`.
 
 The design is paired: for each budget and seed the pre-trained and the random net share the labelled
-examples, the softmax initialisation and the minibatch order, so every comparison is made seed by seed
+examples, the softmax initialisation and the minibatch order (each is trained at the rate the validation
+set chose for its own setting), so every comparison is made seed by seed
 (per-seed differences, a Student-t interval of their mean, the Wilcoxon signed-rank test:
 :func:`pretraining.analysis.stats.paired_difference`, :func:`pretraining.book.claims.paired`), and a
 claim part needs at least :data:`claims.MIN_PAIRS` seeds to be tested.
@@ -44,7 +51,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
@@ -63,8 +70,8 @@ from ..analysis.information import (
     mutual_information_bits,
 )
 from ..analysis.references import LAROCHELLE2009_TABLE3
-from ..book import claims, runtime
-from ..book.experiments import pretrained_stack
+from ..book import claims, fairness, runtime
+from ..book.experiments import pretrained_stack, selection_config
 from ..book.specs import (
     MAX_EPOCHS,
     MAX_STEPS,
@@ -76,12 +83,16 @@ from ..book.specs import (
     fits_memory,
     fits_split,
     not_allowed,
+    rate_grid_rule,
+    select_seeds_rule,
+    selection_params,
 )
 from ..book.words import plural
 from ..core.checks import require_float, require_int
 from ..core.data import SPLIT_SIZES, Subset
 from ..core.memory import training_bytes
 from ..core.models import Classifier, Stack
+from ..core.selection import LONGER_RUN, SelectionConfig, TrainData, select_and_train, setting_converged
 from ..core.seeding import generator, member_seeds, validate_seeds
 from ..core.train import FinetuneConfig, RBMConfig, evaluate, finetune
 from ..core.world import SIDE, ControlledWorld, WorldConfig, sweep_causes
@@ -95,12 +106,16 @@ __all__ = [
     "N_CLASSES",
     "SPEC",
     "BudgetRun",
+    "INIT_NAMES",
+    "NEEDS",
     "PixelLabel",
     "Result",
     "advantage_summary",
     "argument",
-    "budget_classifiers",
+    "budget_config",
+    "budget_epoch",
     "budget_figure",
+    "budget_makers",
     "budget_parts",
     "budget_results",
     "budget_summary",
@@ -108,11 +123,14 @@ __all__ = [
     "causal_story_figure",
     "claim_parts",
     "controlled_world",
+    "condition_name",
+    "epochs_text",
     "example_digits_figure",
     "experiment_setup",
-    "finetune_config",
+    "fair_budget",
     "finish",
-    "label_budget",
+    "gate_unconverged",
+    "labelled_data",
     "labelled_subsets",
     "literature",
     "literature_table",
@@ -123,9 +141,12 @@ __all__ = [
     "pixel_mi_verdict",
     "regularisation",
     "regularisation_sentence",
+    "results_record",
     "run",
-    "run_budgets",
     "start",
+    "trajectory",
+    "training",
+    "training_curves",
     "two_labellings",
     "verdict_sentence",
     "world_bits",
@@ -136,6 +157,7 @@ __all__ = [
 ]
 
 INITS = ("pretrained", "random")
+INIT_NAMES = {"pretrained": "pre-trained", "random": "random init"}
 LABELLINGS = ("cause", "pixel")
 N_CLASSES = 10
 _SUBSET_DOMAIN = 0x5EB5E7  # SeedSequence tag of the labelled-subset permutations
@@ -165,11 +187,20 @@ def _patch_in_quarter(p: Mapping) -> list[str]:
 
 
 def _memory(p: Mapping) -> tuple[int, list[str]]:
-    """Bytes of the stacks, the 2 n_seeds nets of one budget and the controlled world's images."""
+    """Bytes of the stacks, the largest batched fine-tuning run (the selection's rates x seeds, or all
+    seeds of a condition, or the trajectory replay's 2 n_seeds nets), each member with its own labelled
+    examples, and the controlled world's images."""
     n_train, sizes, n = SPLIT_SIZES[p["dataset"]][0], [784, *p["hidden_sizes"]], p["n_seeds"]
+    members = max(2 * n, len(p["finetune_lr_grid"]) * p["finetune_select_seeds"])
+
+    def rows(k: int) -> int:   # examples on the device: a copy per member, one shared copy when all are labelled
+        repeats = budget_epoch(k, p["finetune_epoch_examples"], p["finetune_batch_size"])[1]
+        return k * repeats * (members if k < n_train else 1)
+
     need = max(training_bytes(n, n_train, sizes, p["pretrain_batch_size"]),
-               training_bytes(2 * n, max(p["n_labels"]), [*sizes, 10], p["finetune_batch_size"], greedy=False))
-    return need + 4 * 784 * p["world_samples"], ["n_seeds", "hidden_sizes", "world_samples"]
+               training_bytes(members, max(map(rows, p["n_labels"])), [*sizes, 10], p["finetune_batch_size"],
+                              greedy=False))
+    return need + 4 * 784 * p["world_samples"], ["n_seeds", "hidden_sizes", "n_labels", "world_samples"]
 
 
 SPEC = ChapterSpec(
@@ -187,16 +218,14 @@ SPEC = ChapterSpec(
         "pretrain_batch_size": Param(100, Int(min=1), "RBM minibatch size"),
         "n_labels": Param([20, 100, 500, 2000, 7000], IntList(min=2, min_len=2, max_len=20),
                           "label budgets: numbers of labelled training examples"),
-        "n_updates": Param(600, Int(min=1, max=MAX_STEPS),
-                           "SGD updates of every fine-tuning run, whatever its budget (same training cost)"),
-        "finetune_lr": Param(0.1, Float(gt=0, max=10),
-                             "fine-tuning learning rate (plain SGD on the mean negative log-likelihood)"),
-        "finetune_batch_size": Param(20, Int(min=1),
+        **selection_params(grid=[0.1, 0.2371, 0.5623, 1.334, 3.162], epochs=30, patience=3, select_seeds=1),
+        "finetune_epoch_examples": Param(1000, Int(min=1, max=MAX_STEPS),
+                                         "least training examples per fine-tuning epoch: a budget with fewer labels "
+                                         "repeats them within an epoch"),
+        "finetune_batch_size": Param(50, Int(min=1),
                                      "fine-tuning minibatch size (smaller when a budget has fewer labels)"),
         "trajectory_n_labels": Param(2000, Int(min=2),
                                      "the budget whose training and test NLL are followed epoch by epoch"),
-        "trajectory_points": Param(10, Int(min=2, max=1000),
-                                   "epochs at which those NLLs are recorded (evenly spaced, last included)"),
         "pixel_patch": Param(6, Int(min=1, max=14), "side (px) of the two patches the pixel label compares"),
         "pixel_offset": Param(6, Int(min=0, max=13),
                               "distance (px) of the top-left patch from the top-left corner (mirrored for the other)"),
@@ -208,7 +237,7 @@ SPEC = ChapterSpec(
         "world_samples": Param(5000, Int(min=100, max=10_000_000),
                                "controlled world: images drawn to measure bits and explained variance"),
     },
-    rules=(_budgets_increase, _trajectory_budget_run, _patch_in_quarter,
+    rules=(_budgets_increase, _trajectory_budget_run, _patch_in_quarter, rate_grid_rule(), select_seeds_rule(),
            fits_split("train", "n_labels", "pretrain_batch_size"), fits_memory(_memory)),
 )
 
@@ -226,12 +255,17 @@ class Result:
 
     seeds: the S network seeds; stack: the pre-trained RBM stack (S members); labeller: the pixel
     label fitted on the training images; pixel_train (N_train,), pixel_test (N_test,): the pixel
-    labels (int64 0/1); label_bits: bits of one cause label ("cause"), one pixel label ("pixel") and
-    their mutual information ("pixel_mi_class"), on the training set; errors[labelling][init]:
-    (K, S) test errors (fractions) per budget and seed; adv[labelling]: :func:`advantage_summary`;
-    traj[labelling]: the :class:`BudgetRun` of the trajectory budget; matched[labelling]:
-    :func:`matched_summary`; world: the :class:`~pretraining.core.world.ControlledWorld`;
-    world_base: the causes of the world figure's reference image; report: :func:`world_report`.
+    labels (int64 0/1; the validation images get theirs from the same labeller); label_bits: bits of
+    one cause label ("cause"), one pixel label ("pixel") and their mutual information
+    ("pixel_mi_class"), on the training set;
+    errors[labelling][init]: (K, S) test errors (fractions) per budget and seed, each net at its best
+    validation epoch; selection[labelling][init]: K selection records
+    (:meth:`pretraining.core.selection.Selection.record`), one per budget; curves[labelling][init]: K
+    {"train_nll", "valid_error"} (per seed, one value per epoch run); adv[labelling]:
+    :func:`advantage_summary`; traj[labelling]: the :class:`BudgetRun` of the trajectory budget;
+    matched[labelling]: :func:`matched_summary`; world: the
+    :class:`~pretraining.core.world.ControlledWorld`; world_base: the causes of the world figure's
+    reference image; report: :func:`world_report`; n_labels: the K budgets.
     """
 
     seeds: list[int]
@@ -241,43 +275,73 @@ class Result:
     pixel_test: Tensor
     label_bits: dict[str, float]
     errors: dict[str, dict[str, np.ndarray]]
+    selection: dict[str, dict[str, list[dict]]]
+    curves: dict[str, dict[str, list[dict]]]
     adv: dict[str, dict]
     traj: dict[str, BudgetRun]
     matched: dict[str, dict]
     world: ControlledWorld
     world_base: dict[str, int]
     report: dict
+    n_labels: list[int]
+
+    def records(self) -> dict[tuple[str, str, int], dict]:
+        """Every condition's selection record, keyed (labelling, initialisation, labels)."""
+        return {(lab, init, n): rec for lab, by_init in self.selection.items() for init, recs in by_init.items()
+                for n, rec in zip(self.n_labels, recs)}
 
 
 def run(ch: runtime.Chapter) -> Result:
-    """Pixel labels, pre-training, the label-budget experiment (cached), matched NLLs, the world."""
+    """Pixel labels, pre-training, the label-budget experiment (cached per condition), the trajectory
+    replay, matched NLLs, the world."""
     p, data = ch.params, ch.data
     seeds = member_seeds(p["seed"], p["n_seeds"])
     labeller = PixelLabel.fit(data.train.x, patch=p["pixel_patch"], offset=p["pixel_offset"])
-    pixel_train, pixel_test = labeller(data.train.x), labeller(data.test.x)
+    pixel = {part: labeller(getattr(data, part).x) for part in ("train", "valid", "test")}
     labellings = {
-        "cause": (data.train, data.test, N_CLASSES),
-        "pixel": (Subset(data.train.x, pixel_train), Subset(data.test.x, pixel_test), 2),
+        "cause": (data.train, data.valid, data.test, N_CLASSES),
+        "pixel": tuple(Subset(getattr(data, part).x, pixel[part]) for part in ("train", "valid", "test")) + (2,),
     }
     config = RBMConfig(epochs=p["rbm_epochs"], lr=p["rbm_lr"], batch_size=p["pretrain_batch_size"])
     stack, _ = pretrained_stack(ch, "rbm", p["hidden_sizes"], config, seeds)
-    key = {"stack": {"kind": "rbm", "hidden_sizes": p["hidden_sizes"], "config": dataclasses.asdict(config),
-                     "seeds": seeds},
-           "seeds": seeds, "n_labels": p["n_labels"], "n_updates": p["n_updates"], "lr": p["finetune_lr"],
-           "batch_size": p["finetune_batch_size"], "pixel": [p["pixel_patch"], p["pixel_offset"]],
-           "trajectory": [p["trajectory_n_labels"], p["trajectory_points"]]}
-    compute = functools.partial(run_budgets, stack, labellings, p["n_labels"], seeds, n_updates=p["n_updates"],
-                                lr=p["finetune_lr"], batch_size=p["finetune_batch_size"],
-                                trajectory_n_labels=p["trajectory_n_labels"],
-                                trajectory_points=p["trajectory_points"])
-    t, _ = ch.cached("ch5_label_budget", key, compute, version=1)
-    errors = {lab: {init: t["error"][li, :, i].cpu().numpy() for i, init in enumerate(INITS)}
-              for li, lab in enumerate(LABELLINGS)}                     # [lab][init]: (K, S)
+    selection = selection_config(p)
+    base = {"stack": {"kind": "rbm", "hidden_sizes": p["hidden_sizes"], "config": dataclasses.asdict(config),
+                      "seeds": seeds},
+            "seeds": seeds, "selection": dataclasses.asdict(selection), "longer": LONGER_RUN,
+            "pixel": [p["pixel_patch"], p["pixel_offset"]]}
+    fits = {n: budget_config(n, p["finetune_epochs"], p["finetune_epoch_examples"], p["finetune_batch_size"],
+                             selection) for n in p["n_labels"]}
+
+    def fit_key(n: int) -> dict:                                  # what one budget's training depends on
+        config, repeats = fits[n]
+        return {**{k: v for k, v in dataclasses.asdict(config).items() if k != "lr"}, "repeats": repeats}
+
+    errors, sel, curves, traj = {}, {}, {}, {}
+    for lab, (train, valid, test, n_classes) in labellings.items():
+        makers = budget_makers(stack, n_classes, seeds)
+        out = {init: [] for init in INITS}
+        for init in INITS:
+            for n in p["n_labels"]:
+                key = {**base, "labelling": lab, "init": init, "n_labels": n, "finetune": fit_key(n)}
+                compute = functools.partial(fair_budget, makers[init], train, valid, test, n, seeds, selection,
+                                            *fits[n])
+                # version 2: the fair-fight protocol (rate grid, early stopping on validation, convergence)
+                out[init].append(ch.cached(f"ch5_budget_{lab}_{init}_{n}", key, compute, version=2))
+        errors[lab] = {init: np.stack([t["error"].cpu().numpy() for t, _ in out[init]]) for init in INITS}
+        sel[lab] = {init: [m["selection"] for _, m in out[init]] for init in INITS}
+        curves[lab] = {init: [m["curves"] for _, m in out[init]] for init in INITS}
+        k = p["n_labels"].index(p["trajectory_n_labels"])
+        chosen = {init: sel[lab][init][k] for init in INITS}
+        n = p["trajectory_n_labels"]
+        key = {**base, "labelling": lab, "n_labels": n, "finetune": fit_key(n),
+               "chosen": {init: {"lr": r["lr"], "epochs_run": r["epochs_run"]} for init, r in chosen.items()}}
+        compute = functools.partial(trajectory, makers, train, test, n, seeds, chosen, *fits[n])
+        t, _ = ch.cached(f"ch5_trajectory_{lab}", key, compute, version=1)
+        traj[lab] = BudgetRun(
+            train_nll=t["train_nll"].cpu(), test_nll=t["test_nll"].cpu(),
+            epochs_run=torch.tensor([chosen[init]["epochs_run"] for init in INITS]),
+            best_epoch=torch.tensor([chosen[init]["best_epoch"] for init in INITS]))
     adv = {lab: advantage_summary(errors[lab]["pretrained"], errors[lab]["random"]) for lab in LABELLINGS}
-    k = p["n_labels"].index(p["trajectory_n_labels"])
-    traj = {lab: BudgetRun(error=t["error"][li, k].cpu(), nll=t["nll"][li, k].cpu(), epochs=t["epochs"].cpu(),
-                           train_nll=t["train_nll"][li].cpu(), test_nll=t["test_nll"][li].cpu())
-            for li, lab in enumerate(LABELLINGS)}
     world_config = WorldConfig(p["world_exemplars"], p["world_deformations"], p["world_max_shift"])
     world = ControlledWorld(data.train.to("cpu"), world_config, seed=p["seed"])
     causes = world.sample_causes(p["world_samples"], seed=p["seed"] + 1)
@@ -286,12 +350,13 @@ def run(ch: runtime.Chapter) -> Result:
     report = world_report(world, wx, causes, {"cause label (class)": causes["class"],
                                               "pixel label": world_labeller(wx)})
     return Result(
-        seeds=seeds, stack=stack, labeller=labeller, pixel_train=pixel_train, pixel_test=pixel_test,
-        label_bits={"cause": entropy_bits(data.train.y.cpu()), "pixel": entropy_bits(pixel_train),
-                    "pixel_mi_class": mutual_information_bits(pixel_train, data.train.y.cpu())},
-        errors=errors, adv=adv, traj=traj, matched=matched_summary(traj), world=world,
-        world_base={"class": 8, "exemplar": 0, "deformation": 0, "width": 1, "position": world_config.centre()},
-        report=report)
+        seeds=seeds, stack=stack, labeller=labeller, pixel_train=pixel["train"], pixel_test=pixel["test"],
+        label_bits={"cause": entropy_bits(data.train.y.cpu()), "pixel": entropy_bits(pixel["train"]),
+                    "pixel_mi_class": mutual_information_bits(pixel["train"], data.train.y.cpu())},
+        errors=errors, selection=sel, curves=curves, adv=adv, traj=traj, matched=matched_summary(traj),
+        world=world, world_base={"class": 8, "exemplar": 0, "deformation": 0, "width": 1,
+                                 "position": world_config.centre()},
+        report=report, n_labels=list(p["n_labels"]))
 
 
 # -- the sections ------------------------------------------------------------------------------
@@ -317,18 +382,42 @@ def two_labellings(ch: runtime.Chapter, res: Result) -> None:
 
 
 def experiment_setup(ch: runtime.Chapter, res: Result) -> None:
-    """The set-up of pre-training and of the label-budget experiment (glued values only)."""
+    """The set-up of pre-training and of the label-budget experiment, its fair-fight protocol (glued values only)."""
     p, data = ch.params, ch.data
+    grid = p["finetune_lr_grid"]
     ch.glue("n_rbm_layers", len(p["hidden_sizes"]), fmt="d")
     ch.glue("rbm_layers_word", plural(len(p["hidden_sizes"]), "RBM layer"), fmt="s")
     ch.glue("architecture", "-".join(str(s) for s in res.stack.sizes), fmt="s")
-    ch.glue("n_train", len(data.train), fmt="d")
-    ch.glue("n_test", len(data.test), fmt="d")
+    ch.glue("n_train", len(data.train), fmt=",d")
+    ch.glue("n_valid", len(data.valid), fmt=",d")
+    ch.glue("n_test", len(data.test), fmt=",d")
     ch.glue("pretrain_epochs_used", p["rbm_epochs"], fmt="d")
-    ch.glue("ft_lr", p["finetune_lr"], fmt="g")
-    ch.glue("ft_updates", p["n_updates"], fmt="d")
+    ch.glue("ft_rates", f"{len(grid)} log-spaced rates from {grid[0]:g} to {grid[-1]:g}", fmt="s")
+    ch.glue("ft_select_seeds", plural(p["finetune_select_seeds"], "seed"), fmt="s")
+    ch.glue("ft_extensions", plural(p["finetune_max_extensions"], "time"), fmt="s")
+    ch.glue("ft_patience", p["finetune_patience"], fmt="d")
+    ch.glue("ft_epochs_text", plural(p["finetune_epochs"], "epoch"), fmt="s")
+    ch.glue("ft_epoch_examples", p["finetune_epoch_examples"], fmt="d")
+    ch.glue("ft_epochs_by_budget", epochs_text(p["n_labels"], p["finetune_epoch_examples"], p["finetune_batch_size"]),
+            fmt="s")
     ch.glue("ft_batch", p["finetune_batch_size"], fmt="d")
-    ch.glue("n_members", 2 * p["n_seeds"], fmt="d")
+    ch.glue("n_conditions", len(LABELLINGS) * len(INITS) * len(p["n_labels"]), fmt="d")
+    ch.glue("n_select_members", len(grid) * p["finetune_select_seeds"], fmt="d")
+
+
+def training(ch: runtime.Chapter, res: Result) -> None:
+    """How every (labelling, initialisation, budget) was trained: the fair-fight table, which settings did
+    not converge, and the training curves of each labelling."""
+    records = res.records()
+    ch.glue("convergence_sentence", fairness.convergence_sentence(records, label=condition_name), fmt="s")
+    rows = {(lab, INIT_NAMES[init], f"{n:,}"): rec for (lab, init, n), rec in records.items()}
+    frame = fairness.selection_frame(rows, index=["labelling", "initialisation", "labels"])
+    runtime.show(frame.style.format(fairness.FORMATS)
+                 .set_caption("How each setting was trained: the rate chosen on the validation set, the rates "
+                              "tried, the median best epoch and epochs run over the seeds, the median training NLL "
+                              "at the best epoch, and how many seeds converged"))
+    for lab in LABELLINGS:
+        ch.figure(f"ch5_training_curves_{lab}", training_curves(res, lab))
 
 
 def budget_results(ch: runtime.Chapter, res: Result) -> None:
@@ -364,7 +453,10 @@ def budget_summary(ch: runtime.Chapter, res: Result) -> None:
 def literature(ch: runtime.Chapter, res: Result) -> None:
     """All labels: this chapter's cause-label nets beside Larochelle et al. 2009 (MNIST-small)."""
     p, cause = ch.params, res.errors["cause"]
-    runtime.show(_styled(literature_table(res.stack.sizes, p["n_labels"][-1], p["n_updates"],
+    best = {init: float(np.median(res.selection["cause"][init][-1]["best_epoch"])) for init in INITS}
+    training_text = (f"rate chosen on validation, stopped at the best validation epoch (median {best['random']:.0f} "
+                     f"random, {best['pretrained']:.0f} pre-trained, of at most {p['finetune_epochs']})")
+    runtime.show(_styled(literature_table(res.stack.sizes, p["n_labels"][-1], training_text,
                                           float(cause["random"][-1].mean()), float(cause["pretrained"][-1].mean())),
                          {}, "Cause-label test error with the largest label budget, beside the literature", text=2))
 
@@ -403,7 +495,7 @@ def world_bits(ch: runtime.Chapter, res: Result) -> None:
 
 
 def regularisation(ch: runtime.Chapter, res: Result) -> None:
-    """Regularisation or optimisation: NLL trajectories, matched test NLLs, final training NLLs."""
+    """Regularisation or optimisation: NLL trajectories, matched test NLLs, training NLLs after the same epochs."""
     p, matched = ch.params, res.matched
     ch.figure("ch5_nll_trajectories", nll_trajectory_figure(res.traj, p["trajectory_n_labels"]))
     for lab in LABELLINGS:
@@ -411,8 +503,9 @@ def regularisation(ch: runtime.Chapter, res: Result) -> None:
         ch.glue(f"traj_level_{lab}", m["level"], fmt=".3f")
         ch.glue(f"traj_pre_{lab}", m["pretrained"], fmt=".3f")
         ch.glue(f"traj_rnd_{lab}", m["random"], fmt=".3f")
-        ch.glue(f"traj_final_pre_{lab}", m["final_train_nll"]["pretrained"], fmt=".3f")
-        ch.glue(f"traj_final_rnd_{lab}", m["final_train_nll"]["random"], fmt=".3f")
+        ch.glue(f"traj_epoch_{lab}", plural(m["common_epoch"], "epoch"), fmt="s")
+        ch.glue(f"traj_common_pre_{lab}", m["train_nll_at_common"]["pretrained"], fmt=".3f")
+        ch.glue(f"traj_common_rnd_{lab}", m["train_nll_at_common"]["random"], fmt=".3f")
         ch.glue(f"traj_diff_{lab}", m["difference_mean"], fmt="+.3f")
         ch.glue(f"traj_ci_{lab}", "{:+.3f} to {:+.3f}".format(*m["difference_ci95"]), fmt="s")
         ch.glue(f"traj_p_{lab}", m["difference_p"], fmt=".2g")
@@ -424,8 +517,32 @@ def regularisation(ch: runtime.Chapter, res: Result) -> None:
 # -- the claim -----------------------------------------------------------------------------------
 
 def claim_parts(ch: runtime.Chapter, res: Result) -> list[claims.Part]:
-    """The parts of C5 (DESIGN.md), each tested on this run's numbers (see :func:`budget_parts`)."""
-    return budget_parts(res.adv["cause"], res.adv["pixel"])
+    """The parts of C5 (DESIGN.md), each tested on this run's numbers (see :func:`budget_parts`); a part
+    that compares a setting which did not converge is not tested (:func:`gate_unconverged`)."""
+    return gate_unconverged(budget_parts(res.adv["cause"], res.adv["pixel"]), res.records())
+
+
+NEEDS = {"a": (("cause", "pretrained"), ("cause", "random")),
+         "b": tuple((lab, init) for lab in LABELLINGS for init in INITS),
+         "c": ()}
+"""The (labelling, initialisation) settings each part of the claim compares, at every label budget."""
+
+
+def condition_name(condition: tuple[str, str, int]) -> str:
+    """(labelling, initialisation, labels) in words: ("cause", "random", 20) -> 'random init nets with 20
+    cause labels'."""
+    lab, init, n = condition
+    return f"{INIT_NAMES[init]} nets with {n:,} {lab} labels"
+
+
+def gate_unconverged(parts: Sequence[claims.Part],
+                     records: Mapping[tuple[str, str, int], Mapping]) -> list[claims.Part]:
+    """Each part (:data:`NEEDS`) that compares a setting which did not converge
+    (:func:`pretraining.core.selection.setting_converged`: a seed did not converge, or the chosen rate is on the
+    edge of the rates tried) becomes "not tested at this scale" (:func:`pretraining.book.fairness.gate`),
+    its numbers kept in the evidence. records: {(labelling, initialisation, labels): selection record}."""
+    return fairness.gate(parts, lambda key: [k for k in records if k[:2] in NEEDS.get(key, ())], records,
+                         label=condition_name)
 
 
 def finish(ch: runtime.Chapter, res: Result) -> None:
@@ -433,7 +550,26 @@ def finish(ch: runtime.Chapter, res: Result) -> None:
     p, adv = ch.params, res.adv
     parts = claim_parts(ch, res)
     ch.glue("profile_used", ch.profile, fmt="s")
-    results = {
+    results = results_record(p, res)
+    n_labels = p["n_labels"]
+    records = res.records()
+    finding = (f"The advantage of pre-training (test error of the random net minus that of the pre-trained one) was "
+               f"{_pts(adv['cause']['mean'][0])} / {_pts(adv['cause']['mean'][-1])} points with {n_labels[0]:,} / "
+               f"{n_labels[-1]:,} cause labels and {_pts(adv['pixel']['mean'][0])} / "
+               f"{_pts(adv['pixel']['mean'][-1])} points with pixel labels (mean relative gain "
+               f"{np.mean(adv['cause']['relative']):.0%} vs {np.mean(adv['pixel']['relative']):.0%}, "
+               f"{p['n_seeds']} seeds; {sum(setting_converged(r) for r in records.values())} of {len(records)} "
+               f"settings converged)")
+    ch.finish(results, parts=parts, finding=finding)
+
+
+def results_record(p: Mapping, res: Result) -> dict:
+    """The chapter's results file entry: test errors and advantages per labelling and budget, the
+    matched NLLs, the world's bits, and every condition's fair-fight account: the epoch of each budget,
+    the chosen rates, the selection records and a ``converged`` flag per (labelling, initialisation,
+    budget) (:func:`pretraining.core.selection.setting_converged`)."""
+    adv = res.adv
+    return {
         "n_labels": p["n_labels"],
         "test_error": {lab: {init: res.errors[lab][init].mean(1).tolist() for init in INITS} for lab in LABELLINGS},
         "advantage": {lab: adv[lab]["mean"] for lab in LABELLINGS},
@@ -446,20 +582,31 @@ def finish(ch: runtime.Chapter, res: Result) -> None:
         "label_bits": res.label_bits,
         "world": res.report,
         "matched_test_nll": res.matched,
+        "epoch": {str(n): dict(zip(("batch", "repeats"), budget_epoch(n, p["finetune_epoch_examples"],
+                                                                        p["finetune_batch_size"])))
+                  for n in p["n_labels"]},
+        "finetune_lr": {lab: {init: [r["lr"] for r in res.selection[lab][init]] for init in INITS}
+                        for lab in LABELLINGS},
+        "selection": {lab: {init: {str(n): r for n, r in zip(p["n_labels"], res.selection[lab][init])}
+                            for init in INITS} for lab in LABELLINGS},
+        "converged": {lab: {init: {str(n): setting_converged(r)
+                                   for n, r in zip(p["n_labels"], res.selection[lab][init])}
+                            for init in INITS} for lab in LABELLINGS},
     }
-    n_labels = p["n_labels"]
-    finding = (f"The advantage of pre-training (test error of the random net minus that of the pre-trained one) was "
-               f"{_pts(adv['cause']['mean'][0])} / {_pts(adv['cause']['mean'][-1])} points with {n_labels[0]:,} / "
-               f"{n_labels[-1]:,} cause labels and {_pts(adv['pixel']['mean'][0])} / "
-               f"{_pts(adv['pixel']['mean'][-1])} points with pixel labels (mean relative gain "
-               f"{np.mean(adv['cause']['relative']):.0%} vs {np.mean(adv['pixel']['relative']):.0%}, "
-               f"{p['n_seeds']} seeds)")
-    ch.finish(results, parts=parts, finding=finding)
 
 
 def _pts(x: float) -> str:
     """A fraction as signed percentage points: 0.0571 -> '+5.71'."""
     return f"{100 * x:+.2f}"
+
+
+def epochs_text(n_labels: Sequence[int], epoch_examples: int, batch_size: int) -> str:
+    """What one epoch is at each budget (:func:`budget_epoch`), in words: '20 labels: 50 passes, 50 updates; ...'."""
+    out = []
+    for n in n_labels:
+        batch, repeats = budget_epoch(n, epoch_examples, batch_size)
+        out.append(f"{n:,} labels: {plural(repeats, 'pass', 'passes')}, {plural(repeats * n // batch, 'update')}")
+    return "; ".join(out)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -531,129 +678,168 @@ def labelled_subsets(n_total: int, n_labels: int, seeds: Sequence[int]) -> Tenso
                         for s in seeds])
 
 
-def finetune_config(n_labels: int, n_updates: int, lr: float, batch_size: int,
-                    weight_decay: float = 0.0) -> FinetuneConfig:
-    """Fine-tuning with (at least) ``n_updates`` SGD steps whatever the number of labels.
+def budget_epoch(n_labels: int, epoch_examples: int, batch_size: int) -> tuple[int, int]:
+    """The minibatch and the epoch of one label budget: (batch, repeats).
 
-    The batch is min(batch_size, n_labels) examples; epochs = ceil(n_updates / steps per epoch),
-    so every budget gets the same training cost (to within one epoch).
+    The batch is min(batch_size, n_labels) examples. An epoch trains on at least ``epoch_examples``
+    examples: a budget with fewer labels repeats them ``repeats`` = ceil(epoch_examples / n_labels)
+    times within the epoch (each example ``repeats`` times in one shuffled pass), so every budget is
+    validated, and its patience counted, after a comparable amount of training; a budget with enough
+    labels has repeats = 1 (a plain epoch).
     """
     n_labels = require_int("n_labels", n_labels, 1)
-    n_updates = require_int("n_updates", n_updates, 1)
+    epoch_examples = require_int("epoch_examples", epoch_examples, 1)
     batch = min(require_int("batch_size", batch_size, 1), n_labels)
-    steps = n_labels // batch
-    return FinetuneConfig(epochs=math.ceil(n_updates / steps), lr=lr, batch_size=batch,
-                          weight_decay=weight_decay)
+    return batch, math.ceil(epoch_examples / n_labels)
+
+
+def budget_config(n_labels: int, epochs: int, epoch_examples: int, batch_size: int,
+                  selection: SelectionConfig) -> tuple[FinetuneConfig, int]:
+    """One label budget's fine-tuning settings and its repeats per epoch (:func:`budget_epoch`).
+
+    The config has the epoch budget ``epochs`` and the budget's batch; its rate is the grid's first
+    (:func:`pretraining.core.selection.select_and_train` replaces it by the rates it tries).
+    """
+    batch, repeats = budget_epoch(n_labels, epoch_examples, batch_size)
+    return FinetuneConfig(epochs=epochs, lr=selection.lr_grid[0], batch_size=batch), repeats
+
+
+def labelled_data(train: Subset, n_labels: int, repeats: int = 1) -> TrainData:
+    """Each member's labelled training examples, for :func:`pretraining.core.selection.select_and_train`.
+
+    data(seeds) -> (x (M, repeats * n_labels, V), y (M, repeats * n_labels)): member m gets the
+    :func:`labelled_subsets` row of seeds[m], repeated ``repeats`` times. With every example labelled
+    (n_labels = len(train)) the subsets differ only in their order, so the examples are one shared
+    :class:`Subset` (train repeated ``repeats`` times) instead.
+    """
+    n_labels = require_int("n_labels", n_labels, 1, len(train))
+    repeats = require_int("repeats", repeats, 1)
+    if n_labels == len(train):
+        return Subset(train.x.repeat(repeats, 1), train.y.repeat(repeats))
+
+    def data(seeds: Sequence[int]) -> tuple[Tensor, Tensor]:
+        idx = labelled_subsets(len(train), n_labels, seeds).to(train.x.device).repeat(1, repeats)
+        return train.x[idx], train.y[idx]
+
+    return data
+
+
+def budget_makers(stack: Stack, n_classes: int,
+                  seeds: Sequence[int]) -> dict[str, Callable[[Sequence[int]], Classifier]]:
+    """make(run_seeds) per initialisation (:data:`INITS`): a fresh :class:`Classifier` with one member
+    per entry of run_seeds (each one of ``seeds``; repeats allowed), for the fair-fight protocol.
+
+    "pretrained": the hidden layers of the seed's own member of ``stack`` (S = len(seeds) members,
+    member s pre-trained with seeds[s]); "random": uniform in +-1/sqrt(fan_in). Both draw the softmax
+    layer from the seed's ("init", depth + 1) stream, so the two nets of a seed share their softmax
+    initialisation (and, trained with the same seed, their labelled examples and minibatch order)
+    and differ only in the initialisation of their hidden layers.
+    """
+    seeds = validate_seeds(seeds, stack.n_members)
+    n_classes = require_int("n_classes", n_classes, 2)
+    pre = Classifier.from_stack(stack, n_classes, seeds)
+    where = {s: i for i, s in enumerate(seeds)}
+
+    def pretrained(run_seeds: Sequence[int]) -> Classifier:
+        unknown = [s for s in run_seeds if s not in where]
+        if unknown:
+            raise ValueError(f"seeds {unknown} are not allowed; the stack was pre-trained for seeds {list(seeds)}")
+        idx = [where[s] for s in run_seeds]
+        return Classifier([W[idx] for W in pre.weights], [b[idx] for b in pre.biases])
+
+    def random(run_seeds: Sequence[int]) -> Classifier:
+        return Classifier.random(stack.sizes + [n_classes], run_seeds, device=stack.device, dtype=pre.dtype)
+
+    return {"pretrained": pretrained, "random": random}
+
+
+def _check_labels(n_classes: int, *sets: Subset) -> None:
+    for s in sets:
+        if int(s.y.max()) >= n_classes:
+            raise ValueError(f"labels must be below n_classes={n_classes}")
+
+
+def fair_budget(make: Callable[[Sequence[int]], Classifier], train: Subset, valid: Subset, test: Subset,
+                n_labels: int, seeds: Sequence[int], selection: SelectionConfig, config: FinetuneConfig,
+                repeats: int, *, progress: bool = False) -> tuple[dict[str, Tensor], dict]:
+    """One (labelling, initialisation, label budget), trained by the fair-fight protocol; tested.
+
+    make: :func:`budget_makers`' function of the initialisation; train, valid, test: images x (N, 784)
+    with the labels ``y`` of this labelling; each seed's labelled examples are :func:`labelled_data`
+    of ``train``; valid: the fixed validation set that chooses the rate and the stopping epoch
+    (:func:`pretraining.core.selection.select_and_train` with ``selection``; config and repeats:
+    :func:`budget_config`, its ``epochs`` the epoch budget; a seed that did not converge is run again
+    alone with :data:`~pretraining.core.selection.LONGER_RUN` times the budget, to say what it would
+    need); the test set is only measured, at each seed's best validation epoch. Returns ({"error",
+    "nll": (S,) test error in [0, 1] and test NLL}, {"selection": the
+    :meth:`~pretraining.core.selection.Selection.record`, "curves": {"train_nll", "valid_error"}: per
+    seed, one value per epoch run}) (the compute of the condition's cache entry).
+    """
+    n_classes = make(list(seeds[:1])).sizes[-1]
+    _check_labels(n_classes, train, valid, test)
+    sel = select_and_train(make, labelled_data(train, n_labels, repeats), valid, config, selection, seeds,
+                           longer=LONGER_RUN, progress=progress)
+    ev = evaluate(sel.clf, test.x, test.y)
+    return ({"error": ev.error.cpu(), "nll": ev.nll.cpu()},
+            {"selection": sel.record(), "curves": {k: sel.curves[k] for k in ("train_nll", "valid_error")}})
+
+
+def trajectory(makers: Mapping[str, Callable[[Sequence[int]], Classifier]], train: Subset, test: Subset,
+               n_labels: int, seeds: Sequence[int], chosen: Mapping[str, Mapping], config: FinetuneConfig,
+               repeats: int) -> tuple[dict[str, Tensor], dict]:
+    """The training that the fair-fight protocol chose for one budget, replayed with its NLLs recorded.
+
+    makers: :func:`budget_makers`; chosen[init]: that condition's selection record (its rate "lr"
+    and per seed "epochs_run"); config, repeats: the budget's :func:`budget_config`. All 2S nets (the
+    pre-trained seeds, then the random ones, each at its condition's chosen rate) train as one batched
+    run on their seeds' labelled examples with the same epochs, minibatches and order as in the
+    selection, so each follows the path that was selected;
+    after every epoch the NLL on the seed's labelled examples and on the test set is recorded. The
+    test NLL describes, it chooses nothing. Returns ({"train_nll", "test_nll": (E, 2, S)}, {}), E the
+    longest run; a net's values after its own last epoch repeat that epoch's.
+    """
+    seeds = validate_seeds(seeds)
+    S = len(seeds)
+    runs = [torch.tensor(chosen[init]["epochs_run"]) for init in INITS]
+    E = int(max(int(r.max()) for r in runs))
+    clf = Classifier.stack_members([makers[init](seeds) for init in INITS])
+    fit, look = labelled_data(train, n_labels, repeats), labelled_data(train, n_labels)
+
+    def tensors(data: TrainData) -> tuple[Tensor, Tensor]:
+        if isinstance(data, Subset):
+            return data.x, data.y
+        x, y = data(seeds)
+        return torch.cat([x, x]), torch.cat([y, y])                    # (2S, n, V): pairs share examples
+
+    (x, y), (xl, yl) = tensors(fit), tensors(look)
+    rates = tuple(float(chosen[init]["lr"]) for init in INITS for _ in seeds)
+    config = dataclasses.replace(config, epochs=E, lr=rates)
+    train_nll, test_nll = [], []
+
+    def on_epoch(epoch: int, net: Classifier, _nll: Tensor) -> None:
+        train_nll.append(evaluate(net, xl, yl).nll.cpu())
+        test_nll.append(evaluate(net, test.x, test.y).nll.cpu())
+
+    finetune(clf, x, y, config, list(seeds) * 2, on_epoch=on_epoch, divergence="continue", progress=False)
+    last = torch.cat(runs) - 1                                         # (2S,) each net's last epoch
+    idx = torch.minimum(torch.arange(E).unsqueeze(1), last.unsqueeze(0))   # (E, 2S)
+    return ({"train_nll": torch.stack(train_nll).gather(0, idx).reshape(E, 2, S),
+             "test_nll": torch.stack(test_nll).gather(0, idx).reshape(E, 2, S)}, {})
 
 
 @dataclass
 class BudgetRun:
-    """One label budget: members are [pretrained seeds..., random seeds...].
+    """The trajectory budget of one labelling: row 0 the pre-trained nets, row 1 the random ones.
 
-    error, nll: (2, S) test error in [0, 1] and test NLL, row 0 pre-trained, row 1 random.
-    epochs: (E,) epochs at which the trajectory was recorded (empty if not recorded);
-    train_nll, test_nll: (E, 2, S) NLL on the labelled examples and on the test set.
+    train_nll, test_nll: (E, 2, S) NLL on the labelled examples and on the test set after each epoch
+    of the replayed training (:func:`trajectory`; after a net's last epoch its values repeat).
+    epochs_run, best_epoch: (2, S) per net (the reported net is the one at its best validation epoch).
     """
 
-    error: Tensor
-    nll: Tensor
-    epochs: Tensor
     train_nll: Tensor
     test_nll: Tensor
-
-
-def budget_classifiers(stack: Stack, n_classes: int, seeds: Sequence[int]) -> Classifier:
-    """2S members: S nets initialised from ``stack`` (S members), then S random nets of the same shape.
-
-    Member s and member S+s share seed ``seeds[s]``: the same softmax-layer initialisation stream,
-    the same labelled examples and the same minibatch order, so each pair differs only in the
-    initialisation of its hidden layers.
-    """
-    seeds = validate_seeds(seeds, stack.n_members)
-    pre = Classifier.from_stack(stack, n_classes, seeds)
-    rnd = Classifier.random(stack.sizes + [n_classes], seeds, device=stack.device, dtype=pre.dtype)
-    return Classifier.stack_members([pre, rnd])
-
-
-def label_budget(stack: Stack, train: Subset, test: Subset, n_classes: int, n_labels: int,
-                 seeds: Sequence[int], *, n_updates: int, lr: float, batch_size: int,
-                 weight_decay: float = 0.0, trajectory_points: int = 0,
-                 progress: bool = False) -> BudgetRun:
-    """Fine-tune pre-trained and random nets on ``n_labels`` labelled examples; test them.
-
-    stack: pre-trained Stack with S = len(seeds) members (its own pre-training per seed).
-    train, test: images x (N, 784) with the labels ``y`` of this labelling (values < n_classes).
-    Each seed's labelled examples are :func:`labelled_subsets` of ``train`` (all of ``train``, shared,
-    when n_labels = len(train)); training uses
-    :func:`finetune_config`. With ``trajectory_points`` > 0, the NLL on the labelled examples and
-    on the test set is recorded after about that many evenly spaced epochs (the last included).
-    """
-    n_classes = require_int("n_classes", n_classes, 2)
-    require_int("trajectory_points", trajectory_points, 0)
-    seeds = validate_seeds(seeds, stack.n_members)
-    config = finetune_config(n_labels, n_updates, lr, batch_size, weight_decay)
-    if int(train.y.max()) >= n_classes or int(test.y.max()) >= n_classes:
-        raise ValueError(f"labels must be below n_classes={n_classes}")
-    if n_labels == len(train):                                 # every example labelled: share x
-        x, y = train.x, train.y
-    else:
-        idx = labelled_subsets(len(train), n_labels, seeds).to(train.x.device)
-        idx = torch.cat([idx, idx])                            # (2S, n): pairs share examples
-        x, y = train.x[idx], train.y[idx]                      # (2S, n, 784), (2S, n)
-    clf = budget_classifiers(stack, n_classes, seeds)
-    pair_seeds = list(seeds) * 2
-    S = len(seeds)
-    record: set[int] = set()
-    if trajectory_points:
-        record = {math.ceil(config.epochs * (i + 1) / trajectory_points) for i in range(trajectory_points)}
-    epochs, train_nll, test_nll = [], [], []
-
-    def on_epoch(epoch: int, net: Classifier) -> None:
-        if epoch in record:
-            epochs.append(epoch)
-            train_nll.append(evaluate(net, x, y).nll.reshape(2, S))
-            test_nll.append(evaluate(net, test.x, test.y).nll.reshape(2, S))
-
-    finetune(clf, x, y, config, pair_seeds, on_epoch=on_epoch, progress=progress)
-    ev = evaluate(clf, test.x, test.y)
-    empty = torch.zeros(0, 2, S)
-    return BudgetRun(
-        error=ev.error.reshape(2, S).cpu(), nll=ev.nll.reshape(2, S).cpu(),
-        epochs=torch.tensor(epochs, dtype=torch.int64),
-        train_nll=torch.stack(train_nll).cpu() if epochs else empty,
-        test_nll=torch.stack(test_nll).cpu() if epochs else empty,
-    )
-
-
-def run_budgets(stack: Stack, labellings: Mapping[str, tuple[Subset, Subset, int]], n_labels: Sequence[int],
-                seeds: Sequence[int], *, n_updates: int, lr: float, batch_size: int, trajectory_n_labels: int,
-                trajectory_points: int, progress: bool = True) -> tuple[dict[str, Tensor], dict]:
-    """Both labellings, all budgets: the label-budget experiment (the compute of the chapter's cache entry).
-
-    labellings: {name: (train, test, n_classes)} for L labellings (Subsets with that labelling's
-    ``y``); n_labels: the K budgets (must hold ``trajectory_n_labels``). Each budget is one
-    :func:`label_budget`; the trajectory budget records ``trajectory_points`` epochs.
-    Returns ({"error", "nll": (L, K, 2, S); "epochs": (E,); "train_nll", "test_nll": (L, E, 2, S)}, {}).
-    """
-    if trajectory_n_labels not in n_labels:
-        raise ValueError(f"trajectory_n_labels={trajectory_n_labels!r} is not allowed; it must be one of "
-                         f"n_labels={list(n_labels)}")
-    err, nll, traj = [], [], {}
-    for lab, (train, test, n_classes) in labellings.items():
-        runs = [label_budget(stack, train, test, n_classes, n, seeds, n_updates=n_updates, lr=lr,
-                             batch_size=batch_size,
-                             trajectory_points=trajectory_points if n == trajectory_n_labels else 0,
-                             progress=progress)
-                for n in n_labels]
-        err.append(torch.stack([r.error for r in runs]))
-        nll.append(torch.stack([r.nll for r in runs]))
-        traj[lab] = runs[list(n_labels).index(trajectory_n_labels)]
-    first = next(iter(traj))
-    tensors = {"error": torch.stack(err), "nll": torch.stack(nll),
-               "epochs": traj[first].epochs,
-               "train_nll": torch.stack([traj[k].train_nll for k in labellings]),
-               "test_nll": torch.stack([traj[k].test_nll for k in labellings])}
-    return tensors, {}
+    epochs_run: Tensor
+    best_epoch: Tensor
 
 
 def matched_test_nll(train_nll: Tensor, test_nll: Tensor, level: float | None = None) -> tuple[float, Tensor]:
@@ -688,8 +874,10 @@ def matched_summary(traj: Mapping[str, BudgetRun]) -> dict[str, dict]:
 
     traj[labelling]: a :class:`BudgetRun` with a recorded trajectory (E >= 1 epochs, (E, 2, S)
     NLLs, S >= 2). Returns per labelling {"level": the common training NLL (:func:`matched_test_nll`
-    over all 2S nets), "pretrained", "random": mean test NLL at that level, "final_train_nll":
-    {init: mean training NLL at the last recorded epoch}, and of the S paired differences random -
+    over all 2S nets), "pretrained", "random": mean test NLL at that level, "common_epoch": the
+    fewest epochs any of the 2S nets ran, "train_nll_at_common": {init: mean training NLL after that
+    many epochs} (the optimisation reading: who fits faster, each at its chosen rate), and of the S
+    paired differences random -
     pre-trained (the two nets of a seed share labelled examples, softmax init and minibatch order):
     "n", "difference_mean", "difference_ci95" (95 % Student-t interval of their mean) and
     "difference_p" (two-sided Wilcoxon signed-rank p, raw)}.
@@ -698,10 +886,13 @@ def matched_summary(traj: Mapping[str, BudgetRun]) -> dict[str, dict]:
     for lab, run_ in traj.items():
         n_epochs, n_seeds = run_.train_nll.shape[0], run_.train_nll.shape[-1]
         level, m = matched_test_nll(run_.train_nll.reshape(n_epochs, -1), run_.test_nll.reshape(n_epochs, -1))
+        common = int(run_.epochs_run.min())
         m = m.reshape(2, n_seeds)
         diff = (m[1] - m[0]).numpy()                                   # paired: random - pre-trained, per seed
         matched[lab] = {"level": level, "pretrained": float(m[0].mean()), "random": float(m[1].mean()),
-                        "final_train_nll": {init: float(run_.train_nll[-1, i].mean()) for i, init in enumerate(INITS)},
+                        "common_epoch": common,
+                        "train_nll_at_common": {init: float(run_.train_nll[common - 1, i].mean())
+                                                for i, init in enumerate(INITS)},
                         "n": int(n_seeds), "difference_mean": float(diff.mean()),
                         "difference_ci95": list(stats.t_interval(diff)), "difference_p": stats.wilcoxon(diff)["p"]}
     return matched
@@ -798,6 +989,14 @@ VERDICT_TEXT = {
                                                  "the cause labels not clearly either.",
     "not supported": "This is not the pattern the bandwidth argument predicts.",
     "inconclusive": "With so few seeds the experiment cannot decide.",
+    "not converged": "Not every setting the claim compares converged within the budget, so the experiment "
+                     "cannot decide at this scale.",
+    "cause only, holds": "Pre-training helped the cause labels, as the bandwidth argument predicts; whether it "
+                         "helps the pixel labels less is not tested at this scale, because a setting did not "
+                         "converge.",
+    "cause only, fails": "Pre-training did not clearly help the cause labels, against the bandwidth argument; "
+                         "whether it helps the pixel labels less is not tested at this scale, because a setting "
+                         "did not converge.",
 }
 """The sentence after the label-budget numbers, per verdict of the parts (see :func:`verdict_sentence`)."""
 
@@ -805,9 +1004,10 @@ VERDICT_TEXT = {
 def verdict_sentence(parts: Sequence[claims.Part], cause: Mapping, pixel: Mapping) -> str:
     """What the label-budget numbers say: :data:`VERDICT_TEXT` of the parts' verdict, and its facts.
 
-    parts: :func:`budget_parts` (part "a" first), as they come (the sentence decides them with Holm,
-    :func:`pretraining.book.claims.decide`, as the chapter's ``finish`` does); cause, pixel:
-    :func:`advantage_summary` results.
+    parts: :func:`budget_parts` (part "a" first) after :func:`gate_unconverged`, as they come (the
+    sentence decides them with Holm, :func:`pretraining.book.claims.decide`, as the chapter's ``finish``
+    does); cause, pixel: :func:`advantage_summary` results. A part not tested because a setting did not
+    converge is said so, with the settings.
     """
     parts = claims.decide(parts)
     verdict = claims.verdict(parts)
@@ -816,7 +1016,14 @@ def verdict_sentence(parts: Sequence[claims.Part], cause: Mapping, pixel: Mappin
         text = VERDICT_TEXT["partly supported, cause labels not helped"]
     reason = _facts(cause, pixel)
     n_seeds = len(cause["per_seed"])
-    if verdict == "inconclusive":
+    gated = [p for p in parts if "not_converged" in p.numbers]
+    if gated:                                   # part b compares every setting part a does, and more
+        if verdict == "inconclusive":
+            text = VERDICT_TEXT["not converged"]
+        else:
+            text = VERDICT_TEXT["cause only, holds" if parts[0].status == claims.HOLDS else "cause only, fails"]
+        reason = f"did not converge: {gated[-1].numbers['not_converged']}; {reason}"
+    elif verdict == "inconclusive":
         reason = (f"only {n_seeds} seeds: too few for a paired test (at least {claims.MIN_PAIRS}); {reason}")
     return f"{text} (Verdict: {verdict} — {reason}.)"
 
@@ -829,7 +1036,7 @@ def pixel_mi_verdict(mi_bits: float, pixel_bits: float) -> str:
 
 _OPT_TEXT = {
     (True, True): "The pre-trained nets fit their training labels faster for both labellings, so part of "
-                  "their advantage at a fixed training cost is an optimisation effect.",
+                  "their advantage may be an optimisation effect.",
     (True, False): "The pre-trained nets fit the cause labels faster, but not the pixel labels.",
     (False, True): "The pre-trained nets fit the pixel labels faster, but not the cause labels.",
     (False, False): "The pre-trained nets do not fit their training labels faster.",
@@ -853,9 +1060,9 @@ _TRAJ_TEXT = {
 
 
 def optimisation_sentence(matched: Mapping[str, Mapping]) -> str:
-    """Whether the pre-trained nets fit their training labels faster: final mean training NLL lower,
-    per labelling ("cause", "pixel"), from :func:`matched_summary`."""
-    faster = {lab: matched[lab]["final_train_nll"]["pretrained"] < matched[lab]["final_train_nll"]["random"]
+    """Whether the pre-trained nets fit their training labels faster: a lower mean training NLL after the
+    same number of epochs ("train_nll_at_common"), per labelling ("cause", "pixel"), from :func:`matched_summary`."""
+    faster = {lab: matched[lab]["train_nll_at_common"]["pretrained"] < matched[lab]["train_nll_at_common"]["random"]
               for lab in LABELLINGS}
     return _OPT_TEXT[faster["cause"], faster["pixel"]]
 
@@ -903,11 +1110,11 @@ BUDGET_FORMAT = {"labels": "{:,}", "label bits": "{:,.0f}", "pre-trained error %
 resolution is 0.01 % of 10,000 digits), p-values to two significant digits."""
 
 
-def literature_table(sizes: Sequence[int], n_labels: int, n_updates: int, error_random: float,
+def literature_table(sizes: Sequence[int], n_labels: int, training: str, error_random: float,
                      error_pretrained: float) -> pd.DataFrame:
     """This chapter's all-label cause-label errors (fractions) beside :data:`LAROCHELLE2009_TABLE3`
     at the same depth (``len(sizes) - 1`` hidden layers; "n/a" when the paper has no such depth):
-    one row per source, errors as text in %."""
+    one row per source, errors as text in %; ``training`` says how this book's nets were trained."""
     ref = LAROCHELLE2009_TABLE3
     depth = len(sizes) - 1
     err = ref.numbers["error"]
@@ -917,7 +1124,7 @@ def literature_table(sizes: Sequence[int], n_labels: int, n_updates: int, error_
 
     return pd.DataFrame({
         "source": ["this book", "Larochelle et al. (2009), Table 3"],
-        "set-up": [f"{'-'.join(map(str, sizes))} net, {n_labels:,} labels, {n_updates:,} SGD updates",
+        "set-up": [f"{'-'.join(map(str, sizes))} net, {n_labels:,} labels, {training}",
                    f"{ref.data}; {plural(depth, 'hidden layer')}"],
         "random init, test error %": [pct(100 * error_random), pct(err["random"].get(depth))],
         "pre-trained (RBM), test error %": [pct(100 * error_pretrained), pct(err["rbm"].get(depth))],
@@ -1126,9 +1333,18 @@ def budget_figure(n_labels: Sequence[int], errors: Mapping[str, Mapping[str, np.
     return fig
 
 
+def training_curves(res: Result, labelling: str) -> Figure:
+    """The training NLL and validation error per epoch of every (initialisation, budget) of one labelling
+    (:func:`pretraining.book.fairness.plot_training_curves`; each seed's run at its setting's chosen rate)."""
+    curves = {f"{INIT_NAMES[init]}, {n:,} labels": c
+              for init in INITS for n, c in zip(res.n_labels, res.curves[labelling][init])}
+    n_classes = N_CLASSES if labelling == "cause" else 2
+    return fairness.plot_training_curves(curves, n_classes, title=f"{labelling} labels")
+
+
 def nll_trajectory_figure(runs: Mapping[str, BudgetRun], n_labels: int) -> Figure:
-    """Test NLL against training NLL, one line per net (one point per recorded epoch), one panel per
-    labelling, the panels one above the other."""
+    """Test NLL against training NLL, one line per net (one point per epoch of the replayed training), a
+    marker at the reported net (its best validation epoch), one panel per labelling, one above the other."""
     with styled():
         fig, axes = plt.subplots(len(runs), 1, figsize=(PAGE_WIDTH, 4.3 * len(runs)), squeeze=False)
         for ax, (lab, run_) in zip(axes[:, 0], runs.items()):
@@ -1136,9 +1352,10 @@ def nll_trajectory_figure(runs: Mapping[str, BudgetRun], n_labels: int) -> Figur
                 st = _INIT_STYLE[init]
                 tr, te = run_.train_nll[:, i].numpy(), run_.test_nll[:, i].numpy()
                 for m in range(tr.shape[1]):
-                    ax.plot(tr[:, m], te[:, m], "-" if init == "pretrained" else "--", color=st["color"], alpha=0.6,
-                            lw=1.2, label=st["label"] if m == 0 else None)
-                    ax.scatter(tr[-1, m], te[-1, m], color=st["color"], marker=st["marker"], s=25, zorder=3)
+                    last, best = int(run_.epochs_run[i, m]), int(run_.best_epoch[i, m]) - 1
+                    ax.plot(tr[:last, m], te[:last, m], "-" if init == "pretrained" else "--", color=st["color"],
+                            alpha=0.6, lw=1.2, label=st["label"] if m == 0 else None)
+                    ax.scatter(tr[best, m], te[best, m], color=st["color"], marker=st["marker"], s=25, zorder=3)
             ax.set_xscale("log")
             ax.set_yscale("log")
             for axis in (ax.xaxis, ax.yaxis):
@@ -1147,7 +1364,7 @@ def nll_trajectory_figure(runs: Mapping[str, BudgetRun], n_labels: int) -> Figur
                 axis.set_minor_formatter(NullFormatter())
             ax.set(xlabel="training NLL on the labelled examples (log scale; better to the right)",
                    ylabel="test NLL (log scale)",
-                   title=f"{lab} labels, {n_labels:,} labels: one line per net (marker: last epoch)")
+                   title=f"{lab} labels, {n_labels:,} labels: one line per net (marker: best epoch)")
             ax.invert_xaxis()
             ax.legend()
         fig.tight_layout()

@@ -80,20 +80,44 @@ class DAEConfig:
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """Supervised SGD on the mean negative log-likelihood (optional momentum, L2 decay on weights)."""
+    """Supervised SGD on the mean negative log-likelihood (optional momentum, L2 decay on weights).
+
+    ``lr`` and ``weight_decay`` are one number for every member or a tuple with one per member
+    (M,), so a grid of rates x seeds trains as one batched computation.
+    """
 
     epochs: int
-    lr: float
+    lr: float | tuple[float, ...]
     batch_size: int = 50
-    weight_decay: float = 0.0
+    weight_decay: float | tuple[float, ...] = 0.0
     momentum: float = 0.0
 
     def __post_init__(self):
         require_int("FinetuneConfig.epochs", self.epochs, 1)
-        require_float("FinetuneConfig.lr", self.lr, gt=0)
+        object.__setattr__(self, "lr", _per_member("FinetuneConfig.lr", self.lr, gt=0))
         require_int("FinetuneConfig.batch_size", self.batch_size, 1)
-        require_float("FinetuneConfig.weight_decay", self.weight_decay, ge=0)
+        object.__setattr__(self, "weight_decay", _per_member("FinetuneConfig.weight_decay", self.weight_decay, ge=0))
         require_float("FinetuneConfig.momentum", self.momentum, ge=0, lt=1)
+
+    def per_member(self, n_members: int, device, dtype) -> tuple[Tensor, Tensor]:
+        """The learning rates and weight decays as (n_members,) tensors."""
+        out = []
+        for name in ("lr", "weight_decay"):
+            value = getattr(self, name)
+            if isinstance(value, tuple) and len(value) != n_members:
+                raise ValueError(f"FinetuneConfig.{name} has {len(value)} values but the classifier has "
+                                 f"{n_members} members; give one number or one per member")
+            out.append(torch.as_tensor(value, device=device, dtype=dtype).expand(n_members).clone())
+        return out[0], out[1]
+
+
+def _per_member(name: str, value, **bounds) -> float | tuple[float, ...]:
+    """A number, or a non-empty sequence of numbers (one per member) as a tuple, each within bounds."""
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError(f"{name}=[] is not allowed; give a number or one number per member")
+        return tuple(require_float(f"{name} entry", v, **bounds) for v in value)
+    return require_float(name, value, **bounds)
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -140,17 +164,24 @@ def _eval_subset(x: Tensor) -> Tensor:
     return x[..., idx, :]
 
 
-def _diverged(what: str, layer, epoch: int, lr: float, values: Tensor, params: Sequence[Tensor]) -> None:
-    """Raise TrainingDiverged if ``values`` (M,) or any parameter is not finite."""
+def _diverged(what: str, layer, epoch: int, lr, values: Tensor, params: Sequence[Tensor]) -> None:
+    """Raise TrainingDiverged if ``values`` (M,) or any parameter is not finite (lr: one or (M,) rates)."""
+    bad = non_finite(values, params)
+    if bool(bad.any()):
+        members = bad.nonzero().flatten().tolist()
+        rates = lr if not isinstance(lr, tuple) else [lr[m] for m in members]
+        raise TrainingDiverged(
+            f"{what} (layer {layer}) diverged at epoch {epoch} with lr={rates}: NaN/inf in member(s) {members}; "
+            "lower the learning rate"
+        )
+
+
+def non_finite(values: Tensor, params: Sequence[Tensor]) -> Tensor:
+    """(M,) bool: member m's value or any of its parameters is NaN or infinite."""
     bad = ~torch.isfinite(values)
     for p in params:
         bad |= ~torch.isfinite(p.reshape(p.shape[0], -1)).all(dim=1)
-    if bool(bad.any()):
-        members = bad.nonzero().flatten().tolist()
-        raise TrainingDiverged(
-            f"{what} (layer {layer}) diverged at epoch {epoch} with lr={lr}: NaN/inf in member(s) {members}; "
-            "lower the learning rate"
-        )
+    return bad
 
 
 def _progress(total: int, desc: str, progress: bool):
@@ -329,10 +360,11 @@ def _train_set(clf: Classifier, train_layers) -> list[int]:
     return layers
 
 
-def _sgd_step(clf: Classifier, x: Tensor, y: Tensor, config: FinetuneConfig, layers: list[int],
-              velocity: list[tuple[Tensor, Tensor]] | None) -> tuple[Tensor, Tensor]:
+def _sgd_step(clf: Classifier, x: Tensor, y: Tensor, lr: Tensor, weight_decay: Tensor | None, momentum: float,
+              layers: list[int], velocity: list[tuple[Tensor, Tensor]] | None) -> tuple[Tensor, Tensor]:
     """One SGD step on the mean NLL of (x (M, B, V), y (M, B)) with hand-written backprop.
 
+    lr (M,) per-member learning rates; weight_decay (M,) per-member L2 decay, or None for none.
     Returns the minibatch NLL (M,) and the number of errors (M,) before the step.
     """
     acts = [x]
@@ -344,20 +376,24 @@ def _sgd_step(clf: Classifier, x: Tensor, y: Tensor, config: FinetuneConfig, lay
     errors = (logp.argmax(-1) != y).sum(-1)
     delta = logp.exp_().scatter_add_(2, target, torch.full_like(target, -1, dtype=logp.dtype))
     delta.div_(x.shape[1])  # d mean-NLL / d logits, (M, B, C)
-    lr, wd, mom, lowest = config.lr, config.weight_decay, config.momentum, layers[0]
+    lr3, lowest = lr.view(-1, 1, 1), layers[0]
+    decay = None if weight_decay is None else (lr * weight_decay).view(-1, 1, 1)
     for i in range(clf.depth, lowest - 1, -1):
         W, b, a = clf.weights[i], clf.biases[i], acts[i]
         next_delta = torch.bmm(delta, W.transpose(1, 2)).mul_(a * (1 - a)) if i > lowest else None
         if i in layers:
+            step = delta.mul_(lr3)  # lr * gradient w.r.t. the logits of layer i, per member
             if velocity is None:
-                W.baddbmm_(a.transpose(1, 2), delta, beta=1 - lr * wd, alpha=-lr)
-                b.sub_(delta.sum(1), alpha=lr)
+                if decay is not None:
+                    W.sub_(W * decay)
+                W.baddbmm_(a.transpose(1, 2), step, alpha=-1.0)
+                b.sub_(step.sum(1))
             else:
                 vW, vb = velocity[i]
-                vW.baddbmm_(a.transpose(1, 2), delta, beta=mom, alpha=-lr)
-                if wd:
-                    vW.add_(W, alpha=-lr * wd)
-                vb.mul_(mom).sub_(delta.sum(1), alpha=lr)
+                vW.baddbmm_(a.transpose(1, 2), step, beta=momentum, alpha=-1.0)
+                if decay is not None:
+                    vW.sub_(W * decay)
+                vb.mul_(momentum).sub_(step.sum(1))
                 W.add_(vW)
                 b.add_(vb)
         delta = next_delta
@@ -373,25 +409,33 @@ def _velocity(clf: Classifier, config: FinetuneConfig):
 @torch.no_grad()
 def finetune(clf: Classifier, x: Tensor, y: Tensor, config: FinetuneConfig, seeds: Sequence[int], *,
              train_layers: Sequence[int] | None = None,
-             on_epoch: Callable[[int, Classifier], None] | None = None,
-             progress: bool = True) -> dict[str, list]:
+             on_epoch: Callable[[int, Classifier, Tensor], bool | None] | None = None,
+             divergence: str = "raise", progress: bool = True) -> dict[str, list]:
     """Supervised fine-tuning of ``clf`` in place: minibatch SGD on the mean NLL.
 
     x (N, V) or (M, N, V); y (N,) or (M, N) int labels. ``train_layers``: None for all layers, or the
     indices to update (0..depth-1 hidden, depth the softmax; e.g. [clf.depth] trains only the
-    softmax on frozen features). ``on_epoch(epoch, clf)`` runs after each epoch 1..E.
+    softmax on frozen features). ``on_epoch(epoch, clf, train_nll)`` runs after each epoch 1..E
+    (train_nll: (M,) the epoch's running training NLL); when it returns True, training stops after
+    that epoch (early stopping). ``divergence``: "raise" (raise
+    TrainingDiverged on NaN/inf) or "continue" (leave the non-finite members as they are, every
+    other member is unaffected; for rate grids, whose largest rates may diverge).
     Returns {"train_nll": per epoch (M,), "train_error": per epoch (M,)} (running averages over the
-    epoch's minibatches, measured before each step). Raises TrainingDiverged on NaN/inf.
+    epoch's minibatches, measured before each step).
     """
     _check_config(config, FinetuneConfig)
     seeds = validate_seeds(seeds, clf.n_members)
     layers = _train_set(clf, train_layers)
     if on_epoch is not None and not callable(on_epoch):
-        raise TypeError(f"on_epoch={on_epoch!r} must be callable(epoch, clf) or None")
+        raise TypeError(f"on_epoch={on_epoch!r} must be callable(epoch, clf, train_nll) or None")
+    if divergence not in ("raise", "continue"):
+        raise ValueError(f"divergence={divergence!r} is not allowed; use 'raise' or 'continue'")
+    lr, wd = config.per_member(clf.n_members, clf.device, clf.dtype)
     x = _prepare_x(x, clf.n_members, clf.sizes[0], config.batch_size, clf.device, clf.dtype)
     y = _prepare_y(y, clf.n_members, x.shape[-2], clf.sizes[-1], clf.device)
     order = member_generators(seeds, "order", 0, clf.device)
     velocity = _velocity(clf, config)
+    decay = wd if bool(wd.any()) else None
     n, B = x.shape[-2], config.batch_size
     history: dict[str, list] = {"train_nll": [], "train_error": []}
     bar = _progress(config.epochs, "fine-tune", progress)
@@ -403,36 +447,44 @@ def finetune(clf: Classifier, x: Tensor, y: Tensor, config: FinetuneConfig, seed
         for start in range(0, n - B + 1, B):
             idx = perm[:, start:start + B]
             nll, errors = _sgd_step(clf, _rows(x, idx, x.dim() == 2), _rows(y, idx, y.dim() == 1),
-                                    config, layers, velocity)
+                                    lr, decay, config.momentum, layers, velocity)
             nll_sum += nll
             err_sum += errors
             n_batches += 1
         train_nll = nll_sum / n_batches
-        _diverged("fine-tuning", "all" if train_layers is None else layers, epoch, config.lr, train_nll, clf.weights)
+        if divergence == "raise":
+            _diverged("fine-tuning", "all" if train_layers is None else layers, epoch, config.lr, train_nll,
+                      clf.weights)
         history["train_nll"].append(train_nll.tolist())
         history["train_error"].append((err_sum.to(clf.dtype) / (n_batches * B)).tolist())
         bar.set_postfix(nll=f"{train_nll.mean():.4f}")
-        if on_epoch is not None:
-            on_epoch(epoch, clf)
+        if on_epoch is not None and on_epoch(epoch, clf, train_nll):
+            break
     return history
 
 
 @torch.no_grad()
 def finetune_stream(clf: Classifier, next_batch: Callable[[int], tuple[Tensor, Tensor]], n_steps: int,
-                    config: FinetuneConfig, *, log_every: int = 100, progress: bool = True) -> dict[str, list]:
+                    config: FinetuneConfig, *, log_every: int = 100, divergence: str = "raise",
+                    progress: bool = True) -> dict[str, list]:
     """Online SGD on a stream (each example seen once): ``next_batch(step)`` -> (x (M, B, V) or (B, V), y).
 
     Uses config.lr, weight_decay and momentum (epochs and batch_size are set by the stream).
     Returns {"step": [last step of each block], "train_nll": [(M,) mean over the block]} with blocks
-    of ``log_every`` steps. Raises TrainingDiverged on NaN/inf.
+    of ``log_every`` steps. ``divergence``: "raise" (TrainingDiverged on NaN/inf) or "continue"
+    (non-finite members are left as they are, as in :func:`finetune`).
     """
     _check_config(config, FinetuneConfig)
+    if divergence not in ("raise", "continue"):
+        raise ValueError(f"divergence={divergence!r} is not allowed; use 'raise' or 'continue'")
     require_int("finetune_stream.n_steps", n_steps, 1)
     require_int("finetune_stream.log_every", log_every, 1)
     if not callable(next_batch):
         raise TypeError(f"next_batch={next_batch!r} must be callable(step) -> (x, y)")
     layers = list(range(clf.depth + 1))
     velocity = _velocity(clf, config)
+    lr, wd = config.per_member(clf.n_members, clf.device, clf.dtype)
+    decay = wd if bool(wd.any()) else None
     history: dict[str, list] = {"step": [], "train_nll": []}
     nll_sum = torch.zeros(clf.n_members, device=clf.device, dtype=clf.dtype)
     count = 0
@@ -446,12 +498,13 @@ def finetune_stream(clf: Classifier, next_batch: Callable[[int], tuple[Tensor, T
         yb = _prepare_y(yb, clf.n_members, xb.shape[1], clf.sizes[-1], clf.device, check_range=step == 0)
         if yb.dim() == 1:
             yb = yb.expand(clf.n_members, -1)
-        nll, _ = _sgd_step(clf, xb, yb, config, layers, velocity)
+        nll, _ = _sgd_step(clf, xb, yb, lr, decay, config.momentum, layers, velocity)
         nll_sum += nll
         count += 1
         if count == log_every or step == n_steps - 1:
             mean = nll_sum / count
-            _diverged("fine-tuning (stream)", "all", step + 1, config.lr, mean, clf.weights)
+            if divergence == "raise":
+                _diverged("fine-tuning (stream)", "all", step + 1, config.lr, mean, clf.weights)
             history["step"].append(step + 1)
             history["train_nll"].append(mean.tolist())
             bar.set_postfix(nll=f"{mean.mean():.4f}")

@@ -1,0 +1,146 @@
+"""How the book shows the fair-fight protocol (:mod:`pretraining.core.selection`) on a page.
+
+Every chapter that compares networks shows, for every compared condition, how it was trained (a
+table from the selection records) and, where one did not converge, its curves. The same words and
+the same columns everywhere:
+
+* :func:`selection_frame` — one row per condition: the chosen rate, the rates tried, whether the
+  rate is on the grid's edge, the median best epoch and epochs run, the median training NLL at the
+  best epoch, the seeds converged;
+* :func:`not_converged_names` / :func:`convergence_sentence` / :func:`why_not` — which conditions did
+  not converge (:func:`pretraining.core.selection.setting_converged`), and why, in words;
+* :func:`gate` — a claim part that compares a condition that did not converge is "not tested at this scale";
+* :func:`plot_training_curves` — training NLL and validation error per epoch (mean over seeds),
+  one line per condition, the plateau ln C / 2 marked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from ..analysis import figures
+from . import claims
+from ..core.selection import PLATEAU_FRACTION, setting_converged
+
+__all__ = ["selection_frame", "not_converged_names", "convergence_sentence", "why_not", "gate", "ragged_mean",
+           "plot_training_curves", "FORMATS"]
+
+FORMATS = {"chosen rate": "{:g}", "best epoch": "{:.0f}", "epochs run": "{:.0f}", "training NLL": "{:.3f}"}
+"""Formats of :func:`selection_frame`'s numeric columns, for ``DataFrame.style.format``."""
+
+
+def selection_frame(records: Mapping[Any, Mapping[str, Any]], index: str | Sequence[str] = "network") -> pd.DataFrame:
+    """One row per condition from :meth:`pretraining.core.selection.Selection.record`.
+
+    records: {condition: record}; a tuple condition gives a multi-level index named by ``index``.
+    """
+    rows = []
+    for name, rec in records.items():
+        keys = name if isinstance(name, tuple) else (name,)
+        names = [index] if isinstance(index, str) else list(index)
+        rows.append({**dict(zip(names, keys)), "chosen rate": rec["lr"],
+                     "rates tried": f"{min(rec['grid']):g}–{max(rec['grid']):g} ({len(rec['grid'])})",
+                     "on the edge": "yes" if rec["at_edge"] else "no",
+                     "best epoch": float(np.median(rec["best_epoch"])),
+                     "epochs run": float(np.median(rec["epochs_run"])),
+                     "training NLL": float(np.median(rec["train_nll"])),
+                     "converged": f"{rec['n_converged']} of {len(rec['converged'])}"})
+    names = [index] if isinstance(index, str) else list(index)
+    return pd.DataFrame(rows).set_index(names)
+
+
+def not_converged_names(records: Mapping[Any, Mapping[str, Any]]) -> list[Any]:
+    """The conditions of ``records`` that did not converge (:func:`converged`)."""
+    return [k for k, rec in records.items() if not setting_converged(rec)]
+
+
+def why_not(record: Mapping[str, Any]) -> str:
+    """Why one condition did not converge, in words, with what a longer run of one seed showed."""
+    n, k = len(record["converged"]), record["n_converged"]
+    parts = [f"{k} of {n} seeds converged within {record['epoch_budget']} epochs"] if k < n else []
+    if record["at_edge"]:
+        parts.append(f"the chosen rate {record['lr']:g} is on the edge of the rates tried")
+    longer = record.get("longer_run")
+    if longer:
+        parts.append(f"seed {longer['seed']} trained alone for up to {longer['epochs']} epochs "
+                     + (f"converged, stopping after {longer['epochs_run']}" if longer["converged"] else
+                        f"did not converge either (training NLL {longer['final_train_nll']:.2f} at the end)"))
+    return ", ".join(parts) or "converged"
+
+
+def convergence_sentence(records: Mapping[Any, Mapping[str, Any]], label=str) -> str:
+    """Which conditions did not converge (they decide no part of the claim), or that all did.
+    label(condition) -> its name in the sentence."""
+    bad = not_converged_names(records)
+    if not bad:
+        every = "Both" if len(records) == 2 else "The one" if len(records) == 1 else f"All {len(records)}"
+        return (f"{every} trained condition{'s' * (len(records) != 1)} converged: every seed trained off the "
+                "plateau, its validation curve flattened, and no chosen rate lies on the edge of the rates tried.")
+    return (f"{len(bad)} of {len(records)} conditions did not converge — "
+            + "; ".join(f"{label(k)}: {why_not(records[k])}" for k in bad)
+            + " — so no part of the claim is decided on them ('not tested at this scale').")
+
+
+def gate(parts: Sequence[claims.Part], needs: Callable[[str], Sequence[Any]], records: Mapping[Any, Mapping[str, Any]],
+         label: Callable[[Any], str] = str) -> list[claims.Part]:
+    """Every tested part that compares a condition which did not converge becomes "not tested at this
+    scale" (:func:`pretraining.book.claims.not_converged`), naming the conditions and why.
+
+    needs(part key) -> the conditions (keys of ``records``, {condition: selection record}) the part
+    compares; label(condition) -> its name in the sentence. Parts already not tested stay as they are.
+    """
+    out = []
+    for prt in parts:
+        bad = [k for k in needs(prt.key) if not setting_converged(records[k])]
+        if bad and prt.status != claims.NOT_TESTED:
+            prt = claims.not_converged(prt, "; ".join(f"{label(k)} ({why_not(records[k])})" for k in bad))
+        out.append(prt)
+    return out
+
+
+def ragged_mean(curves: Sequence[Sequence[float]]) -> np.ndarray:
+    """Mean over seeds of per-seed curves of different lengths (E_m values each), over the seeds still
+    running at each epoch: (max E_m,)."""
+    E = max(len(c) for c in curves)
+    a = np.full((len(curves), E), np.nan)
+    for m, c in enumerate(curves):
+        a[m, :len(c)] = c
+    return np.nanmean(a, axis=0)
+
+
+def plot_training_curves(curves: Mapping[str, Mapping[str, Sequence[Sequence[float]]]], n_classes: int = 10,
+                         *, title: str | None = None) -> Figure:
+    """Training NLL and validation error (%) against the epoch, mean over the seeds still training.
+
+    curves: {condition label: {"train_nll": per seed its values, "valid_error": per seed its values}}
+    (a Selection's curves). The dotted line marks the plateau bar PLATEAU_FRACTION x ln C: a seed
+    above it at its best epoch has not converged.
+    """
+    with figures.styled():
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(figures.PAGE_WIDTH, 5.6), sharex=True, layout="constrained")
+        for k, (label, c) in enumerate(curves.items()):
+            style = dict(color=figures.PALETTE[k % len(figures.PALETTE)],
+                         linestyle=figures.LINESTYLES[k % len(figures.LINESTYLES)], label=label)
+            nll = ragged_mean(c["train_nll"])
+            top.plot(np.arange(1, len(nll) + 1), nll, **style)
+            err = 100 * ragged_mean(c["valid_error"])
+            bottom.plot(np.arange(1, len(err) + 1), err, **style)
+        top.axhline(PLATEAU_FRACTION * math.log(n_classes), color="black", linestyle=":", linewidth=1,
+                    label=f"converged below ({PLATEAU_FRACTION:g} ln {n_classes})")
+        top.set_yscale("log")
+        top.set_ylabel("training NLL\n(mean over seeds)")
+        bottom.set_ylabel("validation error (%)")
+        bottom.set_xlabel("fine-tuning epoch (each seed stops at its own)")
+        bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if title:
+            top.set_title(title)
+        fig.legend(*top.get_legend_handles_labels(), loc="outside upper center", ncols=3)
+    return fig
