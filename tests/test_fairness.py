@@ -1,4 +1,4 @@
-"""How the fair-fight protocol is shown (book.fairness): the table, the sentences, the curves figure."""
+"""How the fair-fight protocol is shown: the table and sentences (book.fairness), the curves figure (analysis.figures)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from pretraining.analysis import figures  # noqa: E402
 from pretraining.book import fairness  # noqa: E402
 from pretraining.core.selection import setting_converged  # noqa: E402
 
@@ -53,12 +54,12 @@ def test_convergence_sentences_name_what_did_not_converge_and_why():
 
 
 def test_ragged_mean_averages_the_seeds_still_running():
-    np.testing.assert_allclose(fairness.ragged_mean([[1.0, 2.0, 3.0], [3.0]]), [2.0, 2.0, 3.0])
+    np.testing.assert_allclose(figures.ragged_mean([[1.0, 2.0, 3.0], [3.0]]), [2.0, 2.0, 3.0])
 
 
 def test_training_curves_figure_marks_the_plateau_bar():
     curves = {"a": {"train_nll": [[2.0, 1.0, 0.5], [2.0, 0.8]], "valid_error": [[0.5, 0.2, 0.1], [0.4, 0.2]]}}
-    fig = fairness.plot_training_curves(curves, n_classes=10)
+    fig = figures.training_curves(curves, n_classes=10, plateau_fraction=0.5)
     top, bottom = fig.axes[:2]
     bar = [line for line in top.get_lines() if line.get_linestyle() == ":"]
     assert len(bar) == 1 and bar[0].get_ydata()[0] == pytest.approx(0.5 * math.log(10))

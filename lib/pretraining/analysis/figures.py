@@ -24,7 +24,8 @@ from matplotlib.ticker import MaxNLocator
 
 from ..core.checks import require_int
 
-__all__ = ["STYLE", "PALETTE", "LINESTYLES", "PAGE_WIDTH", "SMALLEST_FONT_PT", "box_by_group", "styled", "histograms", "image_grid", "receptive_fields", "use_style"]
+__all__ = ["STYLE", "PALETTE", "LINESTYLES", "PAGE_WIDTH", "SMALLEST_FONT_PT", "box_by_group", "styled", "histograms", "image_grid",
+           "receptive_fields", "use_style", "ragged_mean", "training_curves"]
 
 PALETTE = sns.color_palette("colorblind")
 """The book's colours, in order (seaborn's colour-blind-safe palette: blue, orange, green, ...)."""
@@ -342,4 +343,43 @@ def histograms(data: Mapping[str, Sequence[float]], *, bins: int | Sequence[floa
         ax.set_xlabel(xlabel)
         ax.set_ylabel("count")
         ax.legend()
+    return fig
+
+
+def ragged_mean(curves: Sequence[Sequence[float]]) -> np.ndarray:
+    """Mean over seeds of per-seed curves of different lengths (E_m values each), over the seeds still
+    running at each epoch: (max E_m,)."""
+    E = max(len(c) for c in curves)
+    a = np.full((len(curves), E), np.nan)
+    for m, c in enumerate(curves):
+        a[m, :len(c)] = c
+    return np.nanmean(a, axis=0)
+
+
+def training_curves(curves: Mapping[str, Mapping[str, Sequence[Sequence[float]]]], *, n_classes: int,
+                    plateau_fraction: float, title: str | None = None) -> Figure:
+    """Training NLL and validation error (%) against the epoch, mean over the seeds still training.
+
+    curves: {condition label: {"train_nll": per seed its values, "valid_error": per seed its values
+    (fractions)}}, one line per condition. A dotted line marks plateau_fraction x ln(n_classes) on the
+    training NLL (the convergence bar of :mod:`pretraining.core.selection`: pass its PLATEAU_FRACTION).
+    """
+    with styled():
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(PAGE_WIDTH, 5.6), sharex=True, layout="constrained")
+        for k, (label, c) in enumerate(curves.items()):
+            style = dict(color=PALETTE[k % len(PALETTE)], linestyle=LINESTYLES[k % len(LINESTYLES)], label=label)
+            nll = ragged_mean(c["train_nll"])
+            top.plot(np.arange(1, len(nll) + 1), nll, **style)
+            err = 100 * ragged_mean(c["valid_error"])
+            bottom.plot(np.arange(1, len(err) + 1), err, **style)
+        top.axhline(plateau_fraction * math.log(n_classes), color="black", linestyle=":", linewidth=1,
+                    label=f"converged below ({plateau_fraction:g} ln {n_classes})")
+        top.set_yscale("log")
+        top.set_ylabel("training NLL\n(mean over seeds)")
+        bottom.set_ylabel("validation error (%)")
+        bottom.set_xlabel("fine-tuning epoch (each seed stops at its own)")
+        bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if title:
+            top.set_title(title)
+        fig.legend(*top.get_legend_handles_labels(), loc="outside upper center", ncols=3)
     return fig

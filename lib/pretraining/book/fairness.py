@@ -10,28 +10,22 @@ the same columns everywhere:
 * :func:`not_converged_names` / :func:`convergence_sentence` / :func:`why_not` — which conditions did
   not converge (:func:`pretraining.core.selection.setting_converged`), and why, in words;
 * :func:`gate` — a claim part that compares a condition that did not converge is "not tested at this scale";
-* :func:`plot_training_curves` — training NLL and validation error per epoch (mean over seeds),
-  one line per condition, the plateau ln C / 2 marked.
+* the curves figure is :func:`pretraining.analysis.figures.training_curves` (this module draws
+  nothing, so the words it gives the claim parts never tie a cache key to the plotting code).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
-from ..analysis import figures
 from . import claims
-from ..core.selection import PLATEAU_FRACTION, setting_converged
+from ..core.selection import setting_converged
 
-__all__ = ["selection_frame", "not_converged_names", "convergence_sentence", "why_not", "gate", "ragged_mean",
-           "plot_training_curves", "FORMATS"]
+__all__ = ["selection_frame", "not_converged_names", "convergence_sentence", "why_not", "gate", "FORMATS"]
 
 FORMATS = {"chosen rate": "{:g}", "best epoch": "{:.0f}", "epochs run": "{:.0f}", "training NLL": "{:.3f}"}
 """Formats of :func:`selection_frame`'s numeric columns, for ``DataFrame.style.format``."""
@@ -104,43 +98,3 @@ def gate(parts: Sequence[claims.Part], needs: Callable[[str], Sequence[Any]], re
             prt = claims.not_converged(prt, "; ".join(f"{label(k)} ({why_not(records[k])})" for k in bad))
         out.append(prt)
     return out
-
-
-def ragged_mean(curves: Sequence[Sequence[float]]) -> np.ndarray:
-    """Mean over seeds of per-seed curves of different lengths (E_m values each), over the seeds still
-    running at each epoch: (max E_m,)."""
-    E = max(len(c) for c in curves)
-    a = np.full((len(curves), E), np.nan)
-    for m, c in enumerate(curves):
-        a[m, :len(c)] = c
-    return np.nanmean(a, axis=0)
-
-
-def plot_training_curves(curves: Mapping[str, Mapping[str, Sequence[Sequence[float]]]], n_classes: int = 10,
-                         *, title: str | None = None) -> Figure:
-    """Training NLL and validation error (%) against the epoch, mean over the seeds still training.
-
-    curves: {condition label: {"train_nll": per seed its values, "valid_error": per seed its values}}
-    (a Selection's curves). The dotted line marks the plateau bar PLATEAU_FRACTION x ln C: a seed
-    above it at its best epoch has not converged.
-    """
-    with figures.styled():
-        fig, (top, bottom) = plt.subplots(2, 1, figsize=(figures.PAGE_WIDTH, 5.6), sharex=True, layout="constrained")
-        for k, (label, c) in enumerate(curves.items()):
-            style = dict(color=figures.PALETTE[k % len(figures.PALETTE)],
-                         linestyle=figures.LINESTYLES[k % len(figures.LINESTYLES)], label=label)
-            nll = ragged_mean(c["train_nll"])
-            top.plot(np.arange(1, len(nll) + 1), nll, **style)
-            err = 100 * ragged_mean(c["valid_error"])
-            bottom.plot(np.arange(1, len(err) + 1), err, **style)
-        top.axhline(PLATEAU_FRACTION * math.log(n_classes), color="black", linestyle=":", linewidth=1,
-                    label=f"converged below ({PLATEAU_FRACTION:g} ln {n_classes})")
-        top.set_yscale("log")
-        top.set_ylabel("training NLL\n(mean over seeds)")
-        bottom.set_ylabel("validation error (%)")
-        bottom.set_xlabel("fine-tuning epoch (each seed stops at its own)")
-        bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if title:
-            top.set_title(title)
-        fig.legend(*top.get_legend_handles_labels(), loc="outside upper center", ncols=3)
-    return fig

@@ -46,7 +46,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from ..analysis import stats
+from ..analysis import figures, stats
 from ..analysis.figures import PAGE_WIDTH, styled
 from ..analysis.references import ERHAN2010_TABLE1, LAROCHELLE2009_TABLE3
 from ..book import claims, fairness, runtime
@@ -71,7 +71,7 @@ from ..core.data import SPLIT_SIZES
 from ..core.memory import training_bytes
 from ..core.data import Subset
 from ..core.models import Classifier
-from ..core.selection import LONGER_RUN, SelectionConfig, select_and_train, setting_converged
+from ..core.selection import LONGER_RUN, PLATEAU_FRACTION, SelectionConfig, select_and_train, setting_converged
 from ..core.seeding import member_seeds
 from ..core.train import FinetuneConfig, evaluate
 
@@ -340,7 +340,8 @@ def training(ch: runtime.Chapter, res: Result) -> None:
                               "best epoch and epochs run over the runs, the median training NLL at the best "
                               "epoch, and how many runs converged"))
     curves = {NETWORK_NAMES[k]: r.history for k, r in res.runs.items()}
-    ch.figure("ch2_training_curves", fairness.plot_training_curves(curves, N_CLASSES))
+    ch.figure("ch2_training_curves", figures.training_curves(curves, n_classes=N_CLASSES,
+                                                                      plateau_fraction=PLATEAU_FRACTION))
 
 
 def receptive_field_change(ch: runtime.Chapter, res: Result) -> None:

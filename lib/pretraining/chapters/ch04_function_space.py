@@ -70,7 +70,7 @@ from ..core.checks import require_float, require_int
 from ..core.data import SPLIT_SIZES
 from ..core.memory import training_bytes
 from ..core.models import Classifier, Stack
-from ..core.selection import LONGER_RUN, SelectionConfig, select_and_train, setting_converged
+from ..core.selection import LONGER_RUN, PLATEAU_FRACTION, SelectionConfig, select_and_train, setting_converged
 from ..core.seeding import generator, member_seeds, validate_seeds
 from ..core.train import FinetuneConfig, RBMConfig, evaluate, finetune
 
@@ -422,8 +422,8 @@ def training(ch: runtime.Chapter, res: Result) -> None:
                  .set_caption("How each group was trained: the rate chosen on the validation set, the median "
                               "best epoch and epochs run over the group's nets, the median training NLL at the "
                               "best epoch, and how many nets converged"))
-    ch.figure("ch4_training_curves", fairness.plot_training_curves(
-        {g: t.curves for g, t in res.training.items()}, N_CLASSES))
+    ch.figure("ch4_training_curves", figures.training_curves({g: t.curves for g, t in res.training.items()},
+                                                             n_classes=N_CLASSES, plateau_fraction=PLATEAU_FRACTION))
 
 
 def probe_error(ch: runtime.Chapter, res: Result) -> None:

@@ -62,7 +62,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
-from ..analysis import stats
+from ..analysis import figures, stats
 from ..analysis.figures import PAGE_WIDTH, styled
 from ..analysis.information import (
     entropy_bits,
@@ -92,7 +92,7 @@ from ..core.checks import require_float, require_int
 from ..core.data import SPLIT_SIZES, Subset
 from ..core.memory import training_bytes
 from ..core.models import Classifier, Stack
-from ..core.selection import LONGER_RUN, SelectionConfig, TrainData, select_and_train, setting_converged
+from ..core.selection import LONGER_RUN, PLATEAU_FRACTION, SelectionConfig, TrainData, select_and_train, setting_converged
 from ..core.seeding import generator, member_seeds, validate_seeds
 from ..core.train import FinetuneConfig, RBMConfig, evaluate, finetune
 from ..core.world import SIDE, ControlledWorld, WorldConfig, sweep_causes
@@ -1335,11 +1335,12 @@ def budget_figure(n_labels: Sequence[int], errors: Mapping[str, Mapping[str, np.
 
 def training_curves(res: Result, labelling: str) -> Figure:
     """The training NLL and validation error per epoch of every (initialisation, budget) of one labelling
-    (:func:`pretraining.book.fairness.plot_training_curves`; each seed's run at its setting's chosen rate)."""
+    (:func:`pretraining.analysis.figures.training_curves`; each seed's run at its setting's chosen rate)."""
     curves = {f"{INIT_NAMES[init]}, {n:,} labels": c
               for init in INITS for n, c in zip(res.n_labels, res.curves[labelling][init])}
     n_classes = N_CLASSES if labelling == "cause" else 2
-    return fairness.plot_training_curves(curves, n_classes, title=f"{labelling} labels")
+    return figures.training_curves(curves, n_classes=n_classes, plateau_fraction=PLATEAU_FRACTION,
+                                   title=f"{labelling} labels")
 
 
 def nll_trajectory_figure(runs: Mapping[str, BudgetRun], n_labels: int) -> Figure:
