@@ -11,9 +11,8 @@ STAMP   := $(VENV)/.installed
 PROFILE ?= quick
 CH      ?=
 ARGS    ?=
-# OpenMP threads that wait passively: on a busy machine the default spinning burns the CPU
-# that the other thread needs (measured: the smoke chapter 3 took 116 s instead of 15 s).
-export OMP_WAIT_POLICY ?= PASSIVE
+# OpenMP's wait policy: `pretraining run` chooses it per chapter from the machine's load (spinning
+# threads when idle, sleeping ones when busy); an OMP_WAIT_POLICY you set yourself is kept.
 
 .PHONY: venv book run build chapter check test bench data clean-cache clean help
 

@@ -50,6 +50,35 @@ def test_per_member_rates_and_decays_equal_each_seed_trained_alone_with_its_own(
     assert not torch.allclose(batched.weights[0][0], batched.weights[0][2])  # the rates made a difference
 
 
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_members_frozen_by_on_epoch_equal_their_seeds_trained_alone_for_that_many_epochs(momentum):
+    """on_epoch's freeze mask drops members from the batch; the rest go on exactly as if alone."""
+    seeds, rates, freeze_after = [3, 4, 5, 6], (0.1, 0.5, 1.0, 0.3), [1, 4, 2, 4]
+    g = torch.Generator().manual_seed(9)
+    x = torch.rand(4, 100, SIZES[0], generator=g)  # each member its own examples
+    y = torch.randint(0, 3, (4, 100), generator=g)
+    batched, seen = make(seeds), []
+
+    def on_epoch(epoch, net, nll):
+        seen.append((epoch, net.n_members, torch.isnan(nll).tolist()))
+        return torch.tensor([epoch >= f for f in freeze_after])
+
+    config = FinetuneConfig(epochs=10, lr=rates, batch_size=20, momentum=momentum, weight_decay=1e-3)
+    history = finetune(batched, x, y, config, seeds, on_epoch=on_epoch, progress=False)
+    assert [e for e, _, _ in seen] == [1, 2, 3, 4]  # stopped when every member was frozen
+    assert all(n == 4 for _, n, _ in seen)  # on_epoch always sees the whole classifier
+    assert seen[1][2] == [True, False, False, False] and seen[2][2] == [True, False, True, False]
+    assert math.isnan(history["train_nll"][2][2]) and not math.isnan(history["train_nll"][2][1])
+    for m, (s, r, f) in enumerate(zip(seeds, rates, freeze_after)):
+        alone = make([s])
+        finetune(alone, x[m], y[m], FinetuneConfig(epochs=f, lr=r, batch_size=20, momentum=momentum,
+                                                   weight_decay=1e-3), [s], progress=False)
+        assert_same(batched.member(m), alone)
+    with pytest.raises(ValueError, match=r"on_epoch returned a tensor of shape \(3,\)"):
+        finetune(make(seeds), x, y, config, seeds, on_epoch=lambda *_: torch.zeros(3, dtype=torch.bool),
+                 progress=False)
+
+
 def test_per_member_values_are_checked():
     with pytest.raises(ValueError, match=r"FinetuneConfig.lr entry=-0.1 is not allowed"):
         FinetuneConfig(epochs=1, lr=(0.1, -0.1))

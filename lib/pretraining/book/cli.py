@@ -30,6 +30,7 @@ from typing import Any
 
 import nbformat
 
+from ..core.device import busy_cpus, openmp_wait_policy
 from ..core.files import FetchError
 from .lock import BuildLocked, build_lock
 from .paths import BUILD_DIR_ENV, BUILD_FOLDERS, RUN_DIR_ENV, RUN_ID_ENV, find_root
@@ -336,18 +337,30 @@ def cmd_run(root: Path, build: Path, profile: str, plans: list[tuple[Doc, dict[s
         cell = _parameters_cell(doc.source)
         plans.append((doc, {"profile": profile} if cell is not None and "profile" in cell.source else {}))
     os.environ[BUILD_DIR_ENV] = str(build)
-    # the kernels' OpenMP threads wait passively: spinning threads steal the CPU of a busy
-    # machine (measured: smoke chapter 3 took 116 s instead of 15 s under load)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    chosen = "OMP_WAIT_POLICY" in os.environ  # the user's choice is kept
     if log_output:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         for doc, params in plans:
-            print(f"running {doc.docname} ...", flush=True)
+            waits = _set_wait_policy() if not chosen else f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} (yours)"
+            print(f"running {doc.docname} ... (CPU threads: {waits})", flush=True)
             _execute(doc, params, build, log_output)
     finally:
         if (build / "running").is_dir() and not any((build / "running").iterdir()):
             (build / "running").rmdir()
+
+
+def _set_wait_policy() -> str:
+    """Choose the next kernel's OpenMP wait policy from the machine's load now
+    (:func:`pretraining.core.device.openmp_wait_policy`); say which."""
+    busy = busy_cpus()
+    policy = openmp_wait_policy(busy)
+    if policy is None:
+        os.environ.pop("OMP_WAIT_POLICY", None)
+    else:
+        os.environ["OMP_WAIT_POLICY"] = policy
+    load = "load unknown" if busy is None else f"{busy:.1f} CPUs busy"
+    return f"{'spin, then sleep' if policy is None else 'sleep when idle'} ({load})"
 
 
 def check_build_folders(build: Path) -> None:

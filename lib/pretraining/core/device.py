@@ -1,6 +1,9 @@
-"""Choose the torch device once and pass it down."""
+"""Choose the torch device once and pass it down; how the CPU threads wait."""
 
 from __future__ import annotations
+
+import os
+import time
 
 import torch
 
@@ -26,3 +29,39 @@ def get_device(name: str = "auto") -> torch.device:
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError("device='mps' was asked for but MPS is not available; use device='auto' or 'cpu'")
     return torch.device(name)
+
+
+# ----------------------------------------------------------------------------------------- CPU threads
+def busy_cpus(seconds: float = 0.5, stat: str = "/proc/stat") -> float | None:
+    """How many CPUs other work kept busy during the next ``seconds`` (from ``stat``, Linux's
+    /proc/stat); None where that file cannot be read."""
+    def sample() -> tuple[int, int] | None:
+        try:
+            with open(stat) as f:
+                fields = [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields), idle
+
+    first = sample()
+    if first is None:
+        return None
+    time.sleep(seconds)
+    second = sample()
+    if second is None or second[0] == first[0]:
+        return None
+    total, idle = second[0] - first[0], second[1] - first[1]
+    return (total - idle) / total * (os.cpu_count() or 1)
+
+
+def openmp_wait_policy(busy: float | None) -> str | None:
+    """The OpenMP wait policy for a compute process given ``busy`` CPUs (:func:`busy_cpus`).
+
+    None (OpenMP's default: a thread spins a while after each parallel region before it sleeps)
+    on an idle machine: the small batched matmuls of fine-tuning run 2-2.5x faster than with
+    sleeping threads (measured on 2 cores). "PASSIVE" when other work keeps half a CPU or more busy:
+    spinning threads would take the CPU that the other work and our own threads need (measured:
+    3-6x slower with two such processes on 2 cores), and when the load cannot be read.
+    """
+    return "PASSIVE" if busy is None or busy >= 0.5 else None

@@ -444,7 +444,15 @@ class Classifier:
         """Member ``m`` alone, as an M=1 classifier (a copy)."""
         if not -self.n_members <= m < self.n_members:
             raise IndexError(f"member m={m} is out of range for {self.n_members} members")
-        return Classifier([W[m:m + 1].clone() for W in self.weights], [b[m:m + 1].clone() for b in self.biases])
+        return self.members([m])
+
+    def members(self, idx: Sequence[int] | Tensor) -> "Classifier":
+        """The members ``idx`` (K,) in that order (repeats allowed), as a K-member classifier (a copy)."""
+        idx = torch.as_tensor(idx, dtype=torch.int64).flatten()
+        if not idx.numel() or int(idx.min()) < -self.n_members or int(idx.max()) >= self.n_members:
+            raise IndexError(f"members idx={idx.tolist()} must be non-empty and within 0..{self.n_members - 1}")
+        idx = idx.to(self.device)
+        return Classifier([W[idx] for W in self.weights], [b[idx] for b in self.biases])
 
     @staticmethod
     def stack_members(classifiers: Sequence["Classifier"]) -> "Classifier":

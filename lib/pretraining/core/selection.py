@@ -147,12 +147,14 @@ def early_stopped(clf: Classifier, train: TrainData, valid: Subset, config: Fine
     best, start = clf.clone(), clf.clone()
     curves: dict[str, list[list]] = {name: [[] for _ in range(M)] for name in ("train_nll", "valid_error", "tracked")}
 
-    def on_epoch(epoch: int, net: Classifier, train_nll: torch.Tensor) -> bool:
+    def on_epoch(epoch: int, net: Classifier, train_nll: torch.Tensor) -> torch.Tensor:
         nll = train_nll.cpu()
-        error = evaluate(net, valid.x, valid.y).error
-        bad = non_finite(error, net.weights).cpu()
-        error = torch.where(bad, torch.full_like(error.cpu(), math.inf), error.cpu())
         live = ~done
+        running = live.nonzero().flatten()
+        error = torch.full((M,), math.inf)
+        error[running] = evaluate(net.members(running), valid.x, valid.y).error.cpu()
+        bad = live & non_finite(error, net.weights).cpu()
+        error[bad] = math.inf
         diverged[live & bad] = True
         improved = live & ~bad & (error < best_error)
         best_error[improved], best_epoch[improved], best_nll[improved] = error[improved], epoch, nll[improved]
@@ -169,7 +171,7 @@ def early_stopped(clf: Classifier, train: TrainData, valid: Subset, config: Fine
         # patience stops a member that stopped improving, not one still on the plateau (it has not started)
         started = nll < PLATEAU_FRACTION * math.log(net.sizes[-1])
         done[live & (bad | ((epoch - best_epoch >= patience) & started))] = True
-        return bool(done.all())
+        return done.clone()  # finetune freezes the members that are done: they cost nothing from now on
 
     x, y = _train_tensors(train, seeds)
     finetune(clf, x, y, config, seeds, train_layers=train_layers, on_epoch=on_epoch,
@@ -272,8 +274,7 @@ def _split(parts: list[tuple[Classifier, EarlyStopped]]) -> tuple[Classifier, Ea
 
 
 def _pick(clf: Classifier, run: EarlyStopped, members: Sequence[int]) -> tuple[Classifier, EarlyStopped]:
-    sub = Classifier([W[list(members)] for W in clf.weights], [b[list(members)] for b in clf.biases])
-    return sub, EarlyStopped(*[[getattr(run, f)[m] for m in members] for f in EarlyStopped.__dataclass_fields__])
+    return clf.members(list(members)), EarlyStopped(*[[getattr(run, f)[m] for m in members] for f in EarlyStopped.__dataclass_fields__])
 
 
 @dataclass

@@ -164,11 +164,13 @@ def _eval_subset(x: Tensor) -> Tensor:
     return x[..., idx, :]
 
 
-def _diverged(what: str, layer, epoch: int, lr, values: Tensor, params: Sequence[Tensor]) -> None:
-    """Raise TrainingDiverged if ``values`` (M,) or any parameter is not finite (lr: one or (M,) rates)."""
+def _diverged(what: str, layer, epoch: int, lr, values: Tensor, params: Sequence[Tensor],
+              members: Sequence[int] | None = None) -> None:
+    """Raise TrainingDiverged if ``values`` (K,) or any parameter is not finite (lr: one or (M,) rates;
+    members: the K members' numbers, None for 0..K-1)."""
     bad = non_finite(values, params)
     if bool(bad.any()):
-        members = bad.nonzero().flatten().tolist()
+        members = [m if members is None else members[m] for m in bad.nonzero().flatten().tolist()]
         rates = lr if not isinstance(lr, tuple) else [lr[m] for m in members]
         raise TrainingDiverged(
             f"{what} (layer {layer}) diverged at epoch {epoch} with lr={rates}: NaN/inf in member(s) {members}; "
@@ -406,22 +408,55 @@ def _velocity(clf: Classifier, config: FinetuneConfig):
     return [(torch.zeros_like(W), torch.zeros_like(b)) for W, b in zip(clf.weights, clf.biases)]
 
 
+@dataclass
+class _Active:
+    """The members a fine-tuning run still trains: their positions in the full classifier and their own
+    copies of everything per member (weights, velocity, rates, generators, per-member data)."""
+
+    idx: Tensor
+    clf: Classifier
+    velocity: list[tuple[Tensor, Tensor]] | None
+    lr: Tensor
+    decay: Tensor | None
+    order: list[torch.Generator]
+    x: Tensor
+    y: Tensor
+
+    def keep(self, keep: Tensor) -> "_Active":
+        """Only the members where keep (K,) bool is True, compacted."""
+        k = keep.nonzero().flatten().to(self.lr.device)
+        return _Active(
+            idx=self.idx[k], clf=self.clf.members(k),
+            velocity=None if self.velocity is None else [(vW[k], vb[k]) for vW, vb in self.velocity],
+            lr=self.lr[k], decay=None if self.decay is None else self.decay[k],
+            order=[self.order[i] for i in k.tolist()],
+            x=self.x if self.x.dim() == 2 else self.x[k], y=self.y if self.y.dim() == 1 else self.y[k])
+
+    def write_back(self, clf: Classifier) -> None:
+        """Copy the active members' weights into their places in ``clf`` (the full classifier)."""
+        if self.clf is not clf:
+            for target, source in zip(clf.parameters(), self.clf.parameters()):
+                target[self.idx] = source
+
+
 @torch.no_grad()
 def finetune(clf: Classifier, x: Tensor, y: Tensor, config: FinetuneConfig, seeds: Sequence[int], *,
              train_layers: Sequence[int] | None = None,
-             on_epoch: Callable[[int, Classifier, Tensor], bool | None] | None = None,
+             on_epoch: Callable[[int, Classifier, Tensor], bool | Tensor | None] | None = None,
              divergence: str = "raise", progress: bool = True) -> dict[str, list]:
     """Supervised fine-tuning of ``clf`` in place: minibatch SGD on the mean NLL.
 
     x (N, V) or (M, N, V); y (N,) or (M, N) int labels. ``train_layers``: None for all layers, or the
     indices to update (0..depth-1 hidden, depth the softmax; e.g. [clf.depth] trains only the
     softmax on frozen features). ``on_epoch(epoch, clf, train_nll)`` runs after each epoch 1..E
-    (train_nll: (M,) the epoch's running training NLL); when it returns True, training stops after
-    that epoch (early stopping). ``divergence``: "raise" (raise
-    TrainingDiverged on NaN/inf) or "continue" (leave the non-finite members as they are, every
-    other member is unaffected; for rate grids, whose largest rates may diverge).
-    Returns {"train_nll": per epoch (M,), "train_error": per epoch (M,)} (running averages over the
-    epoch's minibatches, measured before each step).
+    (train_nll: (M,) the epoch's running training NLL, NaN for a frozen member); it returns True to
+    stop training after that epoch, or an (M,) bool tensor of the members to freeze from then on
+    (early stopping per member: a frozen member keeps its weights and costs nothing; every other
+    member is unaffected, as each member has its own generators; training stops when all are frozen).
+    ``divergence``: "raise" (raise TrainingDiverged on NaN/inf) or "continue" (leave the non-finite
+    members as they are, every other member is unaffected; for rate grids, whose largest rates may
+    diverge). Returns {"train_nll": per epoch (M,), "train_error": per epoch (M,)} (running averages
+    over the epoch's minibatches, measured before each step; NaN for a frozen member).
     """
     _check_config(config, FinetuneConfig)
     seeds = validate_seeds(seeds, clf.n_members)
@@ -430,35 +465,51 @@ def finetune(clf: Classifier, x: Tensor, y: Tensor, config: FinetuneConfig, seed
         raise TypeError(f"on_epoch={on_epoch!r} must be callable(epoch, clf, train_nll) or None")
     if divergence not in ("raise", "continue"):
         raise ValueError(f"divergence={divergence!r} is not allowed; use 'raise' or 'continue'")
-    lr, wd = config.per_member(clf.n_members, clf.device, clf.dtype)
-    x = _prepare_x(x, clf.n_members, clf.sizes[0], config.batch_size, clf.device, clf.dtype)
-    y = _prepare_y(y, clf.n_members, x.shape[-2], clf.sizes[-1], clf.device)
-    order = member_generators(seeds, "order", 0, clf.device)
-    velocity = _velocity(clf, config)
-    decay = wd if bool(wd.any()) else None
+    M = clf.n_members
+    lr, wd = config.per_member(M, clf.device, clf.dtype)
+    x = _prepare_x(x, M, clf.sizes[0], config.batch_size, clf.device, clf.dtype)
+    y = _prepare_y(y, M, x.shape[-2], clf.sizes[-1], clf.device)
+    run = _Active(idx=torch.arange(M, device=clf.device), clf=clf, velocity=_velocity(clf, config), lr=lr,
+                  decay=wd if bool(wd.any()) else None, order=member_generators(seeds, "order", 0, clf.device),
+                  x=x, y=y)
     n, B = x.shape[-2], config.batch_size
     history: dict[str, list] = {"train_nll": [], "train_error": []}
     bar = _progress(config.epochs, "fine-tune", progress)
     for epoch in bar:
-        perm = permutations(n, order, device=clf.device)
-        nll_sum = torch.zeros(clf.n_members, device=clf.device, dtype=clf.dtype)
-        err_sum = torch.zeros(clf.n_members, device=clf.device, dtype=torch.int64)
+        net = run.clf
+        perm = permutations(n, run.order, device=clf.device)
+        nll_sum = torch.zeros(net.n_members, device=clf.device, dtype=clf.dtype)
+        err_sum = torch.zeros(net.n_members, device=clf.device, dtype=torch.int64)
         n_batches = 0
         for start in range(0, n - B + 1, B):
             idx = perm[:, start:start + B]
-            nll, errors = _sgd_step(clf, _rows(x, idx, x.dim() == 2), _rows(y, idx, y.dim() == 1),
-                                    lr, decay, config.momentum, layers, velocity)
+            nll, errors = _sgd_step(net, _rows(run.x, idx, run.x.dim() == 2), _rows(run.y, idx, run.y.dim() == 1),
+                                    run.lr, run.decay, config.momentum, layers, run.velocity)
             nll_sum += nll
             err_sum += errors
             n_batches += 1
-        train_nll = nll_sum / n_batches
+        train_nll = torch.full((M,), float("nan"), device=clf.device, dtype=clf.dtype)
+        train_error = train_nll.clone()
+        train_nll[run.idx] = nll_sum / n_batches
+        train_error[run.idx] = err_sum.to(clf.dtype) / (n_batches * B)
+        run.write_back(clf)
         if divergence == "raise":
-            _diverged("fine-tuning", "all" if train_layers is None else layers, epoch, config.lr, train_nll,
-                      clf.weights)
+            _diverged("fine-tuning", "all" if train_layers is None else layers, epoch, config.lr,
+                      train_nll[run.idx], net.weights, members=run.idx.tolist())
         history["train_nll"].append(train_nll.tolist())
-        history["train_error"].append((err_sum.to(clf.dtype) / (n_batches * B)).tolist())
-        bar.set_postfix(nll=f"{train_nll.mean():.4f}")
-        if on_epoch is not None and on_epoch(epoch, clf, train_nll):
+        history["train_error"].append(train_error.tolist())
+        bar.set_postfix(nll=f"{train_nll[run.idx].mean():.4f}")
+        stop = on_epoch(epoch, clf, train_nll) if on_epoch is not None else None
+        if isinstance(stop, Tensor):
+            if stop.shape != (M,) or stop.dtype != torch.bool:
+                raise ValueError(f"on_epoch returned a tensor of shape {tuple(stop.shape)} and dtype {stop.dtype}; "
+                                 f"expected ({M},) bool (the members to freeze)")
+            keep = ~stop.to(clf.device)[run.idx]
+            if not bool(keep.any()):
+                break
+            if not bool(keep.all()):
+                run = run.keep(keep)
+        elif stop:
             break
     return history
 
