@@ -10,6 +10,15 @@ Measured side by side in one run, on one device (``--device``, default: the libr
     the same 16 seeds trained one after another (M = 1 each).
 (c) achieved GFLOP/s of fine-tuning a 784-1000-1000-1000-10 net (6 x parameters x examples per
     epoch) vs a plain ``torch.mm`` of the shape that dominates it, (batch x 1000) @ (1000 x 1000).
+(e) fractions of the machine's fp32 matmul rate (a 2048 x 2048 product): the RBM of (a)
+    (``rbm_fraction_of_matmul``, 10 x V x H FLOP per example: three products and two outer
+    products), and chapter 3's quick fine-tuning, 784-150-150-150-150-10, 10 members batched, batch 50
+    (``finetune_quick_fraction_of_matmul``).
+(f) ``tutorial_dbn_minutes_estimate``: the Theano deep-learning tutorial's DBN (784-1000-1000-1000,
+    100 CD-1 epochs per layer on 50,000 digits, minibatch 10; its docs report 716 minutes of
+    pre-training on 4 cores), extrapolated from timed CD-1 epochs at those shapes: per layer the time
+    of an epoch over 1,000 and over 2,000 examples gives the time per example and the per-epoch
+    monitoring, which are scaled to 50,000 examples and 100 epochs.
 
 Each figure is the best of ``--repeats`` timed rounds after one untimed warm-up; within a comparison
 the contenders take turns, so a shared machine's changing load affects them alike.
@@ -30,7 +39,7 @@ from pathlib import Path
 import torch
 
 from pretraining.core.data import load_dataset
-from pretraining.core.device import get_device
+from pretraining.core.device import busy_cpus, get_device
 from pretraining.core.distort import distort
 from pretraining.core.models import RBM, Classifier
 from pretraining.core.train import FinetuneConfig, RBMConfig, finetune, train_rbm
@@ -74,6 +83,8 @@ def cpu_model() -> str:
 
 def machine(device: torch.device) -> dict:
     info = {"cpu_model": cpu_model(), "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default (spin, then sleep)"),
+            "busy_cpus_at_start": busy_cpus(),
             "torch_version": torch.__version__, "python": platform.python_version(), "device": str(device)}
     if device.type == "cuda":
         info["device_name"] = torch.cuda.get_device_name(device)
@@ -143,6 +154,52 @@ def bench_flops(x: torch.Tensor, y: torch.Tensor, device: torch.device, repeats:
             "finetune_fraction_of_matmul": ft_gflops / mm_gflops}
 
 
+def matmul_gflops(device: torch.device, repeats: int, n: int = 2048) -> float:
+    """The machine's fp32 matmul rate: GFLOP/s of an (n x n) @ (n x n) product."""
+    big = torch.rand(n, n, device=device)
+    return 2 * n ** 3 / race({"mm": lambda: torch.mm(big, big)}, device, repeats)["mm"] / 1e9
+
+
+def bench_fractions(x: torch.Tensor, y: torch.Tensor, device: torch.device, repeats: int, rbm: dict) -> dict:
+    """(e) the RBM of (a) and chapter 3's quick fine-tuning as fractions of the 2048^2 matmul rate."""
+    rate = matmul_gflops(device, repeats)
+    n_rbm = (x.shape[0] // 100) * 100
+    rbm_gflops = 10 * 784 * 500 * n_rbm / rbm["rbm_ours_seconds"] / 1e9
+    sizes, seeds = [784, 150, 150, 150, 150, 10], list(range(10))
+    config = FinetuneConfig(epochs=1, lr=0.5, batch_size=50)
+    xd, yd = x.to(device), y.to(device)
+    clf = Classifier.random(sizes, seeds, device=device)
+    t = race({"quick": lambda: finetune(clf, xd, yd, config, seeds, progress=False)}, device, repeats)["quick"]
+    n_params = sum(a * b for a, b in zip(sizes, sizes[1:]))
+    ft_gflops = 6 * n_params * (x.shape[0] // 50) * 50 * len(seeds) / t / 1e9
+    return {"matmul_2048_fp32_gflops": rate, "rbm_gflops": rbm_gflops, "rbm_fraction_of_matmul": rbm_gflops / rate,
+            "finetune_quick_shapes": {"sizes": sizes, "members": len(seeds), "batch_size": 50},
+            "finetune_quick_seconds_per_epoch": t, "finetune_quick_gflops": ft_gflops,
+            "finetune_quick_fraction_of_matmul": ft_gflops / rate}
+
+
+TUTORIAL_DBN = {"sizes": [784, 1000, 1000, 1000], "epochs": 100, "examples": 50_000, "batch_size": 10,
+                "reported_minutes": 716, "reported_cores": 4}
+
+
+def bench_tutorial_dbn(x: torch.Tensor, device: torch.device, repeats: int) -> dict:
+    """(f) the tutorial DBN's pre-training time, extrapolated from timed CD-1 epochs at its shapes."""
+    spec, layers, minutes = TUTORIAL_DBN, [], 0.0
+    config = RBMConfig(epochs=1, lr=0.01, batch_size=spec["batch_size"], momentum=0.0, weight_decay=0.0)
+    g = torch.Generator().manual_seed(0)
+    for n_in, n_out in zip(spec["sizes"], spec["sizes"][1:]):
+        data = (x[:2000] if n_in == 784 else torch.rand(2000, n_in, generator=g)).to(device)
+        t = race({n: lambda n=n: train_rbm(RBM.init(n_in, n_out, [0], device=device), data[:n], config, [0],
+                                           progress=False) for n in (1000, 2000)}, device, repeats)
+        per_example = max(t[2000] - t[1000], 1e-12) / 1000
+        monitor = max(t[1000] - 1000 * per_example, 0.0)
+        epoch = per_example * spec["examples"] + monitor
+        layers.append({"shape": [n_in, n_out], "seconds_per_example": per_example,
+                       "monitor_seconds_per_epoch": monitor, "epoch_seconds": epoch})
+        minutes += epoch * spec["epochs"] / 60
+    return {"tutorial_dbn": {**spec, "layers": layers}, "tutorial_dbn_minutes_estimate": minutes}
+
+
 def bench_distort(x: torch.Tensor, device: torch.device, repeats: int, n: int = 1000) -> dict:
     """(d) throughput of the distorted-digit generator: n distortions in one batch (no target)."""
     xd, idx = x[:n].to(device), torch.arange(n, device=device)
@@ -183,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, fn in [("rbm", lambda: bench_rbm(x, device, args.repeats)),
                      ("members", lambda: bench_members(x, y, device, args.repeats)),
                      ("flops", lambda: bench_flops(x, y, device, args.repeats)),
+                     ("fractions", lambda: bench_fractions(x, y, device, args.repeats, result)),
+                     ("tutorial DBN", lambda: bench_tutorial_dbn(x, device, args.repeats)),
                      ("distort", lambda: bench_distort(x, device, args.repeats))]:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         result.update(fn())
@@ -197,11 +256,19 @@ def main(argv: list[str] | None = None) -> int:
          f"loop {result['loop_seconds']:.2f} s", "batched_vs_loop_speedup", 4.0),
         ("(c) fine-tune 784-1000x3-10", f"{result['finetune_gflops']:.1f} GFLOP/s",
          f"mm {result['matmul_gflops']:.1f} GFLOP/s", "finetune_fraction_of_matmul", 0.5),
+        ("(e) RBM of (a) / 2048^2 matmul", f"{result['rbm_gflops']:.1f} GFLOP/s",
+         f"mm {result['matmul_2048_fp32_gflops']:.1f} GFLOP/s", "rbm_fraction_of_matmul", 0.7),
+        ("(e) chapter 3 quick fine-tuning", f"{result['finetune_quick_gflops']:.1f} GFLOP/s",
+         f"mm {result['matmul_2048_fp32_gflops']:.1f} GFLOP/s", "finetune_quick_fraction_of_matmul", 0.5),
     ]
     print(f"{'benchmark':38s} {'ours':24s} {'reference':24s} {'ratio':>7s} {'target':>7s}")
     for label, ours, ref, key, target in rows:
         flag = "ok" if result[key] >= target else "MISSED"
         print(f"{label:38s} {ours:24s} {ref:24s} {result[key]:7.2f} {target:7.2f}  {flag}")
+    dbn = result["tutorial_dbn_minutes_estimate"]
+    print(f"(f) tutorial DBN 784-1000x3, 100 CD-1 epochs per layer on 50,000 digits: {dbn:.1f} min estimated "
+          f"(target <= 30; its docs: {TUTORIAL_DBN['reported_minutes']} min on {TUTORIAL_DBN['reported_cores']} cores)"
+          f"  {'ok' if dbn <= 30 else 'MISSED'}")
     print(f"(d) distorted digits: {result['distortions_per_s']:,.0f} per s (batches of {result['distort_batch']})")
     print(f"\nwrote {args.out}")
     return 0

@@ -182,7 +182,7 @@ SPEC = ChapterSpec(
         **STACK_PARAMS,
         "n_seeds": Param(8, Int(min=1, max=1000),
                          "fine-tuning runs per network, paired across networks: own softmax init and minibatch order"),
-        **selection_params(grid=[0.1, 0.2371, 0.5623, 1.334, 3.162], epochs=20, patience=3, select_seeds=2),
+        **selection_params(grid=[0.1, 0.2371, 0.5623, 1.334, 3.162], epochs=40, patience=3, select_seeds=2),
         "softmax_epochs": Param(60, Int(min=1, max=MAX_EPOCHS),
                                 "epoch budget of the softmax trained alone on frozen features (convex and cheap)"),
         "finetune_batch_size": Param(50, Int(min=1), "fine-tuning minibatch size"),

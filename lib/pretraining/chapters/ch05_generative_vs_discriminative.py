@@ -218,7 +218,7 @@ SPEC = ChapterSpec(
         "pretrain_batch_size": Param(100, Int(min=1), "RBM minibatch size"),
         "n_labels": Param([20, 100, 500, 2000, 7000], IntList(min=2, min_len=2, max_len=20),
                           "label budgets: numbers of labelled training examples"),
-        **selection_params(grid=[0.1, 0.2371, 0.5623, 1.334, 3.162], epochs=30, patience=3, select_seeds=1),
+        **selection_params(grid=[0.1, 0.2371, 0.5623, 1.334, 3.162], epochs=60, patience=3, select_seeds=1),
         "finetune_epoch_examples": Param(1000, Int(min=1, max=MAX_STEPS),
                                          "least training examples per fine-tuning epoch: a budget with fewer labels "
                                          "repeats them within an epoch"),
