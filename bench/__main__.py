@@ -16,9 +16,9 @@ Measured side by side in one run, on one device (``--device``, default: the libr
     (``finetune_quick_fraction_of_matmul``).
 (f) ``tutorial_dbn_minutes_estimate``: the Theano deep-learning tutorial's DBN (784-1000-1000-1000,
     100 CD-1 epochs per layer on 50,000 digits, minibatch 10; its docs report 716 minutes of
-    pre-training on 4 cores), extrapolated from timed CD-1 epochs at those shapes: per layer the time
-    of an epoch over 1,000 and over 2,000 examples gives the time per example and the per-epoch
-    monitoring, which are scaled to 50,000 examples and 100 epochs.
+    pre-training on 4 cores), predicted from rehearsals at those shapes (the time per step and the
+    per-epoch monitoring of two short timed epochs, scaled to 50,000 examples and 100 epochs), as
+    ``python -m pretraining estimate`` does for the book.
 
 Each figure is the best of ``--repeats`` timed rounds after one untimed warm-up; within a comparison
 the contenders take turns, so a shared machine's changing load affects them alike.
@@ -42,6 +42,7 @@ from pretraining.core.data import load_dataset
 from pretraining.core.device import busy_cpus, get_device
 from pretraining.core.distort import distort
 from pretraining.core.models import RBM, Classifier
+from pretraining.core.rehearsal import Job, predict, rehearse
 from pretraining.core.train import FinetuneConfig, RBMConfig, finetune, train_rbm
 
 
@@ -182,22 +183,32 @@ TUTORIAL_DBN = {"sizes": [784, 1000, 1000, 1000], "epochs": 100, "examples": 50_
                 "reported_minutes": 716, "reported_cores": 4}
 
 
-def bench_tutorial_dbn(x: torch.Tensor, device: torch.device, repeats: int) -> dict:
-    """(f) the tutorial DBN's pre-training time, extrapolated from timed CD-1 epochs at its shapes."""
-    spec, layers, minutes = TUTORIAL_DBN, [], 0.0
-    config = RBMConfig(epochs=1, lr=0.01, batch_size=spec["batch_size"], momentum=0.0, weight_decay=0.0)
-    g = torch.Generator().manual_seed(0)
+def bench_tutorial_dbn(device: torch.device, repeats: int) -> dict:
+    """(f) the tutorial DBN's pre-training time, from rehearsals (:func:`pretraining.core.rehearsal.rehearse`,
+    one member) of CD-1 epochs at its shapes."""
+    spec, layers = TUTORIAL_DBN, []
     for n_in, n_out in zip(spec["sizes"], spec["sizes"][1:]):
-        data = (x[:2000] if n_in == 784 else torch.rand(2000, n_in, generator=g)).to(device)
-        t = race({n: lambda n=n: train_rbm(RBM.init(n_in, n_out, [0], device=device), data[:n], config, [0],
-                                           progress=False) for n in (1000, 2000)}, device, repeats)
-        per_example = max(t[2000] - t[1000], 1e-12) / 1000
-        monitor = max(t[1000] - 1000 * per_example, 0.0)
-        epoch = per_example * spec["examples"] + monitor
-        layers.append({"shape": [n_in, n_out], "seconds_per_example": per_example,
-                       "monitor_seconds_per_epoch": monitor, "epoch_seconds": epoch})
-        minutes += epoch * spec["epochs"] / 60
-    return {"tutorial_dbn": {**spec, "layers": layers}, "tutorial_dbn_minutes_estimate": minutes}
+        job = Job(f"tutorial DBN {n_in}-{n_out}", "rbm", (n_in, n_out), members=1, examples=spec["examples"],
+                  epochs=spec["epochs"], batch_size=spec["batch_size"])
+        t = rehearse(job, device, repeats=repeats, members=1)
+        layers.append({"shape": [n_in, n_out], "seconds_per_step": t.step_seconds,
+                       "monitor_seconds_per_epoch": t.epoch_seconds, "predicted_seconds": predict(job, t)})
+    return {"tutorial_dbn": {**spec, "layers": layers},
+            "tutorial_dbn_minutes_estimate": sum(layer["predicted_seconds"] for layer in layers) / 60}
+
+
+def profile_estimate(profile: str, device: torch.device) -> dict:
+    """The predicted wall time of ``profile`` on ``device`` (``python -m pretraining estimate``)."""
+    from pretraining.book.cli import checked_plans
+    from pretraining.book.estimate import estimate, report
+    from pretraining.book.paths import find_root
+
+    plans = checked_plans(find_root(), profile, [], [["device", device.type]])
+    estimates, _ = estimate([(doc.stem, changed) for doc, changed in plans],
+                            progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(report(profile, estimates), file=sys.stderr)
+    return {"profile": profile, "predicted_seconds": sum(e.total_seconds for e in estimates),
+            "chapters": [e.record() for e in estimates]}
 
 
 def bench_distort(x: torch.Tensor, device: torch.device, repeats: int, n: int = 1000) -> dict:
@@ -225,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per figure, best is kept (default 3)")
     parser.add_argument("--out", type=Path, default=Path("_build/bench/bench.json"), help="where to write the JSON")
+    parser.add_argument("--estimate", metavar="PROFILE",
+                        help="also predict this profile's wall time (python -m pretraining estimate) into the JSON")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats={args.repeats} is not allowed; it must be an int >= 1")
@@ -241,10 +254,13 @@ def main(argv: list[str] | None = None) -> int:
                      ("members", lambda: bench_members(x, y, device, args.repeats)),
                      ("flops", lambda: bench_flops(x, y, device, args.repeats)),
                      ("fractions", lambda: bench_fractions(x, y, device, args.repeats, result)),
-                     ("tutorial DBN", lambda: bench_tutorial_dbn(x, device, args.repeats)),
+                     ("tutorial DBN", lambda: bench_tutorial_dbn(device, args.repeats)),
                      ("distort", lambda: bench_distort(x, device, args.repeats))]:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         result.update(fn())
+    if args.estimate:
+        print(f"running estimate --profile {args.estimate} ...", file=sys.stderr, flush=True)
+        result["estimate"] = profile_estimate(args.estimate, device)
     write_json_atomic(result, args.out)
 
     m = result["machine"]

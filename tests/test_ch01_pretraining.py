@@ -6,9 +6,12 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np
+from pathlib import Path
+
 import pytest
 import torch
 
+from pretraining.book.profiles import profile_values
 from pretraining.analysis import ais
 from pretraining.chapters import ch01_pretraining as ch1
 from pretraining.chapters.ch01_pretraining import (base_rate_loglik, binarize, check_samples, distortion_grid,
@@ -341,3 +344,27 @@ def test_pcd_top_replaces_the_top_rbm_with_one_of_its_shape_trained_on_the_codes
     again = ch1.pcd_top(stack, x, epochs=2, lr=0.05, batch_size=10, seeds=[0])
     assert torch.equal(top.W, again.W)  # seeded
     assert torch.equal(stack.layers[1].W, rbms[1].W)  # the stack itself is untouched
+
+
+@pytest.mark.parametrize("profile", ["quick", "paper"])
+def test_work_lists_every_training_of_the_run(profile):
+    from pretraining.core.data import SPLIT_SIZES
+    from pretraining.core.rehearsal import Job
+
+    p = profile_values(Path(__file__).parents[1], ch1.SPEC, profile)
+    jobs = ch1.work(p)
+    assert jobs and all(isinstance(j, Job) and j.flop > 0 for j in jobs)
+    assert len({j.label for j in jobs}) == len(jobs)
+    n_train, n_valid, _ = SPLIT_SIZES[p["dataset"]]
+    h, B = p["hidden_sizes"], p["pretrain_batch_size"]
+    layers = list(zip([784, *h], h))
+    want = [("rbm", s, 1, n_train, p["rbm_epochs"], B, 0) for s in layers]            # grey-level RBM stack
+    want += [("dae", s, 1, n_train, p["dae_epochs"], B, 0) for s in layers]           # grey-level DAE stack
+    want += [("rbm", (784, h[0]), 1, n_train, p["rbm_epochs"], B, 0)]                 # binary RBM
+    want += [("rbm", (784, k), 1, n_train, p["rbm_epochs"], B, 0) for k in p["ais_check_hidden"]]
+    want += [("rbm", layers[-1], 1, n_train, p["top_epochs"], B, 0)]                  # PCD top RBM
+    # the judge: 5 rates on its one seed, nothing else to train
+    want += [("finetune", (784, 300, 10), 5, n_train, p["classifier_epochs"], 50, n_valid)]
+    got = [(j.kind, j.sizes, j.members, j.examples, j.epochs, j.batch_size, j.eval_examples) for j in jobs]
+    assert sorted(got) == sorted(want)
+    assert all(j.k == 1 for j in jobs)

@@ -10,9 +10,12 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np
+from pathlib import Path
+
 import pytest
 import torch
 
+from pretraining.book.profiles import profile_values
 from pretraining.book import claims
 from pretraining.book.specs import ParameterError
 from pretraining.chapters import ch03_depth_study as ds
@@ -609,3 +612,36 @@ def test_results_record_and_finding():
                               "layers ")
     assert finding.endswith("best depth 2 / 4 / 4; 9 of 10 parts of the claim hold")
     assert ds.finding_sentence(_values(depths=[2, 4]), res, 1, 2) == "1 of 2 parts of the claim hold"
+
+
+@pytest.mark.parametrize("profile", ["quick", "paper"])
+def test_work_lists_every_training_of_the_run(profile):
+    import math
+
+    from pretraining.core.data import SPLIT_SIZES
+    from pretraining.core.rehearsal import Job
+
+    p = profile_values(Path(__file__).parents[1], ds.SPEC, profile)
+    jobs = ds.work(p)
+    assert jobs and all(isinstance(j, Job) for j in jobs)
+    assert all(j.flop > 0 for j in jobs if j.kind != "distort")   # distortions are no FLOPs (timed only)
+    assert len({j.label for j in jobs}) == len(jobs)
+    n_train, n_valid, _ = SPLIT_SIZES[p["dataset"]]
+    n, sel, w, chunk = p["n_seeds"], p["finetune_select_seeds"], p["width"], p["member_chunk"]
+    top = max(p["depths"])
+    layers = [(784, w)] + [(w, w)] * (top - 1)
+    want = [(kind, s, n, n_train, p[f"{kind}_epochs"], p["pretrain_batch_size"], 0)
+            for kind in ("rbm", "dae") for s in layers]
+    members = len(p["finetune_lr_grid"]) * sel + n - sel
+    want += [("finetune", (784, *[w] * d, 10), members, n_train, p["finetune_epochs"], p["finetune_batch_size"],
+              n_valid) for _init in ("random", "rbm", "dae") for d in p["depths"]]
+    B = p["stream_batch_size"]
+    stream = (p["stream_examples"] // B) * B
+    grid = len(p["stream_lr_grid"]) * sel
+    runs = math.ceil(grid / chunk) + math.ceil(n / chunk)   # each batched run distorts the whole stream
+    for _init in ("random", "rbm"):
+        want += [("stream", (784, w, 10), grid, stream, 1, B, 0), ("stream", (784, w, 10), n, stream, 1, B, 0),
+                 ("distort", (784,), 1, stream * runs, 1, B, 0)]
+    got = [(j.kind, j.sizes, j.members, j.examples, j.epochs, j.batch_size, j.eval_examples) for j in jobs]
+    assert sorted(got) == sorted(want)
+    assert sum(j.kind == "finetune" for j in jobs) == 3 * len(p["depths"])

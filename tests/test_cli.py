@@ -154,6 +154,24 @@ def test_bad_values_are_refused_one_line_each_before_any_kernel(tmp_path):
     assert not (root / "_build").exists()  # nothing was started, nothing deleted
 
 
+def test_estimate_rehearses_the_chapters_with_a_work_plan_and_names_those_without(tmp_path):
+    root = _copy(tmp_path)
+    r = _cli(root, "estimate", "--jobs", "--json", str(tmp_path / "estimate.json"))
+    assert r.returncode == 0, r.stderr
+    assert "note: 02_beta has no work plan (work(p) in its module); not estimated" in r.stdout
+    row = _line(r.stdout, "01_alpha").split()
+    assert row[1] == "cpu" and float(row[2]) == pytest.approx(6 * 12 * 10 * 8 * 2, rel=0.01)  # 6 x (4 x 3) x B x steps x M
+    assert "toy net" in r.stdout and _line(r.stdout, "total")
+    saved = json.loads((tmp_path / "estimate.json").read_text())
+    assert saved["profile"] == "quick" and [c["chapter"] for c in saved["chapters"]] == ["01_alpha"]
+    job = saved["chapters"][0]["jobs"][0]
+    assert job["flop"] == 6 * 12 * 10 * 8 * 2 and job["steps"] == 8 and job["predicted_seconds"] > 0
+    bad = _cli(root, "estimate", "-p", "width", "0")
+    assert bad.returncode == 2 and "rehearsing" not in bad.stderr
+    assert bad.stderr.splitlines()[-2:] == ["  01_alpha: width=0 is not allowed: an integer >= 1",
+                                            "  02_beta: width=0 is not allowed: an integer >= 1"]
+
+
 def test_check_validates_a_profile_without_a_kernel(tmp_path):
     root = _copy(tmp_path)
     r = _cli(root, "run", "--profile", "smoke", "--check")

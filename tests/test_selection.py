@@ -110,6 +110,21 @@ def test_early_stopping_reports_each_member_at_its_best_epoch_as_if_trained_alon
         assert (single.best_epoch[0], single.epochs_run[0]) == (run.best_epoch[m], run.epochs_run[m])
 
 
+def test_with_a_tolerance_a_member_stops_as_soon_as_its_curve_has_flattened():
+    seeds, config = [1, 2, 3], FinetuneConfig(epochs=15, lr=(0.3, 1.0, 3.0), batch_size=20)
+    full = early_stopped(make(seeds), TRAIN, VALID, config, seeds, patience=100)  # never stops: whole curves
+    loose = early_stopped(make(seeds), TRAIN, VALID, config, seeds, patience=2, tolerance=0.02)
+    for m in range(3):
+        curve, nll = full.valid_error_curve[m], full.train_nll_curve[m]
+        # the first epoch with a flat curve once off the plateau, or the whole budget
+        stop = next((e for e in range(1, 16) if flattened(curve[:e], 2, 0.02) and nll[e - 1] < 0.5 * math.log(3)), 15)
+        assert loose.epochs_run[m] == stop and loose.valid_error_curve[m] == curve[:stop]
+    strict = early_stopped(make(seeds), TRAIN, VALID, config, seeds, patience=2)
+    assert all(a <= b for a, b in zip(loose.epochs_run, strict.epochs_run))  # a tolerance never runs longer
+    with pytest.raises(ValueError, match="tolerance=1.5 is not allowed"):
+        early_stopped(make([1]), TRAIN, VALID, FinetuneConfig(epochs=1, lr=0.3), [1], patience=2, tolerance=1.5)
+
+
 def test_a_diverging_member_is_flagged_and_leaves_the_others_alone():
     seeds, rates = [0, 0], (0.3, 1e38)
     clf = make(seeds)

@@ -350,6 +350,24 @@ def cmd_run(root: Path, build: Path, profile: str, plans: list[tuple[Doc, dict[s
             (build / "running").rmdir()
 
 
+def cmd_estimate(root: Path, profile: str, wanted: list[str], raw_overrides: list[list[str]], jobs: bool,
+                 json_path: Path | None) -> None:
+    """Check the values (one line per problem, before any work), rehearse, print the table."""
+    from .estimate import estimate, report, write_json  # imports torch: only for this command
+
+    plans = checked_plans(root, profile, wanted, raw_overrides)
+    t0 = time.perf_counter()
+    estimates, notes = estimate([(doc.stem, changed) for doc, changed in plans],
+                                progress=lambda line: print(line, file=sys.stderr, flush=True))
+    for note in notes:
+        print(note)
+    print(report(profile, estimates, jobs=jobs))
+    print(f"(the rehearsals took {time.perf_counter() - t0:.0f} s)")
+    if json_path is not None:
+        write_json(json_path, profile, estimates)
+        print(f"wrote {json_path}")
+
+
 def _set_wait_policy() -> str:
     """Choose the next kernel's OpenMP wait policy from the machine's load now
     (:func:`pretraining.core.device.openmp_wait_policy`); say which."""
@@ -444,6 +462,14 @@ def _parser() -> argparse.ArgumentParser:
     common(c)
     m = sub.add_parser("fetch-mathjax", help="put a local copy of MathJax into <root>/.cache (offline pages)")
     common(m)
+    e = sub.add_parser("estimate", help="predict a profile's wall time from a short rehearsal of every chapter")
+    e.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapter number or stem; default: all")
+    e.add_argument("--profile", default="quick", help=f"parameter profile ({', '.join(PROFILES)})")
+    e.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="override a parameter, as for run")
+    e.add_argument("--jobs", action="store_true", help="list every job of every chapter")
+    e.add_argument("--json", type=Path, help="also write the estimate to this JSON file")
+    common(e)
     s = sub.add_parser("sync-params", help="rewrite the chapters' parameters cells from their specs")
     s.add_argument("chapters", nargs="*", metavar="CHAPTER", help="chapter number or stem; default: all")
     common(s)
@@ -475,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
                 cmd_cache(build, args.action, args.name)
         elif args.command == "cache":
             cmd_cache(build, args.action, args.name)
+        elif args.command == "estimate":
+            cmd_estimate(root, args.profile, args.chapters, args.param, args.jobs, args.json)
         elif args.command == "fetch-mathjax":
             print(f"MathJax ({MATHJAX_SPEC}) in {fetch_mathjax(root)}")
         else:

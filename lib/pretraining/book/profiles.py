@@ -28,7 +28,7 @@ import yaml
 
 from .specs import ChapterSpec
 
-__all__ = ["ProfileError", "PROFILE_KEYS", "available_profiles", "load_profile", "chapter_values",
+__all__ = ["ProfileError", "PROFILE_KEYS", "available_profiles", "load_profile", "chapter_values", "profile_values",
            "parse_value", "parse_yaml"]
 
 PROFILE_KEYS = ("common", "chapters")
@@ -159,3 +159,14 @@ def parse_value(name: str, text: str) -> Any:
     """A ``-p`` value, read as YAML 1.2 (``3``, ``010`` = 10, ``0.5``, ``[1, 2]``, ``true``); a plain word
     is the string itself; text that starts like YAML but is broken is a one-line :class:`ProfileError`."""
     return parse_yaml(text, f"-p {name} {text!r}")
+
+
+def profile_values(root: Path, spec: ChapterSpec, profile: str) -> dict[str, Any]:
+    """All of a chapter's values for ``profile`` (the spec's defaults, the profile file's common and
+    chapter values), canonical, as ``python -m pretraining run --profile`` gives them to the chapter
+    (not checked against the rules: e.g. the memory of this machine)."""
+    from .site import toc_chapter_stems
+
+    values, _ = chapter_values(spec, profile, load_profile(root, profile, toc_chapter_stems(root)), [],
+                               f"params/{profile}.yaml")
+    return spec.canonical(values)

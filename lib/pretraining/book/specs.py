@@ -32,7 +32,7 @@ from typing import Any
 __all__ = [
     "ParameterError", "Spec", "Int", "Float", "Bool", "Str", "Choice", "IntList", "FloatList",
     "Param", "ChapterSpec", "COMMON", "STACK_PARAMS", "selection_params", "rate_grid_rule", "select_seeds_rule", "PROFILES", "MAX_EPOCHS", "MAX_STEPS", "SpecNotFound", "fits_memory", "fits_split",
-    "load_spec",
+    "load_spec", "chapter_module",
     "not_allowed",
     "user_names",
 ]
@@ -292,7 +292,7 @@ def selection_params(*, grid: Sequence[float], epochs: int, patience: int, selec
         f"{prefix}_epochs": Param(epochs, Int(min=1, max=MAX_EPOCHS),
                                   "epoch budget; each network stops early on its validation error"),
         f"{prefix}_patience": Param(patience, Int(min=1, max=MAX_EPOCHS),
-                                    "epochs without a better validation error before a network stops"),
+                                    "a network stops once its validation curve has flattened over this many epochs"),
         f"{prefix}_max_extensions": Param(max_extensions, Int(min=0, max=6),
                                           "grid steps allowed beyond an edge when the best rate is on it"),
         f"{prefix}_select_seeds": Param(select_seeds, Int(min=1),
@@ -471,17 +471,23 @@ class SpecNotFound(Exception):
     """A chapter notebook has no chapter module, or the module has no proper ``SPEC``."""
 
 
-def load_spec(stem: str) -> ChapterSpec:
-    """The spec of the chapter notebook ``chapters/<stem>.ipynb``: ``SPEC`` of the module ``ch<stem>``
-    of the chapters package (``pretraining.chapters``, or ``$PRETRAINING_CHAPTERS``)."""
+def chapter_module(stem: str) -> types.ModuleType:
+    """The module ``ch<stem>`` of the chapters package (``pretraining.chapters``, or
+    ``$PRETRAINING_CHAPTERS``) of the chapter notebook ``chapters/<stem>.ipynb``."""
     package = os.environ.get(CHAPTERS_ENV, "pretraining.chapters")
     name = f"{package}.ch{stem}"
     try:
-        module = importlib.import_module(name)
+        return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         if exc.name not in (name, package):
             raise
         raise SpecNotFound(f"chapters/{stem}.ipynb has no chapter module {name}") from None
+
+
+def load_spec(stem: str) -> ChapterSpec:
+    """The spec of the chapter notebook ``chapters/<stem>.ipynb``: ``SPEC`` of its :func:`chapter_module`."""
+    module = chapter_module(stem)
+    name = module.__name__
     spec = getattr(module, "SPEC", None)
     if not isinstance(spec, ChapterSpec) or spec.name != stem:
         raise SpecNotFound(f"{name}.SPEC must be a ChapterSpec named {stem!r}")

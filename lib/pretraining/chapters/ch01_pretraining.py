@@ -42,12 +42,14 @@ from ..analysis.references import SALAKHUTDINOV2008_TABLE1
 from ..book import claims, runtime
 from ..book.experiments import pretrained_stack, stack_configs
 from ..book.specs import MAX_EPOCHS, STACK_PARAMS, ChapterSpec, Float, Int, IntList, Param, fits_memory, fits_split
+from ..book.workplan import selection_job, split_sizes, stack_jobs
 from ..book.words import plural
 from ..core.checks import require_int
 from ..core.data import SPLIT_SIZES, Subset
 from ..core.distort import DistortionConfig, distort
 from ..core.memory import training_bytes
 from ..core.models import RBM, Classifier, Stack
+from ..core.rehearsal import Job
 from ..core.selection import SelectionConfig, select_and_train
 from ..core.train import FinetuneConfig, RBMConfig, evaluate, train_rbm
 from ..core.seeding import (
@@ -96,6 +98,7 @@ __all__ = [
     "setup",
     "start",
     "top_inputs",
+    "work",
 ]
 
 KINDS = {"rbm": "RBM", "dae": "denoising auto-encoder"}
@@ -277,6 +280,39 @@ def run(ch: runtime.Chapter) -> Result:
         steps=steps, snaps=snaps, data_snaps=data_snaps, pcd_snaps=pcd_snaps, starts=starts, shown=shown, seconds=seconds,
         sample_check=check_samples(snaps, data.test.x.cpu()[shown], data.train.x.cpu(), data.train.y.cpu()),
         judged=judged, classifier_error=clf_meta["test_error"])
+
+
+def work(p: Mapping) -> list[Job]:
+    """The chapter's full run as rehearsal jobs (:mod:`pretraining.book.workplan`), from its checked
+    values ``p`` (as ``ch.params``).
+
+    Counted: both grey-level stacks (RBMs and auto-encoders, one member each, ``rbm_epochs`` /
+    ``dae_epochs`` per layer; chapter 2 fine-tunes these very stacks from the cache, so they are
+    counted here only); the RBM on binarised digits (the first layer's shape, ``rbm_epochs``); the
+    small RBMs of the AIS check (one per ``ais_check_hidden``, the same config); the PCD top RBM
+    (``top_epochs`` on the codes of the layer below); the sample judge (:data:`CLASSIFIER` by the
+    fair-fight protocol: its grid on one selection seed, ``classifier_epochs``).
+    Not counted (analysis): AIS and RAISE of the binary RBM, the exact log Z and the AIS / RAISE
+    runs of the check, the codes fed to the PCD top RBM, the Gibbs chains of the samples, the
+    judge's and the nearest-digit checks, the distortion figure.
+    """
+    train, valid, _ = split_sizes(p)
+    hidden, batch = p["hidden_sizes"], p["pretrain_batch_size"]
+    jobs = []
+    for kind in KINDS:
+        jobs += stack_jobs("grey-level stack", kind, 784, hidden, members=1, examples=train,
+                           epochs=p[f"{kind}_epochs"], batch_size=batch)
+    jobs.append(Job("binary RBM (likelihood)", "rbm", (784, hidden[0]), members=1, examples=train,
+                    epochs=p["rbm_epochs"], batch_size=batch))
+    jobs += [Job(f"AIS check RBM, {h} hidden", "rbm", (784, h), members=1, examples=train,
+                 epochs=p["rbm_epochs"], batch_size=batch) for h in p["ais_check_hidden"]]
+    below = hidden[-2] if len(hidden) > 1 else 784
+    jobs.append(Job("PCD top RBM", "rbm", (below, hidden[-1]), members=1, examples=train,
+                    epochs=p["top_epochs"], batch_size=batch))
+    jobs.append(selection_job("sample judge", CLASSIFIER["sizes"], 1, grid=CLASSIFIER["lr_grid"], select_seeds=1,
+                              epochs=p["classifier_epochs"], batch_size=CLASSIFIER["batch_size"], examples=train,
+                              eval_examples=valid))
+    return jobs
 
 
 # -- the sections ------------------------------------------------------------------------------

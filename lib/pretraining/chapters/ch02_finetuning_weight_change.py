@@ -66,11 +66,13 @@ from ..book.specs import (
     selection_params,
 )
 from ..book.words import plural
+from ..book.workplan import protocol_job
 from ..core.checks import require_float, require_int
 from ..core.data import SPLIT_SIZES
 from ..core.memory import training_bytes
 from ..core.data import Subset
 from ..core.models import Classifier
+from ..core.rehearsal import Job
 from ..core.selection import LONGER_RUN, PLATEAU_FRACTION, SelectionConfig, select_and_train, setting_converged
 from ..core.seeding import member_seeds
 from ..core.train import FinetuneConfig, evaluate
@@ -133,6 +135,7 @@ __all__ = [
     "tiny_sentence",
     "unit_cosine",
     "weight_change",
+    "work",
 ]
 
 N_CLASSES = 10
@@ -300,6 +303,28 @@ def run(ch: runtime.Chapter) -> Result:
                   errors=errors, resets=resets, lost=lost, plane=plane, maps=maps, plane_moved=plane_moved)
 
 
+def work(p: Mapping) -> list[Job]:
+    """The chapter's full run as rehearsal jobs (:mod:`pretraining.book.workplan`), from its checked
+    values ``p`` (as ``ch.params``).
+
+    Counted, each by the fair-fight protocol over ``n_seeds`` seeds: per stack kind the whole net
+    fine-tuned ([784, *hidden_sizes, 10], ``finetune_epochs``) and the softmax alone on the frozen
+    top features ([hidden_sizes[-1], 10], ``softmax_epochs``); the random-init net of the same shape.
+    Not counted: the two stacks (chapter 1's, with the same stack parameters and seed: found in the
+    cache, counted in chapter 1's plan); the longer run of a seed that did not converge; the frozen
+    features computed once for the softmax-only runs, the per-epoch layer changes, the test errors,
+    the layer resets and the decision maps (analysis).
+    """
+    sizes = [784, *p["hidden_sizes"], N_CLASSES]
+    jobs = []
+    for kind in KINDS:
+        jobs.append(protocol_job(f"{LABELS[kind]}, fine-tuned", sizes, p, p["n_seeds"]))
+        jobs.append(protocol_job(f"{LABELS[kind]}, softmax only", (sizes[-2], N_CLASSES), p, p["n_seeds"],
+                                  epochs=p["softmax_epochs"]))
+    jobs.append(protocol_job(f"{LABELS['random']}, fine-tuned", sizes, p, p["n_seeds"]))
+    return jobs
+
+
 # -- the sections ------------------------------------------------------------------------------
 
 def setup(ch: runtime.Chapter) -> None:
@@ -313,6 +338,7 @@ def setup(ch: runtime.Chapter) -> None:
     grid = p["finetune_lr_grid"]
     ch.glue("ft_rates", f"{len(grid)} log-spaced rates from {grid[0]:g} to {grid[-1]:g}", fmt="s")
     ch.glue("ft_patience", p["finetune_patience"], fmt="d")
+    ch.glue("ft_flat", f"{selection_config(p).flat_tolerance * 100:g}", fmt="s")
     ch.glue("ft_select_seeds", plural(p["finetune_select_seeds"], "run"), fmt="s")
     ch.glue("ft_extensions", plural(p["finetune_max_extensions"], "time"), fmt="s")
     ch.glue("softmax_epochs_text", plural(p["softmax_epochs"], "epoch"), fmt="s")

@@ -83,11 +83,13 @@ from ..book.specs import (
     selection_params,
 )
 from ..book.words import plural
+from ..book.workplan import protocol_job, split_sizes, stack_jobs
 from ..core.checks import require_float, require_int
 from ..core.data import SPLIT_SIZES
 from ..core.distort import DistortedStream, DistortionConfig
 from ..core.memory import training_bytes
 from ..core.models import Classifier, Stack
+from ..core.rehearsal import Job
 from ..core.selection import LONGER_RUN, SelectionConfig, choose_rate, select_and_train, setting_converged
 from ..core.seeding import SEED_STRIDE, member_seeds, validate_seeds
 from ..core.train import (
@@ -100,7 +102,7 @@ from ..core.train import (
     non_finite,
 )
 
-__all__ = ["SPEC", "Result", "start", "run", "analyse", "setup", "training", "error_by_depth",
+__all__ = ["SPEC", "Result", "start", "run", "work", "analyse", "setup", "training", "error_by_depth",
            "shallow_and_deep", "statistics_table", "test_set_resolution", "best_depths", "distorted_stream",
            "side_by_side", "claim_parts", "finish",
            "INITS", "KINDS", "LABELS", "ALPHA", "MAX_OVERLAP", "DepthStudy", "SettingResult", "StreamResult",
@@ -521,6 +523,43 @@ def run(ch: runtime.Chapter) -> Result:
                                stream_seed=p["seed"]) for i in STREAM_INITS}
     timing["stream_s"] = time.perf_counter() - t0
     return analyse(settings, streams, p["depths"], timing=timing)
+
+
+def work(p: Mapping) -> list[Job]:
+    """The chapter's full run as rehearsal jobs (:mod:`pretraining.book.workplan`), from its checked
+    values ``p`` (as ``ch.params``).
+
+    Counted: per pre-training kind one stack of ``max(depths)`` layers of ``width`` units for every
+    seed (trained in chunks of ``member_chunk`` seeds: ``n_seeds`` members in all); every
+    (initialisation, depth) by the fair-fight protocol (:meth:`DepthStudy.run`); per stream
+    initialisation (:data:`STREAM_INITS`) the stream's rate grid on the selection seeds (one pass
+    of the stream, then a validation pass), every seed at the chosen rate (the selection seeds
+    again: their grid runs are not reused), and the distortions of the stream, drawn anew by every
+    batched run (the grid in chunks of ``member_chunk`` members, then each chunk of seeds).
+    Not counted: grid extensions and the longer run of a setting that did not converge; the test
+    evaluations, statistics and figures (analysis).
+    """
+    train, _, _ = split_sizes(p)
+    width, depths, n = p["width"], p["depths"], p["n_seeds"]
+    jobs = []
+    for kind in KINDS:
+        jobs += stack_jobs("depth-study stack", kind, 784, [width] * max(depths), members=n, examples=train,
+                           epochs=p[f"{kind}_epochs"], batch_size=p["pretrain_batch_size"])
+    for init in INITS:
+        jobs += [protocol_job(f"depth {d}, {LABELS[init]}", [784, *[width] * d, 10], p, n, chunk=p["member_chunk"])
+                 for d in depths]
+    batch, chunk = p["stream_batch_size"], p["member_chunk"]
+    examples = p["stream_examples"] // batch * batch         # the whole minibatches the stream is cut into
+    grid = len(p["stream_lr_grid"]) * min(p["finetune_select_seeds"], n)
+    calls = -(-grid // chunk) + -(-n // chunk)               # batched runs, each with its own distorted stream
+    for init in STREAM_INITS:
+        jobs.append(Job(f"stream, {LABELS[init]}: rate grid", "stream", (784, width, 10), members=grid,
+                        examples=examples, batch_size=batch))
+        jobs.append(Job(f"stream, {LABELS[init]}: all seeds", "stream", (784, width, 10), members=n,
+                        examples=examples, batch_size=batch))
+        jobs.append(Job(f"stream distortions, {LABELS[init]}", "distort", (784,), members=1,
+                        examples=examples * calls, batch_size=batch))
+    return jobs
 
 
 def analyse(settings: Mapping[str, Mapping[int, SettingResult]], streams: Mapping[str, StreamResult],

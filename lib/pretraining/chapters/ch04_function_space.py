@@ -66,10 +66,12 @@ from ..book.specs import (
     selection_params,
 )
 from ..book.words import plural
+from ..book.workplan import protocol_job, split_sizes, stack_jobs
 from ..core.checks import require_float, require_int
 from ..core.data import SPLIT_SIZES
 from ..core.memory import training_bytes
 from ..core.models import Classifier, Stack
+from ..core.rehearsal import Job
 from ..core.selection import LONGER_RUN, PLATEAU_FRACTION, SelectionConfig, select_and_train, setting_converged
 from ..core.seeding import generator, member_seeds, validate_seeds
 from ..core.train import FinetuneConfig, RBMConfig, evaluate, finetune
@@ -121,6 +123,7 @@ __all__ = [
     "two_groups",
     "verdicts",
     "within_difference_ci",
+    "work",
 ]
 
 GROUPS = ("pre-trained", "random init")
@@ -302,6 +305,29 @@ def run(ch: runtime.Chapter) -> Result:
                   embedding=embedding, embed_meta=embed_meta, measures=measures, verdicts=verdicts(measures))
 
 
+def work(p: Mapping) -> list[Job]:
+    """The chapter's full run as rehearsal jobs (:mod:`pretraining.book.workplan`), from its checked
+    values ``p`` (as ``ch.params``).
+
+    Counted: the RBM stack (one member per pre-trained net, ``n_seeds``); each group
+    (:data:`GROUPS`) by the fair-fight protocol (:func:`train_group`); the trajectories
+    (:func:`cached_trajectories`): both groups' 2 ``n_seeds`` nets fine-tuned as one batch for the
+    whole budget of ``finetune_epochs`` (no early stopping), their outputs on the ``n_test_cases``
+    probe digits recorded before and after every epoch.
+    Not counted: grid extensions and the longer run of a net that did not converge; the test
+    errors, t-SNE, ISOMAP and the measures of the trajectories (analysis).
+    """
+    train, _, _ = split_sizes(p)
+    n, sizes = p["n_seeds"], [784, *p["hidden_sizes"], N_CLASSES]
+    jobs = stack_jobs("stack", "rbm", 784, p["hidden_sizes"], members=n, examples=train,
+                      epochs=p["rbm_epochs"], batch_size=p["pretrain_batch_size"])
+    jobs += [protocol_job(f"{group} group", sizes, p, n) for group in GROUPS]
+    jobs.append(Job("trajectories, both groups", "finetune", sizes, members=2 * n, examples=train,
+                    epochs=p["finetune_epochs"], batch_size=p["finetune_batch_size"],
+                    eval_examples=p["n_test_cases"]))
+    return jobs
+
+
 def train_group(ch: runtime.Chapter, group: str, what: Mapping, make: Callable[[Sequence[int]], Classifier],
                 config: FinetuneConfig, selection: SelectionConfig, seeds: Sequence[int]) -> GroupTraining:
     """One group's nets ``make(seeds)`` trained by the fair-fight protocol on the chapter's training
@@ -397,6 +423,7 @@ def setup(ch: runtime.Chapter) -> None:
     grid = p["finetune_lr_grid"]
     ch.glue("ft_rates", f"{len(grid)} log-spaced rates from {grid[0]:g} to {grid[-1]:g}")
     ch.glue("ft_patience", p["finetune_patience"], fmt="d")
+    ch.glue("ft_flat", f"{selection_config(p).flat_tolerance * 100:g}", fmt="s")
     ch.glue("ft_select_seeds", plural(p["finetune_select_seeds"], "net"))
     ch.glue("ft_extensions", plural(p["finetune_max_extensions"], "time"))
     ch.glue("ft_batch", p["finetune_batch_size"], fmt="d")

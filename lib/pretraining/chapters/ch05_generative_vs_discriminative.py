@@ -88,10 +88,12 @@ from ..book.specs import (
     selection_params,
 )
 from ..book.words import plural
+from ..book.workplan import protocol_job, split_sizes, stack_jobs
 from ..core.checks import require_float, require_int
 from ..core.data import SPLIT_SIZES, Subset
 from ..core.memory import training_bytes
 from ..core.models import Classifier, Stack
+from ..core.rehearsal import Job
 from ..core.selection import LONGER_RUN, PLATEAU_FRACTION, SelectionConfig, TrainData, select_and_train, setting_converged
 from ..core.seeding import generator, member_seeds, validate_seeds
 from ..core.train import FinetuneConfig, RBMConfig, evaluate, finetune
@@ -154,6 +156,7 @@ __all__ = [
     "world_mi_table",
     "world_report",
     "world_table",
+    "work",
 ]
 
 INITS = ("pretrained", "random")
@@ -359,6 +362,40 @@ def run(ch: runtime.Chapter) -> Result:
         report=report, n_labels=list(p["n_labels"]))
 
 
+def work(p: Mapping) -> list[Job]:
+    """The chapter's full run as rehearsal jobs (:mod:`pretraining.book.workplan`), from its checked
+    values ``p`` (as ``ch.params``).
+
+    Counted: the RBM stack (one member per seed, on all training images); every (labelling,
+    initialisation, label budget) by the fair-fight protocol (:func:`fair_budget`), each member on
+    its own labelled examples: an epoch is the budget's labels repeated :func:`budget_epoch` times,
+    in minibatches of at most the budget; per labelling the trajectory replay (:func:`trajectory`):
+    the 2 ``n_seeds`` nets of ``trajectory_n_labels`` as one batch, at most ``finetune_epochs``
+    epochs (the longest run chosen), the NLL on the labelled examples and on the test set after
+    every epoch.
+    Not counted: grid extensions and the longer run of a seed that did not converge; the pixel
+    labeller, the test evaluations, the matched NLLs and the controlled world (analysis).
+    """
+    train, _, test = split_sizes(p)
+    n, hidden = p["n_seeds"], p["hidden_sizes"]
+    jobs = stack_jobs("stack", "rbm", 784, hidden, members=n, examples=train, epochs=p["rbm_epochs"],
+                      batch_size=p["pretrain_batch_size"])
+    classes = {"cause": N_CLASSES, "pixel": 2}  # the pixel label is 0/1 (PixelLabel)
+    for lab in LABELLINGS:
+        sizes = [784, *hidden, classes[lab]]
+        for init in INITS:
+            for k in p["n_labels"]:
+                batch, repeats = budget_epoch(k, p["finetune_epoch_examples"], p["finetune_batch_size"])
+                jobs.append(protocol_job(f"{lab} label, {INIT_NAMES[init]}, {k:,} labels", sizes, p, n,
+                                         examples=k * repeats, batch_size=batch))
+        k = p["trajectory_n_labels"]
+        batch, repeats = budget_epoch(k, p["finetune_epoch_examples"], p["finetune_batch_size"])
+        jobs.append(Job(f"{lab} label, trajectories of {k:,} labels", "finetune", sizes, members=2 * n,
+                        examples=k * repeats, epochs=p["finetune_epochs"], batch_size=batch,
+                        eval_examples=k + test))
+    return jobs
+
+
 # -- the sections ------------------------------------------------------------------------------
 
 def argument(ch: runtime.Chapter) -> None:
@@ -396,6 +433,7 @@ def experiment_setup(ch: runtime.Chapter, res: Result) -> None:
     ch.glue("ft_select_seeds", plural(p["finetune_select_seeds"], "seed"), fmt="s")
     ch.glue("ft_extensions", plural(p["finetune_max_extensions"], "time"), fmt="s")
     ch.glue("ft_patience", p["finetune_patience"], fmt="d")
+    ch.glue("ft_flat", f"{selection_config(p).flat_tolerance * 100:g}", fmt="s")
     ch.glue("ft_epochs_text", plural(p["finetune_epochs"], "epoch"), fmt="s")
     ch.glue("ft_epoch_examples", p["finetune_epoch_examples"], fmt="d")
     ch.glue("ft_epochs_by_budget", epochs_text(p["n_labels"], p["finetune_epoch_examples"], p["finetune_batch_size"]),

@@ -12,8 +12,9 @@ One routine, :func:`select_and_train`, is used by every chapter for every compar
    ``max_extensions`` times; a winner still on an edge is recorded (``at_edge``).
 2. **Seeds.** Every seed is trained with the chosen rate (the selection seeds' runs at that rate are
    reused, as they equal those seeds trained alone) and reported at its best validation epoch: early
-   stopping with ``patience`` epochs (not while the net is still on the plateau), within the epoch
-   budget ``FinetuneConfig.epochs``.
+   stopping once the validation curve has flattened (it improved by at most ``flat_tolerance``
+   during the last ``patience`` epochs; not while the net is still on the plateau), within the epoch
+   budget ``FinetuneConfig.epochs``. A stopped member leaves the batched run.
 3. **Convergence** per seed: trained (training NLL at the end of its run below half the chance NLL,
    ln C / 2, i.e. clearly off the sigmoid plateau at ln C) and flattened (the validation error improved by at
    most ``flat_tolerance`` during the last ``patience`` epochs run), and not diverged. A setting is
@@ -66,10 +67,10 @@ class SelectionConfig:
     """How a condition's fine-tuning rate and stopping epoch are chosen (see the module docstring).
 
     lr_grid: increasing, log-spaced rates (a constant ratio within 2 %), at least 5, spanning at
-    least 30x; patience: epochs without a new best validation error before a member stops;
-    max_extensions: grid steps allowed beyond an edge; select_seeds: seeds that choose the rate;
-    flat_tolerance: the largest validation-error improvement (a fraction) in the last ``patience``
-    epochs for which the curve counts as flat.
+    least 30x; patience and flat_tolerance: a member stops (and its curve counts as flat) when its
+    validation error improved by at most ``flat_tolerance`` (a fraction) during the last
+    ``patience`` epochs; max_extensions: grid steps allowed beyond an edge; select_seeds: seeds that
+    choose the rate.
     """
 
     lr_grid: tuple[float, ...]
@@ -124,19 +125,22 @@ def _train_tensors(train: TrainData, seeds: Sequence[int]) -> tuple[torch.Tensor
 
 
 def early_stopped(clf: Classifier, train: TrainData, valid: Subset, config: FinetuneConfig, seeds: Sequence[int], *,
-                  patience: int, train_layers: Sequence[int] | None = None, track: Track | None = None,
-                  progress: bool = False) -> EarlyStopped:
+                  patience: int, tolerance: float = 0.0, train_layers: Sequence[int] | None = None,
+                  track: Track | None = None, progress: bool = False) -> EarlyStopped:
     """Fine-tune ``clf`` in place with early stopping; afterwards each member holds its best-validation weights.
 
-    The validation error is measured after every epoch; member m stops ``patience`` epochs after its
-    last new best once its training NLL is below the plateau bar (PLATEAU_FRACTION x ln C: a net still
-    on the plateau has not started to learn, so it is not stopped for not improving), or when it
-    diverges; its later epochs are ignored, so it equals its seed trained alone; the run ends when
-    every member stopped or after ``config.epochs``. A diverged
+    The validation error is measured after every epoch; member m stops when its curve has flattened
+    (:func:`flattened`: it improved by at most ``tolerance`` during the last ``patience`` epochs;
+    with tolerance 0, ``patience`` epochs without a new best) once its training NLL is below the
+    plateau bar (PLATEAU_FRACTION x ln C: a net still on the plateau has not started to learn, so it
+    is not stopped for not improving), or when it diverges; it then leaves the batched run (its later
+    epochs cost nothing), so it equals its seed trained alone; the run ends when every member stopped
+    or after ``config.epochs``. A diverged
     member keeps its initial weights and has validation error inf. ``track``: see :data:`Track`; its
     values go to ``tracked_curve`` (per member, one list of K floats per epoch run).
     """
     require_int("patience", patience, 1)
+    require_float("tolerance", tolerance, ge=0, lt=1)
     M = clf.n_members
     best_error = torch.full((M,), math.inf)
     best_epoch = torch.zeros(M, dtype=torch.int64)
@@ -168,9 +172,11 @@ def early_stopped(clf: Classifier, train: TrainData, valid: Subset, config: Fine
             if tracked is not None:
                 curves["tracked"][m].append(tracked[m])
         epochs_run[live] = epoch
-        # patience stops a member that stopped improving, not one still on the plateau (it has not started)
+        # a flat curve stops a member that stopped improving, not one still on the plateau (it has not started)
         started = nll < PLATEAU_FRACTION * math.log(net.sizes[-1])
-        done[live & (bad | ((epoch - best_epoch >= patience) & started))] = True
+        flat = torch.tensor([bool(live[m]) and flattened(curves["valid_error"][m], patience, tolerance)
+                             for m in range(M)])
+        done[live & (bad | (flat & started))] = True
         return done.clone()  # finetune freezes the members that are done: they cost nothing from now on
 
     x, y = _train_tensors(train, seeds)
@@ -250,7 +256,7 @@ def _converged(run: EarlyStopped, m: int, selection: SelectionConfig, n_classes:
 
 
 def _select(member: Callable[[Sequence[int]], Classifier], train: TrainData, valid: Subset, config: FinetuneConfig,
-            rates: Sequence[float], seeds: Sequence[int], patience: int, train_layers, member_chunk: int,
+            rates: Sequence[float], seeds: Sequence[int], selection: SelectionConfig, train_layers, member_chunk: int,
             track: Track | None, progress: bool) -> list[tuple[Classifier, EarlyStopped]]:
     """Early-stopped runs of every (rate, seed), rate-major, in batches of at most member_chunk members."""
     pairs = [(r, s) for r in rates for s in seeds]
@@ -260,7 +266,8 @@ def _select(member: Callable[[Sequence[int]], Classifier], train: TrainData, val
         chunk_seeds = [s for _, s in chunk]
         clf = member(chunk_seeds)
         run = early_stopped(clf, train, valid, replace(config, lr=tuple(r for r, _ in chunk)), chunk_seeds,
-                            patience=patience, train_layers=train_layers, track=track, progress=progress)
+                            patience=selection.patience, tolerance=selection.flat_tolerance,
+                            train_layers=train_layers, track=track, progress=progress)
         out.append((clf, run))
     return out
 
@@ -358,7 +365,7 @@ def select_and_train(make: Callable[[Sequence[int]], Classifier], train: TrainDa
     tried: dict[float, tuple[Classifier, EarlyStopped]] = {}
 
     def trial(rates: Sequence[float]) -> list[float]:
-        clf, run = _split(_select(make, train, valid, config, rates, sel, selection.patience, train_layers,
+        clf, run = _split(_select(make, train, valid, config, rates, sel, selection, train_layers,
                                   chunk, track, progress))
         k = len(sel)
         for i, r in enumerate(rates):
@@ -370,7 +377,7 @@ def select_and_train(make: Callable[[Sequence[int]], Classifier], train: TrainDa
     rest = seeds[len(sel):]
     parts = [tried[best]]
     if rest:
-        parts.append(_split(_select(make, train, valid, config, [best], rest, selection.patience, train_layers,
+        parts.append(_split(_select(make, train, valid, config, [best], rest, selection, train_layers,
                                     chunk, track, progress)))
     clf, run = _split(parts)
     n_classes = clf.sizes[-1]
@@ -380,7 +387,7 @@ def select_and_train(make: Callable[[Sequence[int]], Classifier], train: TrainDa
         seed = seeds[converged.index(False)]
         budget = replace(config, lr=best, epochs=config.epochs * longer)
         alone = early_stopped(make([seed]), train, valid, budget, [seed], patience=selection.patience,
-                              train_layers=train_layers)
+                              tolerance=selection.flat_tolerance, train_layers=train_layers)
         longer_run = {"seed": seed, "lr": best, "epochs": budget.epochs, "epochs_run": alone.epochs_run[0],
                       "best_epoch": alone.best_epoch[0], "final_train_nll": alone.train_nll_curve[0][-1],
                       "converged": _converged(alone, 0, selection, n_classes)}
