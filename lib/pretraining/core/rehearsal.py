@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -119,39 +120,38 @@ def _data(job: Job, n: int, device, generator: torch.Generator) -> torch.Tensor:
     return torch.rand(n, job.sizes[0], generator=generator).to(device)
 
 
-def _once(job: Job, steps: int, members: int, device, generator: torch.Generator) -> float:
-    """Seconds of one epoch of ``steps`` minibatches with ``members`` members."""
-    seeds = list(range(members))
-    B = job.batch_size
+def _trainer(job: Job, steps: int, members: int, device, generator: torch.Generator) -> Callable[[], object]:
+    """The job's real trainer, ready to run one epoch of ``steps`` minibatches with ``members`` members."""
+    seeds, B = list(range(members)), job.batch_size
     x = _data(job, steps * B, device, generator)
     if job.kind == "rbm":
-        model = RBM.init(*job.sizes, seeds, device=device)
-        run = lambda: train_rbm(model, x, RBMConfig(epochs=1, lr=0.01, batch_size=B, k=job.k), seeds,  # noqa: E731
-                                progress=False)
-    elif job.kind == "dae":
-        model = DenoisingAutoencoder.init(*job.sizes, seeds, device=device)
-        run = lambda: train_dae(model, x, DAEConfig(epochs=1, lr=0.01, batch_size=B), seeds,  # noqa: E731
-                                progress=False)
-    elif job.kind == "distort":
+        return partial(train_rbm, RBM.init(*job.sizes, seeds, device=device), x,
+                       RBMConfig(epochs=1, lr=0.01, batch_size=B, k=job.k), seeds, progress=False)
+    if job.kind == "dae":
+        return partial(train_dae, DenoisingAutoencoder.init(*job.sizes, seeds, device=device), x,
+                       DAEConfig(epochs=1, lr=0.01, batch_size=B), seeds, progress=False)
+    if job.kind == "distort":
         stream = DistortedStream(Subset(x, torch.zeros(x.shape[0], dtype=torch.int64, device=device)), 0)
-        run = lambda: [stream.batch(s, B) for s in range(0, x.shape[0], B)]  # noqa: E731
-    else:
-        clf = Classifier.random(list(job.sizes), seeds, device=device)
-        y = torch.randint(0, job.sizes[-1], (x.shape[0],), generator=generator).to(device)
-        config = FinetuneConfig(epochs=1, lr=0.01, batch_size=B)
-        valid = _data(job, job.eval_examples, device, generator) if job.eval_examples else None
-        vy = torch.zeros(job.eval_examples, dtype=torch.int64, device=device)
-        if job.kind == "finetune":
-            def validate(*_) -> None:  # early stopping's validation pass after every epoch
-                if valid is not None:
-                    evaluate(clf, valid, vy)
+        return lambda: [stream.batch(s, B) for s in range(0, x.shape[0], B)]
+    clf = Classifier.random(list(job.sizes), seeds, device=device)
+    y = torch.randint(0, job.sizes[-1], (x.shape[0],), generator=generator).to(device)
+    config = FinetuneConfig(epochs=1, lr=0.01, batch_size=B)
+    if job.kind == "stream":
+        return partial(finetune_stream, clf, lambda step: (x[step * B:(step + 1) * B], y[step * B:(step + 1) * B]),
+                       steps, config, progress=False)
+    valid = _data(job, job.eval_examples, device, generator)
+    valid_y = torch.zeros(job.eval_examples, dtype=torch.int64, device=device)
 
-            def run():
-                finetune(clf, x, y, config, seeds, on_epoch=validate, progress=False)
-        else:
-            def run():
-                finetune_stream(clf, lambda step: (x[step * B:(step + 1) * B], y[step * B:(step + 1) * B]), steps,
-                                config, progress=False)
+    def validate(*_) -> None:  # early stopping's validation pass after every epoch
+        if job.eval_examples:
+            evaluate(clf, valid, valid_y)
+
+    return partial(finetune, clf, x, y, config, seeds, on_epoch=validate, progress=False)
+
+
+def _once(job: Job, steps: int, members: int, device, generator: torch.Generator) -> float:
+    """Seconds of one epoch of ``steps`` minibatches with ``members`` members."""
+    run = _trainer(job, steps, members, device, generator)
     _sync(device)
     t0 = time.perf_counter()
     run()
@@ -167,7 +167,10 @@ def _sync(device) -> None:
 def rehearse(job: Job, device, *, repeats: int = 2, members: int = REHEARSAL_MEMBERS, seed: int = 0) -> Timing:
     """Time ``job``'s trainer at its shapes with ``members`` members: one epoch of each of
     REHEARSAL_STEPS minibatches (best of ``repeats``, after a warm-up); their difference is the time per
-    step, the rest of the shorter one the time per epoch outside the steps."""
+    step, the rest of the shorter one the time per epoch outside the steps. The validation pass of a
+    "finetune" job is timed at its real size; the per-epoch monitors of RBMs and auto-encoders (on at
+    most :data:`pretraining.core.train.EVAL_EXAMPLES` examples) only on the rehearsal's few examples,
+    a small underestimate."""
     if not isinstance(job, Job):
         raise TypeError(f"job={job!r} must be a Job")
     require_int("repeats", repeats, 1)
