@@ -83,8 +83,10 @@ def test_results_json(project):
                                         f"claim hold). {r['finding']}"}
     assert len(r["results"]["w"]) == 4 and len(r["results"]["w"][0]) == 3  # tensor -> lists
     prov = r["_provenance"]
-    assert prov["parameters"] == {"profile": "quick", "device": "cpu", "dataset": "mnist-10k", "seed": 0, "width": 4}
-    assert prov["device"] == "cpu" and prov["versions"]["torch"] and prov["wall time s"] >= 0
+    assert prov["parameters"] == {"profile": "quick", "device": "cpu", "precision": "auto", "dataset": "mnist-10k",
+                                  "seed": 0, "width": 4}
+    assert prov["device"] == "cpu" and prov["precision"] == "fp32"  # auto is exact float32 off CUDA
+    assert prov["versions"]["torch"] and prov["wall time s"] >= 0
     assert prov["git commit"].startswith("unknown")  # the copy is not a git repository
     beta = json.loads((root / "_build" / "results" / "02_beta.json").read_text())
     assert beta["verdict"] == "inconclusive" and beta["parts"][0]["status"] == "not tested"
@@ -130,7 +132,7 @@ def test_fast_failures_before_any_kernel(tmp_path):
     assert "error: -p widht: none of the chapters 01_alpha, 02_beta has a parameter 'widht'" in r.stderr
     r = _cli(root, "run", "01", "-p", "fail", "true")  # the run names 01_alpha alone
     assert r.returncode == 2 and ("error: -p fail: 01_alpha has no parameter 'fail'; its parameters are: "
-                                  "profile, device, dataset, seed, width") in r.stderr
+                                  "profile, device, precision, dataset, seed, width") in r.stderr
     r = _cli(root, "run", "-p", "profile", "smoke")
     assert r.returncode == 2 and "use --profile" in r.stderr
     r = _cli(root, "run", "07")
@@ -160,7 +162,7 @@ def test_estimate_rehearses_the_chapters_with_a_work_plan_and_names_those_withou
     assert r.returncode == 0, r.stderr
     assert "note: 02_beta has no work plan (work(p) in its module); not estimated" in r.stdout
     row = _line(r.stdout, "01_alpha").split()
-    assert row[1] == "cpu" and float(row[2]) == pytest.approx(6 * 12 * 10 * 8 * 2, rel=0.01)  # 6 x (4 x 3) x B x steps x M
+    assert row[1] == "cpu/fp32" and float(row[2]) == pytest.approx(6 * 12 * 10 * 8 * 2, rel=0.01)  # 6 x (4 x 3) x B x steps x M
     assert "toy net" in r.stdout and _line(r.stdout, "total")
     saved = json.loads((tmp_path / "estimate.json").read_text())
     assert saved["profile"] == "quick" and [c["chapter"] for c in saved["chapters"]] == ["01_alpha"]

@@ -4,9 +4,11 @@ import os
 import threading
 
 import pytest
+import torch
 
 from pretraining.book import cli
-from pretraining.core.device import busy_cpus, openmp_wait_policy
+from pretraining.book.specs import load_spec
+from pretraining.core.device import busy_cpus, openmp_wait_policy, resolve_precision, use_precision
 
 
 def _stat(path, busy, idle):
@@ -47,3 +49,39 @@ def test_the_run_sets_the_kernels_policy_from_the_load_and_says_so(monkeypatch):
     monkeypatch.setattr(cli, "busy_cpus", lambda: 0.1)
     assert cli._set_wait_policy() == "spin, then sleep (0.1 CPUs busy)"
     assert "OMP_WAIT_POLICY" not in os.environ
+
+
+def test_precision_auto_is_tf32_on_cuda_and_exact_elsewhere_and_tf32_needs_cuda():
+    assert resolve_precision("auto", torch.device("cuda")) == "tf32"
+    assert resolve_precision("auto", torch.device("cpu")) == resolve_precision("fp32", torch.device("cuda")) == "fp32"
+    with pytest.raises(ValueError, match="precision='tf32' is not allowed on device 'cpu'"):
+        resolve_precision("tf32", torch.device("cpu"))
+    with pytest.raises(ValueError, match="precision='bf16' is not allowed; use one of auto, fp32, tf32"):
+        resolve_precision("bf16", torch.device("cpu"))
+
+
+def test_using_a_precision_sets_torchs_float32_matmuls(monkeypatch):
+    before = torch.get_float32_matmul_precision()
+    try:
+        assert use_precision("auto", torch.device("cpu")) == "fp32"
+        assert torch.get_float32_matmul_precision() == "highest" and not torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
+def test_a_tf32_run_on_the_cpu_is_refused_in_one_line_before_any_work():
+    spec = load_spec("03_depth_study")
+    values = {**spec.defaults(), "device": "cpu", "precision": "tf32"}
+    assert spec.problems(values) == ["precision='tf32' is not allowed with device='cpu': TensorFloat-32 is a CUDA "
+                                     "feature; use precision 'auto' or 'fp32'"]
+
+
+def test_tf32_with_device_auto_is_refused_when_the_chapter_starts_on_a_machine_without_cuda():
+    from pretraining.book import runtime
+    from pretraining.book.specs import ParameterError
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: tf32 is allowed")
+    spec = load_spec("04_function_space")
+    with pytest.raises(ParameterError, match="precision='tf32' is not allowed on device 'cpu'"):
+        runtime.start(spec, {**spec.defaults(), "precision": "tf32"})

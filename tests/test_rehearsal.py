@@ -75,7 +75,7 @@ def test_the_paper_profile_is_rehearsed_chapter_by_chapter_on_a_tiny_slice(monke
                                   progress=lambda _: None)
     assert not missing and [e.chapter for e in estimates] == [doc.stem for doc, _ in plans]
     for e in estimates:
-        assert e.device == "cpu" and e.flop > 0 and e.total_seconds > 0 and e.peak_bytes > 0
+        assert e.device == "cpu/fp32" and e.flop > 0 and e.total_seconds > 0 and e.peak_bytes > 0
     depth = next(e for e in estimates if e.chapter == "03_depth_study")
     assert max(len(j.sizes) for j in depth.jobs) == 2 + 5  # 784, five hidden layers of 800, 10
     assert "03_depth_study" in report("paper", estimates)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.device import get_device
+from ..core.device import get_device, use_precision
 from ..core.rehearsal import Job, Timing, predict, rehearse
 from .specs import chapter_module, load_spec
 
@@ -26,7 +26,8 @@ __all__ = ["ChapterEstimate", "chapter_jobs", "estimate", "report"]
 
 @dataclass
 class ChapterEstimate:
-    """One chapter's plan with its rehearsals: jobs, per job the timing and predicted seconds."""
+    """One chapter's plan with its rehearsals: the device and precision ("cpu/fp32"), the jobs, per job
+    the timing and the predicted seconds."""
 
     chapter: str
     device: str
@@ -86,15 +87,17 @@ def estimate(plans: Sequence[tuple[str, Mapping[str, Any]]], *, repeats: int = 2
             notes.append(f"note: {stem} has no work plan (work(p) in its module); not estimated")
             continue
         device = get_device(values.get("device", "auto"))
+        precision = use_precision(values.get("precision", "auto"), device)
         timings = []
         for job in jobs:
-            key = (str(device), *_shape(job))
+            key = (str(device), precision, *_shape(job))
             if key not in rehearsed:
                 progress(f"  {stem}: rehearsing {job.label} ({job.kind} {'-'.join(map(str, job.sizes))}, "
                          f"batch {job.batch_size}) on {device}")
                 rehearsed[key] = rehearse(job, device, repeats=repeats)
             timings.append(rehearsed[key])
-        out.append(ChapterEstimate(stem, str(device), jobs, timings, [predict(j, t) for j, t in zip(jobs, timings)]))
+        out.append(ChapterEstimate(stem, f"{device.type}/{precision}", jobs, timings,
+                                   [predict(j, t) for j, t in zip(jobs, timings)]))
     return out, notes
 
 
@@ -112,8 +115,8 @@ def _bytes(n: int) -> str:
 
 def report(profile: str, estimates: Sequence[ChapterEstimate], *, jobs: bool = False) -> str:
     """The table the command prints: per chapter FLOPs, peak memory, rehearsed throughput, predicted time."""
-    lines = [f"profile {profile}: predicted wall time from rehearsals (every training at its full epoch budget; "
-             "analysis such as AIS and embeddings not counted)",
+    lines = [f"profile {profile}: predicted wall time from rehearsals on random inputs of the real shapes (no data "
+             "set needed), every training at its full epoch budget; analysis such as AIS and embeddings not counted",
              f"{'chapter':40s} {'device':8s} {'FLOP':>9s} {'peak mem':>10s} {'GFLOP/s':>8s} {'predicted':>10s}"]
     for e in estimates:
         rate = e.flop / e.total_seconds / 1e9 if e.total_seconds else float("nan")

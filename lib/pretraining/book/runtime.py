@@ -31,12 +31,12 @@ from typing import Any
 
 import torch
 
-from ..core.device import get_device
+from ..core.device import get_device, resolve_precision, use_precision
 from ..core.files import atomic_write_bytes
 from .cache import ArtifactStore, to_plain
 from .claims import ALPHA, HOLDS, NOT_TESTED, Part, decide, parts_markdown, verdict
 from .paths import RUN_DIR_ENV, RUN_ID_ENV, build_dir, find_root, results_dir
-from .specs import ChapterSpec, user_names
+from .specs import ChapterSpec, ParameterError, user_names
 
 __all__ = ["Chapter", "Record", "start", "show", "key_result", "library_source_hash"]
 
@@ -59,6 +59,7 @@ class Chapter:
         self.params = params
         self.profile: str = params["profile"]
         self.device: torch.device = get_device(params["device"])
+        self.precision: str = use_precision(params["precision"], self.device)  # "fp32" or "tf32"
         self.build_dir = build
         self.store = ArtifactStore(build / "cache")
         self.glued: dict[str, Any] = {}
@@ -82,11 +83,14 @@ class Chapter:
         """The artifact ``name`` from the cache, or ``compute()`` stored in it (see :mod:`.cache`).
 
         ``params`` must hold everything ``compute`` depends on besides the data and the library
-        code (sizes, epochs, learning rates, seeds, ...); ``version`` is the artifact's explicit
+        code (sizes, epochs, learning rates, seeds, ...; the precision is added when it is not
+        fp32); ``version`` is the artifact's explicit
         version. The same call with the same ``params`` in another chapter is a hit. Tensors come
         back on :attr:`device`.
         """
         self.progress(f"looking up {name}")
+        if self.precision != "fp32":  # another precision computes other numbers
+            params = {**params, "precision": self.precision}
         out = self.store.get_or_compute(name, params, compute, version=version, data_sha256=self.data.sha256,
                                         device=self.device, on_compute=lambda n: self.progress(f"computing {n}"))
         self.progress(f"{'computed' if self.store.lookups[-1]['hit'] is False else 'loaded'} {name}")
@@ -200,6 +204,7 @@ class Chapter:
             "library source sha256": library_source_hash(),
             "data sha256": self._data.sha256 if self._data is not None else "no data loaded",
             "device": dev,
+            "precision": self.precision,
             "versions": versions,
             "wall time s": round(time.perf_counter() - self._t0, 1),
             "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -213,6 +218,10 @@ def start(spec: ChapterSpec, namespace: Mapping[str, Any]) -> Chapter:
     """
     values = _parse_strings(spec, user_names(namespace))
     params = spec.check(values)
+    try:  # device auto: known only here
+        resolve_precision(params["precision"], get_device(params["device"]))
+    except ValueError as exc:
+        raise ParameterError(str(exc)) from None
     if params["profile"] != "quick" and not os.environ.get(RUN_ID_ENV):
         _check_plain_papermill_profile(spec, params)
     return Chapter(spec, params, build_dir())
@@ -247,7 +256,6 @@ def _check_plain_papermill_profile(spec: ChapterSpec, params: Mapping[str, Any])
     """
     from .profiles import ProfileError, chapter_values, load_profile
     from .site import toc_chapter_stems
-    from .specs import ParameterError
 
     try:
         root = find_root()

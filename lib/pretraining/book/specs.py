@@ -10,7 +10,7 @@ A chapter module declares its parameters once, in a :class:`ChapterSpec`::
 The spec is the one source of truth for the defaults (they are the ``quick`` profile); the
 notebook's papermill ``parameters`` cell is a copy of :meth:`ChapterSpec.parameters_cell` that the
 tests keep equal (``python -m pretraining sync-params`` rewrites it). The common parameters
-(:data:`COMMON`: profile, device, dataset, seed) belong to every chapter.
+(:data:`COMMON`: profile, device, precision, dataset, seed) belong to every chapter.
 
 Every problem is one line naming the parameter, the value and what is allowed
 (:class:`ParameterError`): a wrong type or range, an unknown or missing name, or a broken
@@ -253,10 +253,23 @@ class Param:
 COMMON.update({
     "profile": Param("quick", Choice(*PROFILES), "profile these defaults come from (smoke, quick, paper)"),
     "device": Param("auto", Choice("auto", "cpu", "cuda", "mps"), "auto, cpu, cuda or mps"),
+    "precision": Param("auto", Choice("auto", "fp32", "tf32"),
+                       "float32 matmuls: auto (tf32 on CUDA, fp32 elsewhere), fp32 (exact) or tf32 (CUDA only)"),
     "dataset": Param("mnist-10k", Choice("mnist-10k", "mnist"),
                      "mnist-10k (embedded) or mnist (the full set, downloaded)"),
     "seed": Param(0, Int(min=0), "chapter seed: member m is network seed * 10000 + m"),
 })
+
+def _precision_fits_device(p: Mapping) -> list[str]:
+    """tf32 is a CUDA feature (with device auto it is checked when the chapter starts)."""
+    if p.get("precision") == "tf32" and p.get("device") in ("cpu", "mps"):
+        return [f"precision='tf32' is not allowed with device={p['device']!r}: TensorFloat-32 is a CUDA feature; "
+                "use precision 'auto' or 'fp32'"]
+    return []
+
+
+COMMON_RULES: tuple[Callable[[Mapping], list[str]], ...] = (_precision_fits_device,)
+"""Rules between the common parameters, checked for every chapter before its own rules."""
 
 MAX_EPOCHS = 10_000
 """The most epochs any parameter may ask for: more cannot be meant (the paper trains 50)."""
@@ -437,7 +450,7 @@ class ChapterSpec:
                 if k in values and not p.allowed.ok(values[k])]
         if not out:
             canonical = self.canonical(values)
-            for rule in self.rules:
+            for rule in (*COMMON_RULES, *self.rules):
                 out += list(rule(canonical))
         return out
 

@@ -1,4 +1,4 @@
-"""Choose the torch device once and pass it down; how the CPU threads wait."""
+"""Choose the torch device once and pass it down; the matmul precision; how the CPU threads wait."""
 
 from __future__ import annotations
 
@@ -29,6 +29,34 @@ def get_device(name: str = "auto") -> torch.device:
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError("device='mps' was asked for but MPS is not available; use device='auto' or 'cpu'")
     return torch.device(name)
+
+
+# ----------------------------------------------------------------------------------------- precision
+PRECISIONS = ("auto", "fp32", "tf32")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The matmul precision to use: "fp32" (exact float32) or "tf32" (TensorFloat-32 tensor-core
+    matmuls on CUDA: float32 range, a 10-bit mantissa, several times faster on recent GPUs).
+    ``"auto"`` is tf32 on CUDA and fp32 elsewhere; tf32 on another device is an error."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not allowed; use one of {', '.join(PRECISIONS)}")
+    device = torch.device(device)
+    if precision == "auto":
+        return "tf32" if device.type == "cuda" else "fp32"
+    if precision == "tf32" and device.type != "cuda":
+        raise ValueError(f"precision='tf32' is not allowed on device {device.type!r}: TensorFloat-32 is a CUDA "
+                         "feature; use precision 'auto' or 'fp32'")
+    return precision
+
+
+def use_precision(precision: str, device: torch.device) -> str:
+    """Resolve ``precision`` (:func:`resolve_precision`) and set torch's float32 matmuls to it;
+    returns "fp32" or "tf32"."""
+    resolved = resolve_precision(precision, device)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = resolved == "tf32"
+    torch.set_float32_matmul_precision("high" if resolved == "tf32" else "highest")
+    return resolved
 
 
 # ----------------------------------------------------------------------------------------- CPU threads
