@@ -6,12 +6,10 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np
-from pathlib import Path
 
 import pytest
 import torch
 
-from pretraining.book.profiles import profile_values
 from pretraining.analysis import ais
 from pretraining.chapters import ch01_pretraining as ch1
 from pretraining.chapters.ch01_pretraining import (base_rate_loglik, binarize, check_samples, distortion_grid,
@@ -347,15 +345,8 @@ def test_pcd_top_replaces_the_top_rbm_with_one_of_its_shape_trained_on_the_codes
 
 
 @pytest.mark.parametrize("profile", ["quick", "paper"])
-def test_work_lists_every_training_of_the_run(profile):
-    from pretraining.core.data import SPLIT_SIZES
-    from pretraining.core.rehearsal import Job
-
-    p = profile_values(Path(__file__).parents[1], ch1.SPEC, profile)
-    jobs = ch1.work(p)
-    assert jobs and all(isinstance(j, Job) and j.flop > 0 for j in jobs)
-    assert len({j.label for j in jobs}) == len(jobs)
-    n_train, n_valid, _ = SPLIT_SIZES[p["dataset"]]
+def test_work_lists_every_training_of_the_run(profile, work_plan):
+    p, got, (n_train, n_valid, _) = work_plan(ch1, profile)
     h, B = p["hidden_sizes"], p["pretrain_batch_size"]
     layers = list(zip([784, *h], h))
     want = [("rbm", s, 1, n_train, p["rbm_epochs"], B, 0) for s in layers]            # grey-level RBM stack
@@ -365,6 +356,5 @@ def test_work_lists_every_training_of_the_run(profile):
     want += [("rbm", layers[-1], 1, n_train, p["top_epochs"], B, 0)]                  # PCD top RBM
     # the judge: 5 rates on its one seed, nothing else to train
     want += [("finetune", (784, 300, 10), 5, n_train, p["classifier_epochs"], 50, n_valid)]
-    got = [(j.kind, j.sizes, j.members, j.examples, j.epochs, j.batch_size, j.eval_examples) for j in jobs]
     assert sorted(got) == sorted(want)
-    assert all(j.k == 1 for j in jobs)
+    assert all(j.k == 1 for j in ch1.work(p))

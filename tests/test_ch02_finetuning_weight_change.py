@@ -4,7 +4,6 @@ statistics, layer resets, softmax-only training, the cached runs, the claim's pa
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from types import SimpleNamespace
 
 import matplotlib
@@ -20,7 +19,6 @@ from pretraining.analysis import stats  # noqa: E402
 from pretraining.analysis.references import ERHAN2010_TABLE1, LAROCHELLE2009_TABLE3  # noqa: E402
 from pretraining.book import claims  # noqa: E402
 from pretraining.book.cache import ArtifactStore  # noqa: E402
-from pretraining.book.profiles import profile_values  # noqa: E402
 from pretraining.book.specs import STACK_PARAMS, ParameterError  # noqa: E402
 from pretraining.chapters import ch01_pretraining  # noqa: E402
 from pretraining.chapters.ch02_finetuning_weight_change import (  # noqa: E402
@@ -553,16 +551,10 @@ def test_figures_fit_the_page_at_every_size(n_fields, depth, epochs):
 
 
 @pytest.mark.parametrize("profile", ["quick", "paper"])
-def test_work_lists_every_training_of_the_run(profile):
+def test_work_lists_every_training_of_the_run(profile, work_plan):
     from pretraining.chapters import ch02_finetuning_weight_change as ch2
-    from pretraining.core.data import SPLIT_SIZES
-    from pretraining.core.rehearsal import Job
 
-    p = profile_values(Path(__file__).parents[1], SPEC, profile)
-    jobs = ch2.work(p)
-    assert jobs and all(isinstance(j, Job) and j.flop > 0 for j in jobs)
-    assert len({j.label for j in jobs}) == len(jobs)
-    n_train, n_valid, _ = SPLIT_SIZES[p["dataset"]]
+    p, got, (n_train, n_valid, _) = work_plan(ch2, profile)
     n, sel = p["n_seeds"], p["finetune_select_seeds"]
     members = len(p["finetune_lr_grid"]) * sel + n - sel
     full = (784, *p["hidden_sizes"], 10)
@@ -570,5 +562,4 @@ def test_work_lists_every_training_of_the_run(profile):
     # DBN, SDAE and random init fully fine-tuned; the softmax alone on both stacks' top features
     want = [("finetune", full, members, n_train, p["finetune_epochs"], B, n_valid)] * 3
     want += [("finetune", (p["hidden_sizes"][-1], 10), members, n_train, p["softmax_epochs"], B, n_valid)] * 2
-    got = [(j.kind, j.sizes, j.members, j.examples, j.epochs, j.batch_size, j.eval_examples) for j in jobs]
     assert sorted(got) == sorted(want)   # the stacks are chapter 1's: not counted again

@@ -10,12 +10,10 @@ from types import SimpleNamespace  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from pathlib import Path
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from pretraining.book.profiles import profile_values
 from pretraining.analysis.references import ERHAN2010_FUNCTION_SPACE  # noqa: E402
 from pretraining.book import claims, fairness  # noqa: E402
 from pretraining.book.specs import ParameterError  # noqa: E402
@@ -602,21 +600,14 @@ def test_counts_have_their_plural_and_the_table_is_styled_for_the_page():
 
 
 @pytest.mark.parametrize("profile", ["quick", "paper"])
-def test_work_lists_every_training_of_the_run(profile):
+def test_work_lists_every_training_of_the_run(profile, work_plan):
     from pretraining.chapters import ch04_function_space as ch4
-    from pretraining.core.data import SPLIT_SIZES
-    from pretraining.core.rehearsal import Job
 
-    p = profile_values(Path(__file__).parents[1], SPEC, profile)
-    jobs = ch4.work(p)
-    assert jobs and all(isinstance(j, Job) and j.flop > 0 for j in jobs)
-    assert len({j.label for j in jobs}) == len(jobs)
-    n_train, n_valid, _ = SPLIT_SIZES[p["dataset"]]
+    p, got, (n_train, n_valid, _) = work_plan(ch4, profile)
     n, sel, h = p["n_seeds"], p["finetune_select_seeds"], p["hidden_sizes"]
     B, E = p["finetune_batch_size"], p["finetune_epochs"]
     want = [("rbm", s, n, n_train, p["rbm_epochs"], p["pretrain_batch_size"], 0) for s in zip([784, *h], h)]
     members = len(p["finetune_lr_grid"]) * sel + n - sel
     want += [("finetune", (784, *h, 10), members, n_train, E, B, n_valid)] * 2           # the two groups
     want += [("finetune", (784, *h, 10), 2 * n, n_train, E, B, p["n_test_cases"])]      # the trajectories
-    got = [(j.kind, j.sizes, j.members, j.examples, j.epochs, j.batch_size, j.eval_examples) for j in jobs]
     assert sorted(got) == sorted(want)

@@ -8,11 +8,9 @@ from types import SimpleNamespace
 import matplotlib
 import matplotlib.text
 import numpy as np
-from pathlib import Path
 
 import pytest
 import torch
-from pretraining.book.profiles import profile_values
 from pretraining.analysis import stats
 from pretraining.analysis.figures import PAGE_WIDTH, SMALLEST_FONT_PT
 from pretraining.book import claims
@@ -555,17 +553,10 @@ def test_budget_and_trajectory_figures_fit_the_page_at_every_budget_count() -> N
 
 
 @pytest.mark.parametrize("profile", ["quick", "paper"])
-def test_work_lists_every_training_of_the_run(profile):
+def test_work_lists_every_training_of_the_run(profile, work_plan):
     import math
 
-    from pretraining.core.data import SPLIT_SIZES
-    from pretraining.core.rehearsal import Job
-
-    p = profile_values(Path(__file__).parents[1], ch5.SPEC, profile)
-    jobs = ch5.work(p)
-    assert jobs and all(isinstance(j, Job) and j.flop > 0 for j in jobs)
-    assert len({j.label for j in jobs}) == len(jobs)
-    n_train, n_valid, n_test = SPLIT_SIZES[p["dataset"]]
+    p, got, (n_train, n_valid, n_test) = work_plan(ch5, profile)
     n, sel, h = p["n_seeds"], p["finetune_select_seeds"], p["hidden_sizes"]
     E, least = p["finetune_epochs"], p["finetune_epoch_examples"]
     want = [("rbm", s, n, n_train, p["rbm_epochs"], p["pretrain_batch_size"], 0) for s in zip([784, *h], h)]
@@ -579,5 +570,4 @@ def test_work_lists_every_training_of_the_run(profile):
                  for _init in ("pretrained", "random") for k in p["n_labels"]]
         k = p["trajectory_n_labels"]
         want += [("finetune", (784, *h, classes), 2 * n, epoch(k)[0], E, epoch(k)[1], k + n_test)]
-    got = [(j.kind, j.sizes, j.members, j.examples, j.epochs, j.batch_size, j.eval_examples) for j in jobs]
     assert sorted(got) == sorted(want)

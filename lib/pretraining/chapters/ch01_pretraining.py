@@ -247,8 +247,8 @@ def run(ch: runtime.Chapter) -> Result:
         return clf.state_dict(), {"test_error": float(evaluate(clf, data.test.x, data.test.y).error[0]),
                                   "selection": record}
 
-    # version 2: the judge's rate chosen and its training stopped on the validation digits
-    clf_tensors, clf_meta = ch.cached("ch1_sample_judge", clf_key, compute_classifier, version=2)
+    # version 3: stopped once its validation curve flattened (version 2: rate chosen, stopped on validation)
+    clf_tensors, clf_meta = ch.cached("ch1_sample_judge", clf_key, compute_classifier, version=3)
     judge_net = Classifier.from_state_dict(clf_tensors)
     top_key = {"stack": {"kind": "rbm", "hidden_sizes": p["hidden_sizes"], "config": dataclasses.asdict(configs["rbm"]),
                          "seeds": seeds}, "epochs": p["top_epochs"], "lr": p["top_lr"],

@@ -976,8 +976,8 @@ def finetuned(ch: runtime.Chapter, name: str, make: Callable[[Sequence[int]], Cl
                   "relative_change": sel.curves.get("tracked", [[] for _ in seeds])}
         return after.state_dict(), {"history": curves, "selection": sel.record()}
 
-    # version 2: the fair-fight protocol (rate grid, early stopping on validation, convergence)
-    tensors, meta = ch.cached(name, key, compute, version=2)
+    # version 3: early stopping once the validation curve flattened (version 2: the fair-fight protocol)
+    tensors, meta = ch.cached(name, key, compute, version=3)
     return FinetuneRun(before, Classifier.from_state_dict(tensors), meta["history"], meta["selection"])
 
 

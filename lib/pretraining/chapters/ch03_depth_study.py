@@ -392,8 +392,8 @@ class DepthStudy:
                        "test_correct": test.probs.argmax(-1).cpu() == split.test.y.cpu()}
             return tensors, {"lr": sel.lr, "selection": sel.record(), "curves": sel.curves}
 
-        # version 3: the fair-fight protocol (rate grid widened at its edges, early stopping, convergence)
-        tensors, meta = self.ch.cached(f"depthstudy_{init}_{depth}", key, compute, version=3)
+        # version 4: early stopping once the validation curve flattened (version 3: the fair-fight protocol)
+        tensors, meta = self.ch.cached(f"depthstudy_{init}_{depth}", key, compute, version=4)
         return SettingResult(init, depth, tensors["test_error"].tolist(), tensors["valid_error"].tolist(),
                              meta["lr"], meta["selection"], meta["curves"],
                              test_correct=tensors["test_correct"].cpu().numpy().astype(bool))

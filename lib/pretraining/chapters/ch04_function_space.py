@@ -353,7 +353,8 @@ def train_group(ch: runtime.Chapter, group: str, what: Mapping, make: Callable[[
         curves = {k: sel.curves[k] for k in ("train_nll", "valid_error")}
         return {"test_error": test}, {"selection": sel.record(), "curves": curves}
 
-    tensors, meta = ch.cached(f"ch4_selection_{_KEYS[group]}", key, compute, version=1)
+    # version 2: early stopping once the validation curve flattened
+    tensors, meta = ch.cached(f"ch4_selection_{_KEYS[group]}", key, compute, version=2)
     return GroupTraining(meta["selection"], meta["curves"], tensors["test_error"].cpu().tolist())
 
 

@@ -328,8 +328,8 @@ def run(ch: runtime.Chapter) -> Result:
                 key = {**base, "labelling": lab, "init": init, "n_labels": n, "finetune": fit_key(n)}
                 compute = functools.partial(fair_budget, makers[init], train, valid, test, n, seeds, selection,
                                             *fits[n])
-                # version 2: the fair-fight protocol (rate grid, early stopping on validation, convergence)
-                out[init].append(ch.cached(f"ch5_budget_{lab}_{init}_{n}", key, compute, version=2))
+                # version 3: early stopping once the validation curve flattened (2: the fair-fight protocol)
+                out[init].append(ch.cached(f"ch5_budget_{lab}_{init}_{n}", key, compute, version=3))
         errors[lab] = {init: np.stack([t["error"].cpu().numpy() for t, _ in out[init]]) for init in INITS}
         sel[lab] = {init: [m["selection"] for _, m in out[init]] for init in INITS}
         curves[lab] = {init: [m["curves"] for _, m in out[init]] for init in INITS}
