@@ -216,3 +216,18 @@ def test_stream_validates(digits: Subset) -> None:
         DistortedStream(Subset(digits.x[:0], digits.y[:0]), seed=0)
     with pytest.raises(ValueError, match="seed=1.5"):
         DistortedStream(digits, seed=1.5)
+
+
+def test_stored_stream_equals_the_stream_it_stores(digits: Subset) -> None:
+    stream = DistortedStream(digits, seed=4)
+    n = len(digits)
+    stored = stream.stored(2 * n + 7, chunk=n // 3)  # chunks that straddle the passes
+    assert len(stored) == 2 * n + 7
+    for start, size in [(0, 1), (n - 5, 12), (2 * n, 7)]:
+        x, y = stored.batch(start, size)
+        x0, y0 = DistortedStream(digits, seed=4).batch(start, size)
+        assert torch.equal(x, x0) and torch.equal(y, y0)
+    with pytest.raises(ValueError, match=r"size=8 must be an int in \[1, 7\]"):
+        stored.batch(2 * n, 8)
+    with pytest.raises(ValueError, match="n_examples=0"):
+        stream.stored(0)

@@ -86,7 +86,7 @@ from ..book.words import plural
 from ..book.workplan import protocol_job, split_sizes, stack_jobs
 from ..core.checks import require_float, require_int
 from ..core.data import SPLIT_SIZES
-from ..core.distort import DistortedStream, DistortionConfig
+from ..core.distort import DistortedStream, DistortionConfig, StoredStream
 from ..core.memory import training_bytes
 from ..core.models import Classifier, Stack
 from ..core.rehearsal import Job
@@ -117,6 +117,7 @@ __all__ = ["SPEC", "Result", "start", "run", "work", "analyse", "setup", "traini
 INITS = ("random", "rbm", "dae")
 KINDS = ("rbm", "dae")
 STREAM_INITS = ("random", "rbm")
+STORED_STREAM_BYTES = 2**30  # a stream up to this size is distorted once and kept for all its runs
 LABELS = {"random": "no pre-training", "rbm": "RBM pre-training", "dae": "DAE pre-training"}
 ALPHA = claims.ALPHA
 """The book's level: a tested part holds when its Holm-adjusted p < ALPHA, in the claim's direction."""
@@ -330,6 +331,7 @@ class DepthStudy:
         self.member_chunk = require_int("member_chunk", member_chunk, 1)
         self.ch, self.progress = ch, progress
         self._stacks: dict[str, Stack] = {}
+        self._streams: dict[tuple, DistortedStream | StoredStream] = {}
 
     @property
     def max_depth(self) -> int:
@@ -430,8 +432,7 @@ class DepthStudy:
         make = self._make(init, 1)
 
         def train(rates: Sequence[float], seeds: Sequence[int]) -> tuple[Classifier, dict]:
-            split = self.ch.data
-            data = DistortedStream(split.train, stream_seed, distortion)
+            data = self._stream_data(stream_seed, distortion, n_steps * batch_size)
             clf = make(seeds)
             config = dataclasses.replace(self.finetune_config, lr=tuple(rates), batch_size=batch_size)
             hist = finetune_stream(clf, lambda step: data.batch(step * batch_size, batch_size), n_steps,
@@ -470,6 +471,19 @@ class DepthStudy:
         tensors, meta = self.ch.cached(f"depthstudy_stream_{init}", key, compute, version=2)
         return StreamResult(init, tensors["test_error"].tolist(), meta["steps"], meta["train_nll"], meta["lr"],
                             meta["grid"], meta["grid_error"])
+
+
+    def _stream_data(self, stream_seed: int, distortion: DistortionConfig,
+                     n_examples: int) -> DistortedStream | StoredStream:
+        """The distorted training digits every stream run reads: stored after the first run when they
+        take at most :data:`STORED_STREAM_BYTES` (the same examples, distorted once), else on demand."""
+        stream = DistortedStream(self.ch.data.train, stream_seed, distortion)
+        if n_examples * stream.base.x.shape[1] * 4 > STORED_STREAM_BYTES:
+            return stream
+        key = (stream_seed, distortion, n_examples)
+        if key not in self._streams:
+            self._streams[key] = stream.stored(n_examples)
+        return self._streams[key]
 
 
 def make_study(ch: runtime.Chapter, *, progress: bool = True) -> DepthStudy:
@@ -534,8 +548,9 @@ def work(p: Mapping) -> list[Job]:
     (initialisation, depth) by the fair-fight protocol (:meth:`DepthStudy.run`); per stream
     initialisation (:data:`STREAM_INITS`) the stream's rate grid on the selection seeds (one pass
     of the stream, then a validation pass), every seed at the chosen rate (the selection seeds
-    again: their grid runs are not reused), and the distortions of the stream, drawn anew by every
-    batched run (the grid in chunks of ``member_chunk`` members, then each chunk of seeds).
+    again: their grid runs are not reused), and the distortions of the stream: once for the chapter
+    when the stream is stored (:data:`STORED_STREAM_BYTES`), else anew by every batched run (the grid
+    in chunks of ``member_chunk`` members, then each chunk of seeds).
     Not counted: grid extensions and the longer run of a setting that did not converge; the test
     evaluations, statistics and figures (analysis).
     """
@@ -551,14 +566,16 @@ def work(p: Mapping) -> list[Job]:
     batch, chunk = p["stream_batch_size"], p["member_chunk"]
     examples = p["stream_examples"] // batch * batch         # the whole minibatches the stream is cut into
     grid = len(p["stream_lr_grid"]) * min(p["finetune_select_seeds"], n)
-    calls = -(-grid // chunk) + -(-n // chunk)               # batched runs, each with its own distorted stream
     for init in STREAM_INITS:
         jobs.append(Job(f"stream, {LABELS[init]}: rate grid", "stream", (784, width, 10), members=grid,
                         examples=examples, batch_size=batch))
         jobs.append(Job(f"stream, {LABELS[init]}: all seeds", "stream", (784, width, 10), members=n,
                         examples=examples, batch_size=batch))
-        jobs.append(Job(f"stream distortions, {LABELS[init]}", "distort", (784,), members=1,
-                        examples=examples * calls, batch_size=batch))
+    if examples * 784 * 4 <= STORED_STREAM_BYTES:
+        distorted = examples                                 # once, then stored for every run
+    else:                                                    # anew by every batched run
+        distorted = examples * len(STREAM_INITS) * (-(-grid // chunk) + -(-n // chunk))
+    jobs.append(Job("stream distortions", "distort", (784,), members=1, examples=distorted, batch_size=batch))
     return jobs
 
 

@@ -128,6 +128,20 @@ class DistortedStream:
         x = distort(self.base.x[rows], self.seed, stream_ids, self.config)
         return x, self.base.y[rows]
 
+    def stored(self, n_examples: int, *, chunk: int = 5000) -> "StoredStream":
+        """Examples 0 .. n_examples-1 computed once (``chunk`` at a time) and kept in memory.
+
+        For runs that read the same stream prefix several times (a rate grid, several
+        initialisations): batch(start, size) of the result equals this stream's, at the cost of
+        n_examples * 784 * 4 bytes.
+        """
+        if isinstance(n_examples, bool) or not isinstance(n_examples, int) or n_examples < 1:
+            raise ValueError(f"n_examples={n_examples!r} must be an int >= 1")
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+            raise ValueError(f"chunk={chunk!r} must be an int >= 1")
+        parts = [self.batch(s, min(chunk, n_examples - s)) for s in range(0, n_examples, chunk)]
+        return StoredStream(torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts]))
+
     def batches(self, size: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Consecutive batches of ``size`` examples from ``start`` on, without end."""
         while True:
@@ -145,6 +159,25 @@ class DistortedStream:
             low = _mix32(high ^ _FIELD_DOMAIN)
             self._orders[p] = torch.argsort((high << 31) | (low >> 1), stable=True)
         return self._orders[p]
+
+
+class StoredStream:
+    """A finite stream kept in memory (:meth:`DistortedStream.stored`): x (N, 784) and y (N,)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def batch(self, start: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Examples start .. start+size-1 (views), as :meth:`DistortedStream.batch`; within the stored length."""
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            raise ValueError(f"start={start!r} must be an int >= 0")
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= len(self) - start:
+            raise ValueError(f"size={size!r} must be an int in [1, {len(self) - start}] "
+                             f"(the stream stores {len(self)} examples, start={start})")
+        return self.x[start:start + size], self.y[start:start + size]
 
 
 def _check_seed(seed: object) -> None:
