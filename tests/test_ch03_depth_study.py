@@ -632,8 +632,18 @@ def test_work_lists_every_training_of_the_run(profile, work_plan):
     grid = len(p["stream_lr_grid"]) * sel
     for _init in ("random", "rbm"):
         want += [("stream", (784, w, 10), grid, stream, 1, B, 0), ("stream", (784, w, 10), n, stream, 1, B, 0)]
-    runs = math.ceil(grid / chunk) + math.ceil(n / chunk)   # unstored, each batched run distorts the whole stream
+    runs = math.ceil(grid / chunk) + math.ceil(n / chunk) if chunk else 2  # unstored: each batched run distorts it
     distorted = stream if stream * 784 * 4 <= ds.STORED_STREAM_BYTES else 2 * stream * runs
     want.append(("distort", (784,), 1, distorted, 1, B, 0))
     assert sorted(got) == sorted(want)
     assert sum(g[0] == "finetune" for g in got) == 3 * len(p["depths"])
+
+
+def test_member_chunk_zero_is_as_many_as_fit_in_half_the_free_memory(monkeypatch):
+    p = _values(depths=[1, 2, 4], n_seeds=12, width=800)
+    assert p["member_chunk"] == 0
+    monkeypatch.setattr(ds, "free_memory_bytes", lambda device: 2 * ds._run_bytes(p, 5))
+    assert ds.member_chunk(p, torch.device("cpu")) == 5
+    monkeypatch.setattr(ds, "free_memory_bytes", lambda device: 10**15)  # everything fits: the study's largest run
+    assert ds.member_chunk(p, torch.device("cpu")) == max(12, 2 * (5 + p["finetune_max_extensions"]))
+    assert ds.member_chunk({**p, "member_chunk": 3}, torch.device("cpu")) == 3  # set: kept

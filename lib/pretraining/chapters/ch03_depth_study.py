@@ -87,7 +87,7 @@ from ..book.workplan import protocol_job, split_sizes, stack_jobs
 from ..core.checks import require_float, require_int
 from ..core.data import SPLIT_SIZES
 from ..core.distort import DistortedStream, DistortionConfig, StoredStream
-from ..core.memory import training_bytes
+from ..core.memory import free_memory_bytes, members_that_fit, training_bytes
 from ..core.models import Classifier, Stack
 from ..core.rehearsal import Job
 from ..core.selection import LONGER_RUN, SelectionConfig, choose_rate, select_and_train, setting_converged
@@ -156,13 +156,28 @@ def _paper_sentence() -> str:
             "with pre-training (Erhan et al. 2010, Fig. 1).")
 
 
-def _memory(p: Mapping) -> tuple[int, list[str]]:
-    """Bytes of one batched run (at most member_chunk seeds of the deepest stack), and their drivers."""
-    members = min(p["member_chunk"], p["n_seeds"])
+def _run_bytes(p: Mapping, members: int) -> int:
+    """Peak bytes of one batched run of ``members`` networks of the deepest stack (pre-training or fine-tuning)."""
     sizes = [784] + [p["width"]] * max(p["depths"]) + [10]
     batch = max(p["pretrain_batch_size"], p["finetune_batch_size"], p["stream_batch_size"])
-    return (training_bytes(members, SPLIT_SIZES[p["dataset"]][0], sizes, batch),
-            ["n_seeds", "member_chunk", "width", "depths"])
+    return training_bytes(members, SPLIT_SIZES[p["dataset"]][0], sizes, batch)
+
+
+def _memory(p: Mapping) -> tuple[int, list[str]]:
+    """Bytes of one batched run (member_chunk seeds; one when the chunk is chosen from free memory), and their drivers."""
+    return _run_bytes(p, min(p["member_chunk"] or 1, p["n_seeds"])), ["n_seeds", "member_chunk", "width", "depths"]
+
+
+def member_chunk(p: Mapping, device: torch.device) -> int:
+    """The members per batched run: ``member_chunk`` when set, else (0) as many as fit in half of
+    the device's free memory (:func:`pretraining.core.memory.members_that_fit`), at most the
+    largest run of the study (every seed, or every rate x selection seed)."""
+    if p["member_chunk"]:
+        return p["member_chunk"]
+    select = min(p["finetune_select_seeds"], p["n_seeds"])
+    most = max(p["n_seeds"], select * (len(p["finetune_lr_grid"]) + p["finetune_max_extensions"]),
+               select * len(p["stream_lr_grid"]))
+    return members_that_fit(lambda m: _run_bytes(p, m), free_memory_bytes(device) // 2, most)
 
 
 SPEC = ChapterSpec(
@@ -187,7 +202,8 @@ SPEC = ChapterSpec(
         "stream_lr_grid": Param([0.25, 0.5946, 1.414, 3.364, 8.0], FloatList(gt=0, min_len=5, max_len=20),
                                 "stream rates tried: at least 5, log-spaced, spanning at least 30x"),
         "stream_batch_size": Param(50, Int(min=1), "minibatch size on the stream"),
-        "member_chunk": Param(400, Int(min=2, max=SEED_STRIDE), "at most this many seeds per batched run (limits memory)"),
+        "member_chunk": Param(0, Int(min=0, max=SEED_STRIDE),
+                              "at most this many networks per batched run; 0: as many as fit in half the free memory"),
     },
     rules=(_depths_increasing, rate_grid_rule(), rate_grid_rule("stream"), select_seeds_rule(), _stream_batch_fits,
            fits_split("train", "pretrain_batch_size", "finetune_batch_size"), fits_memory(_memory)),
@@ -495,7 +511,7 @@ def make_study(ch: runtime.Chapter, *, progress: bool = True) -> DepthStudy:
         rbm=configs["rbm"], dae=configs["dae"],
         finetune=FinetuneConfig(epochs=p["finetune_epochs"], lr=p["finetune_lr_grid"][0],
                                 batch_size=p["finetune_batch_size"]),
-        selection=selection_config(p), stream_grid=p["stream_lr_grid"], member_chunk=p["member_chunk"],
+        selection=selection_config(p), stream_grid=p["stream_lr_grid"], member_chunk=member_chunk(p, ch.device),
         progress=progress)
 
 
@@ -550,20 +566,22 @@ def work(p: Mapping) -> list[Job]:
     of the stream, then a validation pass), every seed at the chosen rate (the selection seeds
     again: their grid runs are not reused), and the distortions of the stream: once for the chapter
     when the stream is stored (:data:`STORED_STREAM_BYTES`), else anew by every batched run (the grid
-    in chunks of ``member_chunk`` members, then each chunk of seeds).
+    in chunks of ``member_chunk`` members, then each chunk of seeds). A ``member_chunk`` of 0 (as
+    many as fit, chosen at run time) is counted as every run's members at once.
     Not counted: grid extensions and the longer run of a setting that did not converge; the test
     evaluations, statistics and figures (analysis).
     """
     train, _, _ = split_sizes(p)
     width, depths, n = p["width"], p["depths"], p["n_seeds"]
+    chunk = p["member_chunk"] or None  # 0: as many as fit, counted as all at once (the jobs' peak memory says if they do)
     jobs = []
     for kind in KINDS:
         jobs += stack_jobs("depth-study stack", kind, 784, [width] * max(depths), members=n, examples=train,
                            epochs=p[f"{kind}_epochs"], batch_size=p["pretrain_batch_size"])
     for init in INITS:
-        jobs += [protocol_job(f"depth {d}, {LABELS[init]}", [784, *[width] * d, 10], p, n, chunk=p["member_chunk"])
+        jobs += [protocol_job(f"depth {d}, {LABELS[init]}", [784, *[width] * d, 10], p, n, chunk=chunk)
                  for d in depths]
-    batch, chunk = p["stream_batch_size"], p["member_chunk"]
+    batch = p["stream_batch_size"]
     examples = p["stream_examples"] // batch * batch         # the whole minibatches the stream is cut into
     grid = len(p["stream_lr_grid"]) * min(p["finetune_select_seeds"], n)
     for init in STREAM_INITS:
@@ -574,7 +592,7 @@ def work(p: Mapping) -> list[Job]:
     if examples * 784 * 4 <= STORED_STREAM_BYTES:
         distorted = examples                                 # once, then stored for every run
     else:                                                    # anew by every batched run
-        distorted = examples * len(STREAM_INITS) * (-(-grid // chunk) + -(-n // chunk))
+        distorted = examples * len(STREAM_INITS) * (-(-grid // (chunk or grid)) + -(-n // (chunk or n)))
     jobs.append(Job("stream distortions", "distort", (784,), members=1, examples=distorted, batch_size=batch))
     return jobs
 

@@ -7,13 +7,13 @@ so editing them never changes what a cached result depends on.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
 from .checks import require_int
 
-__all__ = ["training_bytes", "memory_bytes"]
+__all__ = ["training_bytes", "memory_bytes", "free_memory_bytes", "members_that_fit"]
 
 
 def training_bytes(members: int, n_examples: int, sizes: Sequence[int], batch_size: int, *,
@@ -41,3 +41,37 @@ def memory_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         return int(torch.cuda.get_device_properties(device).total_memory)
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def free_memory_bytes(device: torch.device, meminfo: str = "/proc/meminfo") -> int:
+    """Memory of ``device`` free now, in bytes: CUDA's free memory; on the CPU (and MPS) the machine's
+    available RAM (``MemAvailable`` of Linux's ``meminfo``), or its total where that cannot be read."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open(meminfo) as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return memory_bytes(device)
+
+
+def members_that_fit(bytes_for: Callable[[int], int], budget: int, most: int) -> int:
+    """The largest number of members m in [1, most] with ``bytes_for(m) <= budget`` (1 when none fits).
+
+    bytes_for: peak bytes of a batched run of m members, non-decreasing in m (e.g. a
+    :func:`training_bytes` partial); budget: bytes allowed (e.g. half of :func:`free_memory_bytes`).
+    """
+    require_int("most", most, 1)
+    require_int("budget", budget, 0)
+    low, high = 1, most
+    while low < high:  # bytes_for(low) fits or low == 1; bytes_for(high + 1) does not fit or high == most
+        mid = (low + high + 1) // 2
+        if bytes_for(mid) <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    return low
