@@ -96,7 +96,7 @@ from ..core.train import DAEConfig, FinetuneConfig, RBMConfig, evaluate
 Tensor = torch.Tensor
 
 __all__ = [
-    "CONDITIONS", "KINDS", "LABELS", "N_CLASSES", "NETWORK_NAMES", "PERTURB_STREAM", "SPEC",
+    "CONDITIONS", "KINDS", "SHORT", "LABELS", "N_CLASSES", "NETWORK_NAMES", "PERTURB_STREAM", "SPEC",
     "FinetuneRun", "InputPlane", "LayerChange", "Result", "SoftmaxRun",
     "assess", "change_over_epochs", "changed_predictions", "claim_parts", "compare_with_papers", "controls",
     "controls_table", "decision_boundaries", "decision_map", "field_change_ratio", "field_look", "finetuned",
@@ -122,6 +122,10 @@ CONDITIONS = {
     "layer1_perturbed": "fine-tuned, then layer 1's change replaced by a random change of the same size",
     "layer1_reset": "fine-tuned, then layer 1 reset to its pre-trained weights (upper layers left as tuned)",
 }
+#: The conditions' short names in figures.
+SHORT = {"softmax_only": "softmax alone (frozen features)", "layer1_frozen": "layer 1 frozen",
+         "fine_tuned": "fully fine-tuned", "layer1_perturbed": "fine-tuned, ΔW₁ made random",
+         "layer1_reset": "fine-tuned, layer 1 reset"}
 #: Entropy that, with a run's seed, seeds the random direction of :func:`perturbed_layer`.
 PERTURB_STREAM = 0xD1F7
 
@@ -309,7 +313,7 @@ def run(ch: runtime.Chapter) -> Result:
         if kind == "rbm":
             first = torch.stack([torch.nonzero(ty == c)[0, 0] for c in p["plane_classes"]])
             plane = input_plane(tx[first], resolution=p["plane_resolution"])
-            maps = {f"({k}) {CONDITIONS[c]}": decision_map(nets[c], plane)
+            maps = {f"({k}) {SHORT[c]}": decision_map(nets[c], plane)
                     for k, c in zip("abcd", ("softmax_only", "layer1_frozen", "fine_tuned", "layer1_reset"))}
     runs["random"] = finetuned(ch, "ch2_finetuned_random",
                                lambda s: Classifier.random(sizes, s, device=ch.device), {"sizes": sizes},
@@ -361,7 +365,6 @@ def setup(ch: runtime.Chapter) -> None:
     """The networks: runs, stacks, architecture, fine-tuning settings, data sizes."""
     p, data = ch.params, ch.data
     S, n = p["n_pretrain_seeds"], p["n_seeds"]
-    ch.glue("n_seeds", n, fmt="d")
     ch.glue("n_runs_text", plural(n, "fine-tuning run"))
     ch.glue("n_stacks_text", plural(S, "stack"))
     ch.glue("runs_per_stack_text", plural(n // S, "run"))
@@ -485,8 +488,8 @@ def controls(ch: runtime.Chapter, res: Result) -> None:
         e = res.errors[kind]
         runtime.show(controls_table(e, res.errors["random"]).style.set_caption(
             f"{label}: test error of every condition, and its difference from full fine-tuning, run by run"))
-        bars = {f"({k}) {CONDITIONS[c]}": e[c] for k, c in zip("abcde", CONDITIONS)}
-        bars["(f) random init, fine-tuned"] = res.errors["random"]
+        bars = {f"({k}) {SHORT[c]}": e[c] for k, c in zip("abcde", CONDITIONS)}
+        bars["(f) random init"] = res.errors["random"]
         ch.figure(f"ch2_errors_{kind}", plot_test_errors(bars, edited=("(d)", "(e)"), title=f"{label}: test error"))
         for c in CONDITIONS:
             ch.glue(f"{kind}_err_{c}", _pct(e[c]), fmt=".2f")
