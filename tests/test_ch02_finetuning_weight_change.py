@@ -503,9 +503,9 @@ def test_rules_refuse_bad_combinations_in_one_line():
     (p,) = _problems(plane_classes=[3, 3, 8])
     assert p.startswith("plane_classes=[3, 3, 8] is not allowed")
     (p,) = _problems(n_seeds=10)
-    assert p == ("n_seeds=10 is not allowed: a multiple of n_pretrain_seeds (3), so that every pre-trained stack "
+    assert p == ("n_seeds=10 is not allowed: a multiple of n_pretrain_seeds (4), so that every pre-trained stack "
                  "is fine-tuned equally often")
-    (p,) = _problems(n_seeds=3, finetune_select_seeds=2)
+    (p,) = _problems(n_seeds=4, finetune_select_seeds=2)
     assert p.startswith("finetune_select_seeds=2 is not allowed: at most n_seeds / n_pretrain_seeds (1)")
     assert _problems(n_seeds=4, n_pretrain_seeds=4, finetune_select_seeds=1) == []
     (p,) = _problems(finetune_batch_size=7001)

@@ -175,13 +175,13 @@ SPEC = ChapterSpec(
     paper="Lower-layer weights change little in fine-tuning (lecture 14c; Erhan et al. 2010).",
     params={
         **STACK_PARAMS,
-        "n_pretrain_seeds": Param(3, Int(min=1, max=1000),
+        "n_pretrain_seeds": Param(4, Int(min=1, max=1000),
                                   "independently pre-trained stacks per kind (stack 0 is chapter 1's); run m "
                                   "starts from stack m mod n_pretrain_seeds"),
-        "n_seeds": Param(9, Int(min=1, max=1000),
+        "n_seeds": Param(8, Int(min=1, max=1000),
                          "fine-tuning runs per condition, paired across conditions: own softmax init and "
                          "minibatch order"),
-        **selection_params(grid=[0.1, 0.2371, 0.5623, 1.334, 3.162], epochs=40, patience=3, select_seeds=2),
+        **selection_params(grid=[0.1, 0.2371, 0.5623, 1.334, 3.162], epochs=40, patience=3, select_seeds=1),
         "softmax_epochs": Param(100, Int(min=1, max=MAX_EPOCHS),
                                 "epoch budget of the softmax trained alone on frozen features (convex and cheap)"),
         "finetune_batch_size": Param(50, Int(min=1), "fine-tuning minibatch size"),
