@@ -3,28 +3,44 @@
 The notebook ``chapters/02_finetuning_weight_change.ipynb`` tells the story; this module does the work:
 
 * :data:`SPEC` — the claim and the parameters (the stack parameters are chapter 1's,
-  :data:`pretraining.book.specs.STACK_PARAMS`, so the stacks fine-tuned here are chapter 1's, found
-  in the artifact cache);
-* :func:`run` — fine-tunes both stacks and a randomly initialised network of the same shape, trains
-  the softmax alone on the frozen pre-trained features (all cached), and measures weight changes,
-  test errors, layer resets and the class maps on a plane through input space;
-* one function per section — :func:`setup`, :func:`receptive_field_change`, :func:`layer_change`,
-  :func:`change_over_epochs`, :func:`errors_and_resets`, :func:`decision_boundaries`,
+  :data:`pretraining.book.specs.STACK_PARAMS`, so stack 0 of each kind is chapter 1's stack, found in
+  the artifact cache);
+* :func:`run` — pre-trains the extra stacks, fine-tunes every condition by the fair-training routine
+  (all cached), and measures what changed and what it did;
+* one function per section — :func:`setup`, :func:`training`, :func:`receptive_field_change`,
+  :func:`layer_change`, :func:`change_over_epochs`, :func:`controls`, :func:`decision_boundaries`,
   :func:`compare_with_papers`;
 * :func:`claim_parts` (the tests: :func:`assess`) and :func:`finish` — the claim's parts tested on the
   numbers, the results file.
 
-The design is paired: fine-tuning run m of the DBN, of the SDAE and of the random-init network share
-seed m (softmax initialisation and minibatch order), so every comparison is made run by run
-(:func:`pretraining.analysis.stats.paired_difference`: per-run differences in the claim's direction, a
-Student-t interval of their mean, the Wilcoxon signed-rank test; :func:`pretraining.book.claims.paired`),
-and a part needs at least :data:`claims.MIN_PAIRS` runs to be tested.
+**The conditions.** Per stack kind (DBN = RBM stack, SDAE = denoising auto-encoder stack), each
+trained by :func:`pretraining.core.selection.select_and_train` on the same runs: the whole network
+fine-tuned; the network fine-tuned with layer 1 frozen at its pre-trained weights (upper layers and
+softmax free: ``train_layers``); the softmax alone on the frozen pre-trained features. Two edits of
+the fine-tuned network, evaluated without training: layer 1's change replaced by a random change of
+the same size (:func:`perturbed_layer`), and layer 1 put back to its pre-trained weights after
+fine-tuning (:func:`reset_layers`; the upper layers keep what they learned on top of the fine-tuned
+layer 1, so this ablation also breaks them). The "a lot of change" reference is a network of the same
+shape trained from random initialisation by the same routine.
 
-The tools underneath: weight-change statistics between two versions of the same layers (before /
-after fine-tuning), the "layer reset" test (put one layer of a fine-tuned net back to its
-pre-fine-tuning weights and measure the test error), a fast softmax-only trainer on frozen
-features, and the 2-D map of the classes a network assigns on a plane through input space
-spanned by three digits; the tables and sentences the sections show.
+**Seeds and stacks.** ``n_pretrain_seeds`` = S stacks per kind are pre-trained independently, stack
+seeds ``member_seeds(seed, S)``: stack 0 is chapter 1's (``member_seeds(seed, 1)``, a cache hit), the
+others one batched artifact. Fine-tuning run m (m = 0 .. n_seeds - 1, network seed
+``member_seeds(seed, n_seeds)[m]``: softmax initialisation and minibatch order) starts from stack
+m mod S (:func:`stack_of_runs`; n_seeds is a multiple of S, so every stack is fine-tuned equally
+often). Run m of every condition, and of the random-init network, shares seed m, and the pre-trained
+conditions of run m share its stack, so every comparison is paired run by run
+(:func:`pretraining.analysis.stats.paired_difference`, :func:`pretraining.book.claims.paired`) and its
+interval over runs includes the spread between independently pre-trained stacks. The softmax on
+frozen features is selected per stack (its features differ from stack to stack and the routine's
+validation set is shared by all members), on the runs of that stack.
+
+**The measures**, per layer (:class:`LayerChange`): the absolute change ||W_after - W_before||; the
+change relative to how far pre-training moved the layer from its random start,
+||W_ft - W_pt|| / ||W_pt - W_init|| (W_init recreated from the stack seed by the same initialisers
+pre-training used, :func:`initial_weights`); the per-unit cosine between the incoming weights before
+and after; the fraction of weights whose sign flipped; the linear CKA between the layer's activations
+on the test digits before and after (:func:`pretraining.analysis.similarity.linear_cka`).
 
 Shapes: weights W (M, n_in, n_out) with the members dimension M first (see
 :mod:`pretraining.core.models`); the incoming weights of unit j of member m are W[m, :, j].
@@ -49,6 +65,7 @@ from matplotlib.ticker import MaxNLocator
 from ..analysis import figures, stats
 from ..analysis.figures import PAGE_WIDTH, styled
 from ..analysis.references import ERHAN2010_TABLE1, LAROCHELLE2009_TABLE3
+from ..analysis.similarity import linear_cka
 from ..book import claims, fairness, runtime
 from ..book.experiments import pretrained_stack, selection_config, stack_configs
 from ..book.specs import (
@@ -66,91 +83,51 @@ from ..book.specs import (
     selection_params,
 )
 from ..book.words import plural
-from ..book.workplan import protocol_job
+from ..book.workplan import protocol_job, split_sizes, stack_jobs
 from ..core.checks import require_float, require_int
-from ..core.data import SPLIT_SIZES
+from ..core.data import SPLIT_SIZES, Subset
 from ..core.memory import training_bytes
-from ..core.data import Subset
-from ..core.models import Classifier
+from ..core.models import RBM, Classifier, DenoisingAutoencoder, Stack
 from ..core.rehearsal import Job
+from ..core.seeding import generator, member_seeds, validate_seeds
 from ..core.selection import LONGER_RUN, PLATEAU_FRACTION, SelectionConfig, select_and_train, setting_converged
-from ..core.seeding import member_seeds
-from ..core.train import FinetuneConfig, evaluate
+from ..core.train import DAEConfig, FinetuneConfig, RBMConfig, evaluate
 
 Tensor = torch.Tensor
 
 __all__ = [
-    "KINDS",
-    "LABELS",
-    "MATTERS_FRACTION",
-    "N_CLASSES",
-    "SPEC",
-    "TINY_FRACTION",
-    "FinetuneRun",
-    "InputPlane",
-    "LayerChange",
-    "Result",
-    "assess",
-    "change_over_epochs",
-    "claim_parts",
-    "compare_with_papers",
-    "decision_boundaries",
-    "decision_map",
-    "errors_and_resets",
-    "field_change_ratio",
-    "field_look",
-    "layer_changes",
-    "gate_unconverged",
-    "training",
-    "NEEDS",
-    "ragged_curves",
-    "finetuned",
-    "finish",
-    "gain_lost",
-    "gain_text",
-    "input_plane",
-    "layer_change",
-    "layer_change_table",
-    "layer_reset_errors",
-    "least_sentence",
-    "lost_sentence",
-    "per_kind",
-    "plot_change_over_epochs",
-    "plot_decision_maps",
-    "plot_layer_change",
-    "plot_receptive_field_change",
-    "plot_test_errors",
-    "pm",
-    "receptive_field_change",
-    "reference_tables",
-    "relative_change",
-    "reset_layers",
-    "reset_table",
-    "results_record",
-    "run",
-    "setup",
-    "share_lost",
-    "sign_flip_fraction",
-    "start",
-    "tiny_sentence",
-    "unit_cosine",
-    "weight_change",
-    "work",
+    "CONDITIONS", "KINDS", "SHORT", "LABELS", "N_CLASSES", "NETWORK_NAMES", "PERTURB_STREAM", "SPEC",
+    "FinetuneRun", "InputPlane", "LayerChange", "Result", "SoftmaxRun",
+    "assess", "change_over_epochs", "changed_predictions", "claim_parts", "compare_with_papers", "controls",
+    "controls_table", "decision_boundaries", "decision_map", "field_change_ratio", "field_look", "finetuned",
+    "finish", "gate_unconverged", "initial_weights", "input_plane", "join_stacks", "layer_cka", "layer_change",
+    "layer_change_table", "layer_distances", "layer_measures", "layer_reset_errors", "perturbed_layer",
+    "plot_change_over_epochs", "plot_decision_maps", "plot_layer_change", "plot_receptive_field_change",
+    "plot_test_errors", "predict", "ragged_curves", "receptive_field_change", "reference_tables", "reset_layers",
+    "results_record", "run", "setup", "sign_flip_fraction", "softmax_on_frozen_features", "stack_members",
+    "stack_of_runs", "start", "training", "unit_cosine", "weight_distance", "work",
 ]
 
 N_CLASSES = 10
 #: The two pre-trained networks, by stack kind, with their labels in tables and figures.
 KINDS = {"rbm": "DBN (RBM stack)", "dae": "SDAE (auto-encoder stack)"}
-#: Every fine-tuned network: the two pre-trained ones and the random-init one.
+#: Every fully fine-tuned network: the two pre-trained ones and the random-init one.
 LABELS = {**KINDS, "random": "random init"}
-
-#: A layer "hardly changes" if its relative change ||W_after - W_before|| / ||W_before|| is below
-#: this fraction of the relative change of the same layer in a network trained from random
-#: initialisation with the same fine-tuning (a comparison, so no absolute threshold is needed).
-TINY_FRACTION = 0.5
-#: The tiny changes "matter" if putting the layer back to its pre-fine-tuning weights loses at least
-#: this fraction of the test-error gain of full fine-tuning over training the softmax alone.
-MATTERS_FRACTION = 0.5
+#: The conditions of each pre-trained network, in the order of the tables and figures: trained ones
+#: first, then the two edits of the fine-tuned network (evaluated, not trained).
+CONDITIONS = {
+    "softmax_only": "softmax alone on the frozen pre-trained features",
+    "layer1_frozen": "fine-tuned with layer 1 frozen at its pre-trained weights",
+    "fine_tuned": "fully fine-tuned",
+    "layer1_perturbed": "fine-tuned, then layer 1's change replaced by a random change of the same size",
+    "layer1_reset": "fine-tuned, then layer 1 reset to its pre-trained weights (upper layers left as tuned)",
+}
+#: The conditions' short names in figures.
+SHORT = {"softmax_only": "softmax alone (frozen features)", "layer1_frozen": "layer 1 frozen",
+         "fine_tuned": "fully fine-tuned", "layer1_perturbed": "fine-tuned, ΔW₁ made random",
+         "layer1_reset": "fine-tuned, layer 1 reset"}
+#: Entropy that, with a run's seed, seeds the random direction of :func:`perturbed_layer`.
+PERTURB_STREAM = 0xD1F7
 
 
 # -- the parameters ------------------------------------------------------------------------------
@@ -168,12 +145,27 @@ def _plane_classes_distinct(p: Mapping) -> list[str]:
     return []
 
 
+def _runs_per_stack(p: Mapping) -> list[str]:
+    """n_seeds is a multiple of n_pretrain_seeds, and every stack has finetune_select_seeds runs (its softmax)."""
+    S, n = p["n_pretrain_seeds"], p["n_seeds"]
+    if n % S:
+        return [not_allowed("n_seeds", n, f"a multiple of n_pretrain_seeds ({S}), so that every pre-trained stack "
+                                          "is fine-tuned equally often")]
+    if p["finetune_select_seeds"] > n // S:
+        return [not_allowed("finetune_select_seeds", p["finetune_select_seeds"],
+                            f"at most n_seeds / n_pretrain_seeds ({n // S}): the softmax on each stack's frozen "
+                            "features chooses its rate on that stack's first runs")]
+    return []
+
+
 def _memory(p: Mapping) -> tuple[int, list[str]]:
-    """Bytes of the larger of pre-training one stack and fine-tuning n_seeds networks, and their drivers."""
+    """Bytes of the larger of pre-training the stacks and fine-tuning every rate x run, and their drivers."""
     n_train, sizes = SPLIT_SIZES[p["dataset"]][0], [784, *p["hidden_sizes"]]
-    need = max(training_bytes(1, n_train, sizes, p["pretrain_batch_size"]),
-               training_bytes(p["n_seeds"], n_train, [*sizes, 10], p["finetune_batch_size"], greedy=False))
-    return need, ["n_seeds", "hidden_sizes"]
+    grid = len(p["finetune_lr_grid"]) + p["finetune_max_extensions"]
+    need = max(training_bytes(max(1, p["n_pretrain_seeds"] - 1), n_train, sizes, p["pretrain_batch_size"]),
+               training_bytes(grid * p["finetune_select_seeds"] + p["n_seeds"], n_train, [*sizes, 10],
+                              p["finetune_batch_size"], greedy=False))
+    return need, ["n_seeds", "n_pretrain_seeds", "hidden_sizes"]
 
 
 SPEC = ChapterSpec(
@@ -183,10 +175,14 @@ SPEC = ChapterSpec(
     paper="Lower-layer weights change little in fine-tuning (lecture 14c; Erhan et al. 2010).",
     params={
         **STACK_PARAMS,
+        "n_pretrain_seeds": Param(4, Int(min=1, max=1000),
+                                  "independently pre-trained stacks per kind (stack 0 is chapter 1's); run m "
+                                  "starts from stack m mod n_pretrain_seeds"),
         "n_seeds": Param(8, Int(min=1, max=1000),
-                         "fine-tuning runs per network, paired across networks: own softmax init and minibatch order"),
-        **selection_params(grid=[0.1, 0.2371, 0.5623, 1.334, 3.162], epochs=40, patience=3, select_seeds=2),
-        "softmax_epochs": Param(60, Int(min=1, max=MAX_EPOCHS),
+                         "fine-tuning runs per condition, paired across conditions: own softmax init and "
+                         "minibatch order"),
+        **selection_params(grid=[0.1, 0.2371, 0.5623, 1.334, 3.162], epochs=40, patience=3, select_seeds=1),
+        "softmax_epochs": Param(100, Int(min=1, max=MAX_EPOCHS),
                                 "epoch budget of the softmax trained alone on frozen features (convex and cheap)"),
         "finetune_batch_size": Param(50, Int(min=1), "fine-tuning minibatch size"),
         "n_fields": Param(64, Int(min=1),
@@ -195,7 +191,7 @@ SPEC = ChapterSpec(
                                "classes of the three test digits that span the input plane"),
         "plane_resolution": Param(120, Int(min=2, max=1000), "grid points per side of the decision-boundary maps"),
     },
-    rules=(_fields_fit, _plane_classes_distinct, rate_grid_rule(), select_seeds_rule(),
+    rules=(_fields_fit, _plane_classes_distinct, _runs_per_stack, rate_grid_rule(), select_seeds_rule(),
            fits_split("train", "pretrain_batch_size", "finetune_batch_size"),
            fits_memory(_memory)),
 )
@@ -208,29 +204,30 @@ def start(namespace: Mapping) -> runtime.Chapter:
 
 @dataclass
 class Result:
-    """What the chapter computed (M = n_seeds fine-tuning runs, L = depth hidden layers).
+    """What the chapter computed (M = n_seeds runs, L = depth hidden layers, S = stacks, N test digits).
 
-    runs: per network ("rbm", "dae", "random") a :class:`FinetuneRun` of all layers fine-tuned;
-    frozen: per stack kind ("rbm", "dae") the run with only the softmax trained on frozen features;
+    runs: per network ("rbm", "dae", "random") the fully fine-tuned :class:`FinetuneRun`;
+    frozen1: per kind ("rbm", "dae") the run with layer 1 frozen; softmax: per kind the
+    :class:`SoftmaxRun` on frozen features; stack_of: (M,) the stack of each run;
     changes: per network its :class:`LayerChange` (L + 1 layers: the hidden ones, then the softmax);
     layer_names: "1" .. "L", "softmax"; sizes: [784, *hidden_sizes, 10];
-    errors: test errors (M,) as fractions, keys "random", "rbm", "rbm_frozen", "dae", "dae_frozen";
+    errors: per kind {condition of :data:`CONDITIONS`: test errors (M,)}, and "random": (M,);
     resets: per kind (L, M) test errors with hidden layer i reset to its pre-trained weights;
-    lost: per kind (L, M) share of fine-tuning's gain those resets lose (:func:`gain_lost`, NaN
-    without gain); plane: the input plane through the first test digits of ``plane_classes``;
-    maps: per DBN network label (M, R, R) assigned classes on the plane; plane_moved: the fraction
-    of plane points whose class changes, "fine_tuning" (frozen -> fine-tuned) and "layer_1_reset"
-    (fine-tuned -> layer 1 reset), over all members.
+    flips: per kind :func:`changed_predictions` from the softmax alone to the fully fine-tuned net;
+    plane, maps: the input plane and per panel title (M, R, R) the classes the DBN runs assign;
+    plane_moved: the fraction of plane points (over all runs) whose class differs between two panels.
     """
 
     runs: dict[str, FinetuneRun]
-    frozen: dict[str, FinetuneRun]
+    frozen1: dict[str, FinetuneRun]
+    softmax: dict[str, SoftmaxRun]
+    stack_of: list[int]
     changes: dict[str, LayerChange]
     layer_names: list[str]
     sizes: list[int]
-    errors: dict[str, Tensor]
+    errors: dict[str, dict[str, Tensor] | Tensor]
     resets: dict[str, Tensor]
-    lost: dict[str, Tensor]
+    flips: dict[str, dict[str, Tensor]]
     plane: InputPlane
     maps: dict[str, Tensor]
     plane_moved: dict[str, float]
@@ -239,6 +236,10 @@ class Result:
     def depth(self) -> int:
         """Number of hidden layers."""
         return len(self.layer_names) - 1
+
+    @property
+    def n_stacks(self) -> int:
+        return len(set(self.stack_of))
 
 
 def _finetune_config(p: Mapping) -> FinetuneConfig:
@@ -250,91 +251,126 @@ def _sizes(ch: runtime.Chapter) -> list[int]:
     return [ch.data.train.x.shape[1], *ch.params["hidden_sizes"], N_CLASSES]
 
 
-def run(ch: runtime.Chapter) -> Result:
-    """Fine-tune chapter 1's stacks and a random-init net (cached), then measure what changed and what it did.
+def stack_of_runs(n_runs: int, n_stacks: int) -> list[int]:
+    """The stack each fine-tuning run starts from: run m -> m mod n_stacks (n_runs a multiple of n_stacks)."""
+    require_int("n_stacks", n_stacks, 1)
+    require_int("n_runs", n_runs, n_stacks)
+    if n_runs % n_stacks:
+        raise ValueError(f"n_runs={n_runs} is not allowed: a multiple of n_stacks={n_stacks}")
+    return [m % n_stacks for m in range(n_runs)]
 
-    Stack seeds ``member_seeds(seed, 1)`` (chapter 1's stacks); the fine-tuning runs of every network
-    use ``member_seeds(seed, n_seeds)`` (softmax initialisation and minibatch order), so the
-    networks are paired run by run.
+
+def _stacks(ch: runtime.Chapter, kind: str, config: RBMConfig | DAEConfig, stack_seeds: Sequence[int]) -> Stack:
+    """The S stacks of ``kind`` as one S-member stack: stack 0 chapter 1's artifact, the others one more."""
+    hidden = ch.params["hidden_sizes"]
+    first, _ = pretrained_stack(ch, kind, hidden, config, stack_seeds[:1], progress=False)
+    if len(stack_seeds) == 1:
+        return first
+    rest, _ = pretrained_stack(ch, kind, hidden, config, stack_seeds[1:], progress=False)
+    return join_stacks([first, rest])
+
+
+def run(ch: runtime.Chapter) -> Result:
+    """Pre-train the extra stacks, train every condition (cached), then measure what changed and what it did.
+
+    Stack seeds ``member_seeds(seed, n_pretrain_seeds)``; run m uses network seed
+    ``member_seeds(seed, n_seeds)[m]`` in every condition and, in the pre-trained ones, stack
+    :func:`stack_of_runs` [m].
     """
     p, data = ch.params, ch.data
     configs = stack_configs(p)
     config = _finetune_config(p)
-    stack_seeds = member_seeds(p["seed"], 1)
-    seeds = member_seeds(p["seed"], p["n_seeds"])
-    sizes = _sizes(ch)
     selection = selection_config(p)
-    runs, frozen = {}, {}
+    stack_seeds = member_seeds(p["seed"], p["n_pretrain_seeds"])
+    seeds = member_seeds(p["seed"], p["n_seeds"])
+    stack_of = stack_of_runs(len(seeds), len(stack_seeds))
+    sizes = _sizes(ch)
+    depth = len(p["hidden_sizes"])
+    tx, ty = data.test.x, data.test.y
+    runs, frozen1, softmax, changes, errors, resets, flips = {}, {}, {}, {}, {}, {}, {}
     for kind in KINDS:
-        stack, _ = pretrained_stack(ch, kind, p["hidden_sizes"], configs[kind], stack_seeds, progress=False)
+        stacks = _stacks(ch, kind, configs[kind], stack_seeds)
         what = {"kind": kind, "hidden_sizes": p["hidden_sizes"], "pretrain": dataclasses.asdict(configs[kind]),
-                "pretrain_seeds": stack_seeds}
-        make = _from_stack(stack)
+                "pretrain_seeds": stack_seeds, "stack_of_run": stack_of}
+        make = _from_stacks(stacks, dict(zip(seeds, stack_of)))
         runs[kind] = finetuned(ch, f"ch2_finetuned_{kind}", make, what, config, selection, seeds)
-        frozen[kind] = finetuned(ch, f"ch2_softmax_only_{kind}", make, what,
-                                 dataclasses.replace(config, epochs=p["softmax_epochs"]), selection, seeds,
-                                 softmax_only=True)
+        frozen1[kind] = finetuned(ch, f"ch2_layer1_frozen_{kind}", make, what, config, selection, seeds,
+                                  train_layers=list(range(1, depth + 1)))
+        softmax[kind] = softmax_on_frozen_features(ch, f"ch2_softmax_only_{kind}", make, what,
+                                                   dataclasses.replace(config, epochs=p["softmax_epochs"]),
+                                                   selection, seeds, stack_of)
+        init = initial_weights(kind, sizes[:-1], configs[kind], stack_seeds, device=ch.device, dtype=tx.dtype)
+        moved = torch.stack([weight_distance(W_init[stack_of], W)                               # (L, M)
+                             for W_init, W in zip(init, runs[kind].before.weights[:-1])])
+        changes[kind] = layer_measures(runs[kind].before, runs[kind].after, tx, moved)
+        ft, before = runs[kind].after, runs[kind].before
+        nets = {"softmax_only": softmax[kind].after, "layer1_frozen": frozen1[kind].after, "fine_tuned": ft,
+                "layer1_perturbed": perturbed_layer(ft, before, 0, seeds), "layer1_reset": reset_layers(ft, before, [0])}
+        preds = {c: predict(net, tx) for c, net in nets.items()}
+        errors[kind] = {c: (pr != ty).double().mean(1) for c, pr in preds.items()}
+        resets[kind] = layer_reset_errors(ft, before, tx, ty)                                   # (L, M)
+        flips[kind] = changed_predictions(preds["softmax_only"], preds["fine_tuned"], ty)
+        if kind == "rbm":
+            first = torch.stack([torch.nonzero(ty == c)[0, 0] for c in p["plane_classes"]])
+            plane = input_plane(tx[first], resolution=p["plane_resolution"])
+            maps = {f"({k}) {SHORT[c]}": decision_map(nets[c], plane)
+                    for k, c in zip("abcd", ("softmax_only", "layer1_frozen", "fine_tuned", "layer1_reset"))}
     runs["random"] = finetuned(ch, "ch2_finetuned_random",
                                lambda s: Classifier.random(sizes, s, device=ch.device), {"sizes": sizes},
                                config, selection, seeds)
-    depth = len(p["hidden_sizes"])
+    changes["random"] = layer_measures(runs["random"].before, runs["random"].after, tx, None)
+    errors["random"] = evaluate(runs["random"].after, tx, ty).error.double()
+    sm, fr, ft, rs = maps.values()
+    plane_moved = {"softmax_only_to_fine_tuned": float((sm != ft).double().mean()),
+                   "layer1_frozen_to_fine_tuned": float((fr != ft).double().mean()),
+                   "fine_tuned_to_layer1_reset": float((ft != rs).double().mean())}
     layer_names = [str(i + 1) for i in range(depth)] + ["softmax"]
-    changes = {k: weight_change(r.before.weights, r.after.weights) for k, r in runs.items()}
-
-    tx, ty = data.test.x, data.test.y
-    errors = {"random": evaluate(runs["random"].after, tx, ty).error}
-    resets, lost = {}, {}
-    for kind in KINDS:
-        errors[f"{kind}_frozen"] = evaluate(frozen[kind].after, tx, ty).error
-        errors[kind] = evaluate(runs[kind].after, tx, ty).error
-        resets[kind] = layer_reset_errors(runs[kind].after, runs[kind].before, tx, ty)   # (depth, M)
-        lost[kind] = gain_lost(errors[f"{kind}_frozen"], errors[kind], resets[kind])     # (depth, M)
-
-    first = torch.stack([torch.nonzero(ty == c)[0, 0] for c in p["plane_classes"]])
-    plane = input_plane(tx[first], resolution=p["plane_resolution"])
-    nets = {"(a) frozen features, softmax trained": frozen["rbm"].after,
-            "(b) fully fine-tuned": runs["rbm"].after,
-            "(c) fine-tuned, layer 1 reset": reset_layers(runs["rbm"].after, runs["rbm"].before, [0])}
-    maps = {label: decision_map(net, plane) for label, net in nets.items()}  # (M, R, R)
-    ma, mb, mc = maps.values()
-    plane_moved = {"fine_tuning": float((ma != mb).double().mean()),
-                   "layer_1_reset": float((mb != mc).double().mean())}
-    return Result(runs=runs, frozen=frozen, changes=changes, layer_names=layer_names, sizes=sizes,
-                  errors=errors, resets=resets, lost=lost, plane=plane, maps=maps, plane_moved=plane_moved)
+    return Result(runs=runs, frozen1=frozen1, softmax=softmax, stack_of=stack_of, changes=changes,
+                  layer_names=layer_names, sizes=sizes, errors=errors, resets=resets, flips=flips, plane=plane,
+                  maps=maps, plane_moved=plane_moved)
 
 
 def work(p: Mapping) -> list[Job]:
     """The chapter's full run as rehearsal jobs (:mod:`pretraining.book.workplan`), from its checked
     values ``p`` (as ``ch.params``).
 
-    Counted, each by the fair-fight protocol over ``n_seeds`` seeds: per stack kind the whole net
-    fine-tuned ([784, *hidden_sizes, 10], ``finetune_epochs``) and the softmax alone on the frozen
-    top features ([hidden_sizes[-1], 10], ``softmax_epochs``); the random-init net of the same shape.
-    Not counted: the two stacks (chapter 1's, with the same stack parameters and seed: found in the
-    cache, counted in chapter 1's plan); the longer run of a seed that did not converge; the frozen
-    features computed once for the softmax-only runs, the per-epoch layer changes, the test errors,
-    the layer resets and the decision maps (analysis).
+    Counted: the extra stacks of each kind (n_pretrain_seeds - 1 members, one batched pre-training);
+    each by the fair-fight protocol over ``n_seeds`` runs: per stack kind the whole net fine-tuned and
+    the net with layer 1 frozen (counted as a whole net: an upper bound), and the softmax alone on
+    each stack's frozen top features ([hidden_sizes[-1], 10], ``softmax_epochs``, its rate chosen per
+    stack); the random-init net of the same shape. Not counted: stack 0 of each kind (chapter 1's,
+    found in the cache, counted in chapter 1's plan); the longer run of a seed that did not converge;
+    the analysis (features, layer measures, test errors, edits, decision maps).
     """
     sizes = [784, *p["hidden_sizes"], N_CLASSES]
+    S, n = p["n_pretrain_seeds"], p["n_seeds"]
+    train, _, _ = split_sizes(p)
     jobs = []
-    for kind in KINDS:
-        jobs.append(protocol_job(f"{LABELS[kind]}, fine-tuned", sizes, p, p["n_seeds"]))
-        jobs.append(protocol_job(f"{LABELS[kind]}, softmax only", (sizes[-2], N_CLASSES), p, p["n_seeds"],
-                                  epochs=p["softmax_epochs"]))
-    jobs.append(protocol_job(f"{LABELS['random']}, fine-tuned", sizes, p, p["n_seeds"]))
+    for kind, label in KINDS.items():
+        if S > 1:
+            jobs += stack_jobs(f"{label}, stacks 2..{S}", kind, 784, p["hidden_sizes"], members=S - 1,
+                               examples=train, epochs=p[f"{kind}_epochs"], batch_size=p["pretrain_batch_size"])
+        jobs.append(protocol_job(f"{label}, fine-tuned", sizes, p, n))
+        jobs.append(protocol_job(f"{label}, layer 1 frozen", sizes, p, n))
+        for k in range(S):
+            jobs.append(protocol_job(f"{label}, softmax only on stack {k + 1}", (sizes[-2], N_CLASSES), p, n // S,
+                                     epochs=p["softmax_epochs"]))
+    jobs.append(protocol_job(f"{LABELS['random']}, fine-tuned", sizes, p, n))
     return jobs
 
 
 # -- the sections ------------------------------------------------------------------------------
 
 def setup(ch: runtime.Chapter) -> None:
-    """The networks: runs per network, architecture, fine-tuning settings, data sizes."""
+    """The networks: runs, stacks, architecture, fine-tuning settings, data sizes."""
     p, data = ch.params, ch.data
-    ch.glue("n_seeds", p["n_seeds"], fmt="d")
+    S, n = p["n_pretrain_seeds"], p["n_seeds"]
+    ch.glue("n_runs_text", plural(n, "fine-tuning run"))
+    ch.glue("n_stacks_text", plural(S, "stack"))
+    ch.glue("runs_per_stack_text", plural(n // S, "run"))
+    ch.glue("extra_stacks_text", "no further stacks" if S == 1 else plural(S - 1, "further stack"))
     ch.glue("architecture", "-".join(map(str, _sizes(ch))))
-    ch.glue("ft_epochs", p["finetune_epochs"], fmt="d")
     ch.glue("ft_epochs_text", plural(p["finetune_epochs"], "epoch"))
-    ch.glue("copies_text", "once" if p["n_seeds"] == 1 else f"{p['n_seeds']} times")
     grid = p["finetune_lr_grid"]
     ch.glue("ft_rates", f"{len(grid)} log-spaced rates from {grid[0]:g} to {grid[-1]:g}", fmt="s")
     ch.glue("ft_patience", p["finetune_patience"], fmt="d")
@@ -349,79 +385,90 @@ def setup(ch: runtime.Chapter) -> None:
     ch.glue("alpha", claims.ALPHA, fmt="g")
 
 
+NETWORK_NAMES = {"rbm": "the fine-tuned DBN", "dae": "the fine-tuned SDAE", "random": "the random-init network",
+                 "rbm_layer1_frozen": "the DBN fine-tuned with layer 1 frozen",
+                 "dae_layer1_frozen": "the SDAE fine-tuned with layer 1 frozen"}
+"""Names on the page of the trained conditions (the softmax runs: :func:`_name`)."""
+
+
+def _name(key: str) -> str:
+    """The page name of a trained condition: :data:`NETWORK_NAMES`, or "<kind>_softmax_<k>" (stack k + 1)."""
+    if key in NETWORK_NAMES:
+        return NETWORK_NAMES[key]
+    kind, _, k = key.split("_")
+    return f"the {'DBN' if kind == 'rbm' else 'SDAE'} softmax on stack {int(k) + 1}'s frozen features"
+
+
 def _records(res: Result) -> dict[str, dict]:
-    """Every trained network's selection record, by its name on the page."""
-    out = {NETWORK_NAMES[k]: r.selection for k, r in res.runs.items()}
-    out.update({NETWORK_NAMES[f"{k}_frozen"]: r.selection for k, r in res.frozen.items()})
+    """Every trained condition's selection record, by its key (:func:`_name`)."""
+    out = {k: r.selection for k, r in res.runs.items()}
+    out.update({f"{k}_layer1_frozen": r.selection for k, r in res.frozen1.items()})
+    for kind, sm in res.softmax.items():
+        out.update({f"{kind}_softmax_{k}": rec for k, rec in enumerate(sm.selections)})
     return out
 
 
 def training(ch: runtime.Chapter, res: Result) -> None:
-    """How every network was trained (the fair-fight table), which did not converge, and the curves."""
+    """How every condition was trained (the fair-fight table), which did not converge, and the curves."""
     records = _records(res)
-    ch.glue("convergence_sentence", fairness.convergence_sentence(records), fmt="s")
-    ch.glue("err_random_valid", 100 * float(np.mean(res.runs["random"].selection["valid_error"])), fmt=".2f")
-    runtime.show(fairness.selection_frame(records).style.format(fairness.FORMATS)
-                 .set_caption("How each network was trained: the rate chosen on the validation set, the median "
+    ch.glue("convergence_sentence", fairness.convergence_sentence(records, label=_name), fmt="s")
+    rnd = res.runs["random"]
+    ch.glue("random_converged", "converged" if rnd.converged else "did not converge", fmt="s")
+    ch.glue("random_rate", rnd.selection["lr"], fmt="g")
+    ch.glue("err_random_valid", 100 * float(np.mean(rnd.selection["valid_error"])), fmt=".2f")
+    runtime.show(fairness.selection_frame({_name(k): r for k, r in records.items()}).style
+                 .format(fairness.FORMATS)
+                 .set_caption("How each condition was trained: the rate chosen on the validation set, the median "
                               "best epoch and epochs run over the runs, the median training NLL at the best "
                               "epoch, and how many runs converged"))
     curves = {NETWORK_NAMES[k]: r.history for k, r in res.runs.items()}
+    curves.update({NETWORK_NAMES[f"{k}_layer1_frozen"]: r.history for k, r in res.frozen1.items()})
     ch.figure("ch2_training_curves", figures.training_curves(curves, n_classes=N_CLASSES,
-                                                                      plateau_fraction=PLATEAU_FRACTION))
+                                                             plateau_fraction=PLATEAU_FRACTION))
 
 
 def receptive_field_change(ch: runtime.Chapter, res: Result) -> None:
     """Section 1: the first-layer receptive fields of run 1 of the DBN and the SDAE, before and after."""
     n = ch.params["n_fields"]
-    W_before, W_after = res.runs["rbm"].before.weights[0][0], res.runs["rbm"].after.weights[0][0]
-    ratio = field_change_ratio(W_before, W_after, n)
-    ch.glue("n_fields_shown", n, fmt="d")
     ch.glue("n_fields_text", plural(n, "unit"))
-    ch.glue("rf_max_change_pct", ratio, fmt=".1%")
-    ch.glue("rf_look", field_look(ratio))
-    dae_before, dae_after = res.runs["dae"].before.weights[0][0], res.runs["dae"].after.weights[0][0]
-    dae_ratio = field_change_ratio(dae_before, dae_after, n)
-    ch.glue("rf_max_change_pct_dae", dae_ratio, fmt=".1%")
-    ch.glue("rf_look_dae", field_look(dae_ratio))
-    ch.figure("ch2_fields_rbm", plot_receptive_field_change(W_before, W_after, n=n,
-                                                            title="DBN, first layer, fine-tuning run 1"))
-    ch.figure("ch2_fields_dae", plot_receptive_field_change(dae_before, dae_after, n=n,
-                                                            title="SDAE, first layer, fine-tuning run 1"))
+    for kind, label in (("rbm", "DBN"), ("dae", "SDAE")):
+        W_before, W_after = res.runs[kind].before.weights[0][0], res.runs[kind].after.weights[0][0]
+        ratio = field_change_ratio(W_before, W_after, n)
+        suffix = "" if kind == "rbm" else "_dae"
+        ch.glue(f"rf_max_change_pct{suffix}", ratio, fmt=".1%")
+        ch.glue(f"rf_look{suffix}", field_look(ratio))
+        ch.figure(f"ch2_fields_{kind}", plot_receptive_field_change(W_before, W_after, n=n,
+                                                                    title=f"{label}, first layer, fine-tuning run 1"))
 
 
-def _rel(res: Result) -> dict[str, Tensor]:
-    """Per network the relative change of each layer, mean over runs: (depth + 1,) float64."""
-    return {k: c.relative_change.double().mean(1) for k, c in res.changes.items()}
+def _mean(t: Tensor) -> float:
+    return float(t.double().nanmean())
 
 
 def layer_change(ch: runtime.Chapter, res: Result) -> None:
-    """Section 2: how far each layer of each network moved (table and bar charts), and the numbers quoted."""
+    """Section 2: the layer measures of every network (table and bar charts), parts (a) and (b) in words."""
     n_seeds, depth = ch.params["n_seeds"], res.depth
-    ch.glue("n_seeds_2", n_seeds, fmt="d")
-    ch.glue("n_runs_text", plural(n_seeds, "fine-tuning run"))
-    ch.glue("depth_text", plural(depth, "hidden layer"))
-    runtime.show(_unbroken(layer_change_table(res.changes, res.layer_names, n_seeds)))
+    runtime.show(_unbroken(layer_change_table(res.changes, res.layer_names)))
     ch.figure("ch2_layer_change", plot_layer_change({LABELS[k]: c for k, c in res.changes.items()}, res.layer_names))
-    rel = _rel(res)
-    rbm_hidden = rel["rbm"][:depth]
-    ch.glue("rbm_rel_1", float(rel["rbm"][0]), fmt=".2%")
-    ch.glue("rbm_rel_top", float(rel["rbm"][depth - 1]), fmt=".2%")
-    ch.glue("rbm_rel_order", "smallest" if depth == 1 or bool(rbm_hidden[0] < rbm_hidden[1:].min())
-            else "not the smallest")
-    ch.glue("dae_rel_1", float(rel["dae"][0]), fmt=".2%")
-    ch.glue("random_rel_1", float(rel["random"][0]), fmt=".2%")
-    ch.glue("rbm_vs_random_1", float(rel["random"][0] / rel["rbm"][0]), fmt=".1f")
-    ch.glue("rbm_cos_1", float(res.changes["rbm"].mean_cosine[0].mean()), fmt=".4f")
-    ch.glue("rbm_flip_1", float(res.changes["rbm"].sign_flip_fraction[0].mean()), fmt=".2%")
-    ch.glue("tiny_paired", tiny_sentence(res.changes["rbm"].relative_change[:depth],
-                                         res.changes["random"].relative_change[:depth]), fmt="s")
-    ch.glue("least_paired", least_sentence(res.changes["rbm"].relative_change[:depth]), fmt="s")
+    dbn, sdae, rnd = res.changes["rbm"], res.changes["dae"], res.changes["random"]
+    for key, c in (("rbm", dbn), ("dae", sdae), ("random", rnd)):
+        ch.glue(f"{key}_dw_1", _mean(c.weight_change[0]), fmt=".2f")
+        ch.glue(f"{key}_cka_1", _mean(c.cka[0]), fmt=".3f")
+        ch.glue(f"{key}_cos_1", _mean(c.mean_cosine[0]), fmt=".3f")
+        ch.glue(f"{key}_flip_1", _mean(c.sign_flip_fraction[0]), fmt=".2%")
+    for key, c in (("rbm", dbn), ("dae", sdae)):
+        ch.glue(f"{key}_vs_pt_1", _mean(c.change_vs_pretraining[0]), fmt=".1%")
+        ch.glue(f"{key}_vs_pt_top", _mean(c.change_vs_pretraining[depth - 1]), fmt=".1%")
+        ch.glue(f"{key}_pt_move_1", _mean(c.pretraining_move[0]), fmt=".2f")
+    ch.glue("a_sentence", tiny_sentence(dbn, rnd), fmt="s")
+    ch.glue("b_sentence", least_sentence(dbn), fmt="s")
+    ch.glue("b_sentence_dae", least_sentence(sdae), fmt="s")
 
 
 def change_over_epochs(ch: runtime.Chapter, res: Result) -> None:
-    """Section 2, continued: each layer's relative change since the start, after every epoch."""
+    """Section 2, continued: each layer's distance from its start, after every epoch."""
     ch.figure("ch2_change_over_epochs",
-              plot_change_over_epochs({LABELS[k]: r.history["relative_change"] for k, r in res.runs.items()},
+              plot_change_over_epochs({LABELS[k]: r.history["distance"] for k, r in res.runs.items()},
                                       res.layer_names))
 
 
@@ -430,44 +477,52 @@ def _unbroken(table: pd.DataFrame) -> pd.DataFrame:
     return table.rename(index=lambda v: v.replace(" ", "\u00a0") if str(v).startswith("layer ") else v)
 
 
-
 def _pct(t: Tensor) -> float:
     """Mean over runs of error fractions (M,), in percent."""
     return 100 * float(t.double().mean())
 
 
-def errors_and_resets(ch: runtime.Chapter, res: Result) -> None:
-    """Section 3: test errors of the frozen, fine-tuned, layer-reset and random-init networks, and the gain lost."""
-    errors, resets = res.errors, res.resets
-    runtime.show(_unbroken(reset_table(resets, res.lost, ch.params["n_seeds"])))
+def controls(ch: runtime.Chapter, res: Result) -> None:
+    """Section 3: the test errors of every condition, their paired differences from full fine-tuning, part (c)."""
     for kind, label in KINDS.items():
-        bars = {"(a) frozen features, softmax trained": errors[f"{kind}_frozen"],
-                "(b) fully fine-tuned": errors[kind]}
-        bars.update({f"(c) fine-tuned, layer {i + 1} reset": resets[kind][i] for i in range(res.depth)})
-        bars["(d) random init, fine-tuned"] = errors["random"]
-        ch.figure(f"ch2_errors_{kind}", plot_test_errors(bars, title=f"{label}: test error"))
-    for kind in KINDS:
-        ch.glue(f"{kind}_err_frozen", _pct(errors[f"{kind}_frozen"]), fmt=".2f")
-        ch.glue(f"{kind}_err_ft", _pct(errors[kind]), fmt=".2f")
-        ch.glue(f"{kind}_err_reset1", _pct(resets[kind][0]), fmt=".2f")
-        s1 = share_lost(res.lost[kind][0])
-        ch.glue(f"{kind}_lost_1", f"{s1:.0%}" if s1 is not None else "nothing (fine-tuning gained nothing)")
-    ch.glue("err_random", _pct(errors["random"]), fmt=".2f")
-    ch.glue("lost_paired", lost_sentence(res.lost["rbm"][0]), fmt="s")
-    ch.glue("rbm_gain_text", gain_text(_pct(errors["rbm_frozen"]), _pct(errors["rbm"])))
+        e = res.errors[kind]
+        runtime.show(controls_table(e, res.errors["random"]).style.set_caption(
+            f"{label}: test error of every condition, and its difference from full fine-tuning, run by run"))
+        bars = {f"({k}) {SHORT[c]}": e[c] for k, c in zip("abcde", CONDITIONS)}
+        bars["(f) random init"] = res.errors["random"]
+        ch.figure(f"ch2_errors_{kind}", plot_test_errors(bars, edited=("(d)", "(e)"), title=f"{label}: test error"))
+        for c in CONDITIONS:
+            ch.glue(f"{kind}_err_{c}", _pct(e[c]), fmt=".2f")
+        ch.glue(f"c_sentence_{kind}", matters_sentence(e), fmt="s")
+        ch.glue(f"perturbed_sentence_{kind}", difference_sentence(e["layer1_perturbed"], e["fine_tuned"],
+                                                                  "replacing layer 1's change by a random one"),
+                fmt="s")
+        ch.glue(f"reset_sentence_{kind}", difference_sentence(e["layer1_reset"], e["fine_tuned"],
+                                                              "resetting layer 1 after fine-tuning"), fmt="s")
+    ch.glue("err_random", _pct(res.errors["random"]), fmt=".2f")
 
 
 def decision_boundaries(ch: runtime.Chapter, res: Result) -> None:
-    """Section 4: the classes run 1 of the DBN assigns on the input plane, frozen / fine-tuned / layer 1 reset."""
+    """Section 4: test digits whose class changes (part (d)), and the class maps on the input plane."""
+    for kind in KINDS:
+        f = res.flips[kind]
+        ch.glue(f"{kind}_changed", _mean(f["changed"].double()), fmt=".1f")
+        ch.glue(f"{kind}_became_correct", _mean(f["became_correct"].double()), fmt=".1f")
+        ch.glue(f"{kind}_became_wrong", _mean(f["became_wrong"].double()), fmt=".1f")
+        ch.glue(f"{kind}_stayed_wrong", _mean(f["stayed_wrong"].double()), fmt=".1f")
+        ch.glue(f"d_sentence_{kind}", boundary_sentence(f), fmt="s")
+    runtime.show(_unbroken(prediction_change_table(res.flips)))
     ch.figure("ch2_decision_maps", plot_decision_maps({label: m[0] for label, m in res.maps.items()}, res.plane,
                                                       ch.params["plane_classes"]))
-    ch.glue("plane_moved_ab", res.plane_moved["fine_tuning"], fmt=".0%")
-    ch.glue("plane_moved_bc", res.plane_moved["layer_1_reset"], fmt=".0%")
+    for key, v in res.plane_moved.items():
+        ch.glue(f"plane_{key}", v, fmt=".0%")
 
 
 def compare_with_papers(ch: runtime.Chapter, res: Result) -> None:
     """Section 5: this chapter's test errors beside Larochelle et al. 2009 and Erhan et al. 2010."""
-    ours, erhan = reference_tables({k: _pct(res.errors[k]) for k in LABELS}, res.depth)
+    ours, erhan = reference_tables({"rbm": _pct(res.errors["rbm"]["fine_tuned"]),
+                                    "dae": _pct(res.errors["dae"]["fine_tuned"]),
+                                    "random": _pct(res.errors["random"])}, res.depth)
     from IPython.display import Markdown
 
     runtime.show(ours.map(lambda v: "—" if pd.isna(v) else f"{v:.2f}").rename(
@@ -478,133 +533,150 @@ def compare_with_papers(ch: runtime.Chapter, res: Result) -> None:
 
 # -- the claim -----------------------------------------------------------------------------------
 
+def _parts(res: Result, kind: str) -> list[claims.Part]:
+    """The four parts for the stack ``kind``, gated on convergence."""
+    parts = assess(res.changes[kind], res.changes["random"], res.errors[kind], res.flips[kind])
+    return gate_unconverged(parts, _records(res), kind)
+
+
 def claim_parts(ch: runtime.Chapter, res: Result) -> list[claims.Part]:
-    """The parts of C2 (DESIGN.md), each tested on this run's numbers (see :func:`assess`)."""
-    depth = res.depth
-    parts = assess(res.changes["rbm"].relative_change[:depth], res.changes["random"].relative_change[:depth],
-                   res.lost["rbm"][0], res.plane_moved)
-    return gate_unconverged(parts, {"rbm": res.runs["rbm"], "random": res.runs["random"],
-                                    "rbm_frozen": res.frozen["rbm"]})
+    """The parts of C2 (DESIGN.md) on the DBN, the lecture's network, each tested on this run's numbers
+    (see :func:`assess`); the same tests on the SDAE are shown beside them (:func:`sdae_parts`)."""
+    return _parts(res, "rbm")
 
 
-NEEDS = {"a": ("rbm", "random"), "b": ("rbm",), "c": ("rbm", "rbm_frozen"), "d": ()}
-"""The networks each part of the claim compares."""
+def sdae_parts(ch: runtime.Chapter, res: Result) -> None:
+    """The same four parts on the SDAE, Holm-adjusted among themselves; shown, not part of the verdict."""
+    from IPython.display import Markdown
 
-NETWORK_NAMES = {"rbm": "the fine-tuned DBN", "dae": "the fine-tuned SDAE", "random": "the random-init network",
-                 "rbm_frozen": "the DBN's softmax on frozen features", "dae_frozen": "the SDAE's softmax on frozen features"}
+    runtime.show(Markdown(claims.parts_markdown(claims.decide(_parts(res, "dae")))))
 
 
-def gate_unconverged(parts: Sequence[claims.Part], runs: Mapping[str, "FinetuneRun"]) -> list[claims.Part]:
-    """Each part (:data:`NEEDS`) that compares a network which did not converge
-    (:attr:`FinetuneRun.converged`) becomes "not tested at this scale" (:func:`pretraining.book.fairness.gate`)."""
-    return fairness.gate(parts, lambda key: NEEDS.get(key, ()), {k: r.selection for k, r in runs.items()},
-                         label=NETWORK_NAMES.get)
+def needs(key: str, kind: str, n_stacks: int) -> tuple[str, ...]:
+    """The trained conditions part ``key`` of stack ``kind`` compares (keys of :func:`_records`)."""
+    return {"a": (kind, "random"), "b": (kind,), "c": (kind, f"{kind}_layer1_frozen"),
+            "d": (kind, *(f"{kind}_softmax_{k}" for k in range(n_stacks)))}.get(key, ())
+
+
+def gate_unconverged(parts: Sequence[claims.Part], records: Mapping[str, Mapping], kind: str) -> list[claims.Part]:
+    """Each part (:func:`needs`) that compares a condition which did not converge becomes "not tested at
+    this scale" (:func:`pretraining.book.fairness.gate`). records: :func:`_records`."""
+    n_stacks = sum(k.startswith(f"{kind}_softmax_") for k in records)
+    return fairness.gate(parts, lambda key: needs(key, kind, n_stacks), records, label=_name)
 
 
 def finish(ch: runtime.Chapter, res: Result) -> None:
     """The claim's parts and verdict, the results file, the provenance."""
-    rel = _rel(res)
-    e = res.errors
-    finding = (f"DBN fine-tuning moved layer 1 by {float(rel['rbm'][0]):.2%} (random init: "
-               f"{float(rel['random'][0]):.2%}); test error {_pct(e['rbm_frozen']):.2f} % frozen -> "
-               f"{_pct(e['rbm']):.2f} % fine-tuned -> {_pct(res.resets['rbm'][0]):.2f} % with layer 1 reset "
-               f"({ch.params['n_seeds']} seeds, {ch.profile} profile).")
+    c, e = res.changes["rbm"], res.errors["rbm"]
+    finding = (f"DBN fine-tuning moved layer 1 by {_mean(c.change_vs_pretraining[0]):.1%} of the distance "
+               f"pre-training had moved it (CKA before/after {_mean(c.cka[0]):.3f}; random init "
+               f"{_mean(res.changes['random'].cka[0]):.3f}); test error {_pct(e['softmax_only']):.2f} % softmax "
+               f"alone, {_pct(e['layer1_frozen']):.2f} % with layer 1 frozen, {_pct(e['fine_tuned']):.2f} % fully "
+               f"fine-tuned ({ch.params['n_seeds']} runs on {plural(res.n_stacks, 'stack')}, {ch.profile} profile).")
     ch.finish(results_record(res), parts=claim_parts(ch, res), finding=finding)
 
 
-def assess(change_pretrained: Tensor, change_random: Tensor, gain_lost_first: Tensor,
-           plane_moved: Mapping[str, float]) -> list[claims.Part]:
-    """The four parts of C2 tested on the numbers, run by run.
+def _np(t) -> np.ndarray:
+    return t.detach().cpu().double().numpy() if isinstance(t, Tensor) else np.asarray(t, dtype=np.float64)
 
-    change_pretrained, change_random: relative change (L, M) of the hidden layers 1..L of the
-    pre-trained (DBN) and of the randomly initialised network, run m of both from fine-tuning seed m;
-    gain_lost_first: (M,) fraction of the gain lost by resetting layer 1 (:func:`gain_lost`; NaN
-    where there was no gain); plane_moved: ``Result.plane_moved``. Parts (a)-(c) are decided by the
-    two-sided Wilcoxon signed-rank test of a per-run difference d_m that is positive when run m
-    supports the claim (:func:`pretraining.analysis.stats.paired_difference`,
-    :func:`pretraining.book.claims.paired`; effect = mean of d, with its t interval; they hold when the
-    Holm-adjusted p < :data:`claims.ALPHA` and the mean and signed ranks of d are positive); with fewer
-    than :data:`claims.MIN_PAIRS` runs they are not tested:
 
-    (a) d_m = :data:`TINY_FRACTION` x the random network's layer-1 change - the DBN's layer-1 change;
-    (b) d_m = the smallest change of the DBN's hidden layers 2..L - its layer-1 change (not tested
-        with one hidden layer);
-    (c) d_m = the share of the gain lost by resetting layer 1 - :data:`MATTERS_FRACTION` (not tested
-        when fine-tuning gained nothing in some run: the share is undefined there);
-    (d) the changes move decision boundaries: not measured yet (issue 16); the plane maps are
-        its evidence so far.
+def assess(change: LayerChange, change_random: LayerChange, errors: Mapping[str, Tensor],
+           flips: Mapping[str, Tensor]) -> list[claims.Part]:
+    """The four parts of C2 tested on one pre-trained network's numbers, run by run.
+
+    change, change_random: the :class:`LayerChange` (L + 1 layers, M runs) of the pre-trained and
+    of the random-init network, run m of both from seed m; errors: the pre-trained network's test
+    errors (M,) by condition (at least "fine_tuned" and "layer1_frozen"); flips:
+    :func:`changed_predictions` from the softmax alone to the fully fine-tuned network. Each part is
+    decided by the two-sided Wilcoxon signed-rank test of per-run differences d_m, positive when run
+    m supports the claim (:func:`pretraining.analysis.stats.paired_difference`,
+    :func:`pretraining.book.claims.paired`: effect = mean of d with its t interval; it holds when the
+    Holm-adjusted p < :data:`claims.ALPHA` and the mean and the signed ranks of d are positive);
+    with fewer than :data:`claims.MIN_PAIRS` runs a part is not tested:
+
+    (a) layer 1 changes little: all three of d = CKA_1 - CKA_1(random) (its representation changed
+        less than the random-init network's; the part's effect), d = ||dW_1||(random) - ||dW_1||
+        (its weights moved less), and d = 1 - ||dW_1|| / ||W_pt - W_init|| (fine-tuning moved it less
+        far than pre-training had); p is the largest of the three (a test of "all three hold");
+    (b) layer 1 changes least: d = the smallest ||dW_k|| / ||W_pt - W_init|| of hidden layers 2..L
+        minus layer 1's (not tested with one hidden layer);
+    (c) the changes matter: d = test error with layer 1 frozen minus fully fine-tuned (fractions);
+    (d) they put the boundaries in the right places: of the test digits whose predicted class differs
+        between the softmax alone and the fine-tuned network, d = the share that becomes correct - 1/2
+        (not tested when some run changes no digit).
     """
-    if change_pretrained.dim() != 2 or change_random.shape != change_pretrained.shape:
-        raise ValueError(f"change_pretrained {tuple(change_pretrained.shape)} and change_random "
-                         f"{tuple(change_random.shape)} must both be (L, M)")
-    if gain_lost_first.shape != change_pretrained.shape[1:]:
-        raise ValueError(f"gain_lost_first has shape {tuple(gain_lost_first.shape)}; expected "
-                         f"({change_pretrained.shape[1]},), one value per member")
-    pre = change_pretrained.double().cpu()
-    rnd = change_random.double().cpu()
-    lost = gain_lost_first.double().cpu()
-    depth, runs = pre.shape
-    pre1, rnd1 = float(pre[0].mean()), float(rnd[0].mean())
-    hidden = ", ".join(f"{float(v):.2%}" for v in pre.mean(1))
-
-    tiny = stats.paired_difference(TINY_FRACTION * rnd[0] - pre[0])
+    L1, M = change.weight_change.shape
+    if change_random.weight_change.shape != (L1, M):
+        raise ValueError(f"change {tuple(change.weight_change.shape)} and change_random "
+                         f"{tuple(change_random.weight_change.shape)} must both be (L + 1, M)")
+    for name, t in [*((f"errors[{c!r}]", errors[c]) for c in ("fine_tuned", "layer1_frozen")),
+                    *((f"flips[{k!r}]", flips[k]) for k in ("changed", "became_correct"))]:
+        if tuple(t.shape) != (M,):
+            raise ValueError(f"{name} has shape {tuple(t.shape)}; expected ({M},), one value per run")
+    depth = L1 - 1
+    ratio = _np(change.change_vs_pretraining[:depth])
+    d_r = stats.paired_difference(_np(change.cka[0]) - _np(change_random.cka[0]))
+    d_w = stats.paired_difference(_np(change_random.weight_change[0]) - _np(change.weight_change[0]))
+    d_p = stats.paired_difference(1 - ratio[0])
+    combined = {**d_r, "p": max(d["p"] for d in (d_r, d_w, d_p)),
+                "direction": all(d["direction"] for d in (d_r, d_w, d_p))}
     part_a = claims.paired(
-        "a", "fine-tuning changes the lower layers little", tiny,
-        f"per run (run m of the DBN and of the random-init network share fine-tuning seed m), {TINY_FRACTION:g} × "
-        f"the random network's first-layer relative change minus the DBN's (fractions of the layer's norm; "
-        f"positive: the DBN's first layer moved less than {TINY_FRACTION:.0%} as far): "
-        f"{claims.paired_text(tiny, unit='runs', interval=False)}; mean relative change of the first layer "
-        f"{pre1:.2%} in the DBN, {rnd1:.2%} from random initialisation (how far pre-training moved the weights is "
-        "not compared yet)", unit="runs", runs_positive=tiny["positive"],
-        relative_change_layer_1=pre1, random_init_relative_change_layer_1=rnd1, tiny_fraction=TINY_FRACTION)
+        "a", "fine-tuning changes layer 1's weights and representation little, relative to how far pre-training "
+             "moved them and to training from random initialisation", combined,
+        f"per run, (1) layer 1's CKA between its activations before and after minus the random-init network's: "
+        f"{claims.paired_text(d_r, '+.3f', 'runs', interval=False, p=True)}; (2) the random-init network's ||ΔW_1|| "
+        f"minus this one's: {claims.paired_text(d_w, '+.2f', 'runs', interval=False, p=True)}; (3) 1 minus ||ΔW_1|| "
+        f"/ ||W_pt − W_init||: {claims.paired_text(d_p, '+.3f', 'runs', interval=False, p=True)}; the part's p is "
+        "the largest of the three", unit="runs",
+        cka_layer_1=_mean(change.cka[0]), random_init_cka_layer_1=_mean(change_random.cka[0]),
+        weight_change_layer_1=_mean(change.weight_change[0]),
+        random_init_weight_change_layer_1=_mean(change_random.weight_change[0]),
+        change_vs_pretraining_layer_1=float(ratio[0].mean()),
+        p_cka=d_r["p"], p_weight_change=d_w["p"], p_change_vs_pretraining=d_p["p"])
 
     if depth == 1:
-        part_b = claims.part("b", "the lower layers change least", None,
+        part_b = claims.part("b", "layer 1 changes least", None,
                              "one hidden layer: there is no other hidden layer to compare it with",
-                             relative_change_hidden=[float(v) for v in pre.mean(1)])
+                             change_vs_pretraining=[float(v) for v in ratio.mean(1)])
     else:
-        least = stats.paired_difference(pre[1:].min(0).values - pre[0])
+        least = stats.paired_difference(ratio[1:].min(0) - ratio[0])
         part_b = claims.paired(
-            "b", "the lower layers change least", least,
-            f"per run, {_upper_layers(depth)} of the DBN minus that of layer 1 (fractions of the norm; "
-            f"positive: layer 1 moved least): {claims.paired_text(least, unit='runs', interval=False)}; "
-            f"mean relative change of layers 1..{depth}: {hidden}", unit="runs", runs_positive=least["positive"],
-            relative_change_hidden=[float(v) for v in pre.mean(1)])
+            "b", "layer 1 changes least", least,
+            f"per run, {_upper_layers(depth)} minus layer 1's (change relative to pre-training's move, "
+            f"||ΔW|| / ||W_pt − W_init||): {claims.paired_text(least, '+.3f', 'runs', interval=False)}; mean of "
+            f"layers 1..{depth}: " + ", ".join(f"{v:.1%}" for v in ratio.mean(1)), unit="runs",
+            change_vs_pretraining=[float(v) for v in ratio.mean(1)])
 
-    no_gain = int(torch.isnan(lost).sum())
-    claim_c = "those tiny changes matter: resetting layer 1 loses much of fine-tuning's gain"
-    bar = f"the bar for 'a big difference': {MATTERS_FRACTION:.0%} of the gain"
-    if no_gain:
-        part_c = claims.part(
-            "c", claim_c, None,
-            f"fine-tuning gained nothing over the softmax alone in {no_gain} of {runs} runs, so the share of the "
-            f"gain a reset loses is undefined there and the runs cannot all be compared; {bar}",
-            n=runs, runs_without_gain=no_gain, gain_lost_layer_1=share_lost(lost), matters_fraction=MATTERS_FRACTION)
+    matters = stats.paired_difference(_np(errors["layer1_frozen"]) - _np(errors["fine_tuned"]))
+    part_c = claims.paired(
+        "c", "those changes matter: fine-tuning every layer beats fine-tuning with layer 1 frozen", matters,
+        f"per run, the test error with layer 1 frozen minus fully fine-tuned: "
+        f"{claims.paired_text(matters, '+.4f', 'runs', interval=False, points=True)}", unit="runs",
+        error_layer1_frozen=_mean(errors["layer1_frozen"]), error_fine_tuned=_mean(errors["fine_tuned"]))
+
+    changed = _np(flips["changed"])
+    claim_d = "they move the decision boundaries to the right places: most test digits whose class changes become correct"
+    if (changed == 0).any():
+        part_d = claims.part("d", claim_d, None, f"in {int((changed == 0).sum())} of {M} runs no test digit changes "
+                             "its class, so the share that becomes correct is undefined there",
+                             digits_changed=float(changed.mean()))
     else:
-        matters = stats.paired_difference(lost - MATTERS_FRACTION)
-        part_c = claims.paired(
-            "c", claim_c, matters,
-            f"per run, the share of fine-tuning's gain lost by resetting the DBN's first layer to its pre-trained "
-            f"weights minus {MATTERS_FRACTION:g} (fractions of the gain; positive: the reset loses more than "
-            f"{MATTERS_FRACTION:.0%}): {claims.paired_text(matters, '+.3f', 'runs', interval=False)}; mean share "
-            f"lost {share_lost(lost):.0%}; {bar}", unit="runs", runs_positive=matters["positive"],
-            gain_lost_layer_1=share_lost(lost), runs_without_gain=0, matters_fraction=MATTERS_FRACTION)
-
-    part_d = claims.part(
-        "d", "they move decision boundaries: digits whose prediction changes mostly become correct", None,
-        "not measured yet (issue 16); on a plane through three test digits fine-tuning changes the "
-        f"assigned class on {plane_moved['fine_tuning']:.0%} of the points and resetting layer 1 "
-        f"changes it again on {plane_moved['layer_1_reset']:.0%}",
-        plane_class_changed_fine_tuning=plane_moved["fine_tuning"],
-        plane_class_changed_layer_1_reset=plane_moved["layer_1_reset"])
+        share = _np(flips["became_correct"]) / changed
+        right = stats.paired_difference(share - 0.5)
+        part_d = claims.paired(
+            "d", claim_d, right,
+            f"per run, of the test digits whose class differs between the softmax alone and the fine-tuned network "
+            f"(mean {changed.mean():.1f} per run), the share that becomes correct minus 1/2: "
+            f"{claims.paired_text(right, '+.3f', 'runs', interval=False)}; mean share {share.mean():.1%}",
+            unit="runs", digits_changed=float(changed.mean()), share_became_correct=float(share.mean()))
     return [part_a, part_b, part_c, part_d]
 
 
 # -- tables and sentences -------------------------------------------------------------------------
 
-def pm(mean: float, std: float, fmt: str, n_seeds: int) -> str:
+def pm(mean: float, std: float, fmt: str, n: int) -> str:
     """``"mean ± std"`` in format ``fmt`` (e.g. ``".4f"``), or just the mean when there is one run."""
-    return f"{mean:{fmt}} ± {std:{fmt}}" if n_seeds > 1 else f"{mean:{fmt}}"
+    return f"{mean:{fmt}} ± {std:{fmt}}" if n > 1 else f"{mean:{fmt}}"
 
 
 def field_change_ratio(W_before: Tensor, W_after: Tensor, n: int) -> float:
@@ -622,101 +694,122 @@ def field_look(ratio: float) -> str:
             "similar, with visible differences" if ratio < 0.5 else "clearly different")
 
 
-def gain_text(frozen_pct: float, fine_tuned_pct: float) -> str:
-    """The sentence end "fine-tuning ..." from the test errors (%) of the frozen and the fine-tuned net."""
-    if frozen_pct - fine_tuned_pct > 0:
-        return f"lowers the test error from {frozen_pct:.2f} % to {fine_tuned_pct:.2f} %"
-    return (f"does not lower the test error ({frozen_pct:.2f} % with the softmax alone, "
-            f"{fine_tuned_pct:.2f} % fine-tuned)")
-
-
-def tiny_sentence(change_pretrained: Tensor, change_random: Tensor) -> str:
-    """Part (a)'s paired comparison in words, from the (L, M) relative changes of the DBN and the random net."""
-    s = stats.paired_difference(_np(TINY_FRACTION * change_random[0].double() - change_pretrained[0].double()))
-    return (f"Run by run (run m of both networks shares fine-tuning seed m), {TINY_FRACTION:g} × the random-init "
-            f"network's first-layer change minus the DBN's is {claims.paired_text(s, unit='runs')} (fractions of "
-            f"the layer's norm; positive: the DBN's first layer moved less than {TINY_FRACTION:.0%} as far).")
+def tiny_sentence(change: LayerChange, change_random: LayerChange) -> str:
+    """Part (a)'s three paired comparisons in words (see :func:`assess`)."""
+    d_r = stats.paired_difference(_np(change.cka[0]) - _np(change_random.cka[0]))
+    d_w = stats.paired_difference(_np(change_random.weight_change[0]) - _np(change.weight_change[0]))
+    d_p = stats.paired_difference(1 - _np(change.change_vs_pretraining[0]))
+    return (f"Run by run (run m of both networks shares seed m): layer 1's CKA minus the random-init network's is "
+            f"{claims.paired_text(d_r, '+.3f', 'runs')}; the random-init network's ||ΔW₁|| minus this one's is "
+            f"{claims.paired_text(d_w, '+.2f', 'runs')}; and 1 − ||ΔW₁|| / ||W_pt − W_init|| is "
+            f"{claims.paired_text(d_p, '+.3f', 'runs')}.")
 
 
 def _upper_layers(depth: int) -> str:
-    """What part (b) compares layer 1 with: "the relative change of hidden layer 2" or the smallest of 2..depth."""
-    return ("the relative change of hidden layer 2" if depth == 2 else
-            f"the smallest relative change of hidden layers 2..{depth}")
+    """What part (b) compares layer 1 with: hidden layer 2, or the smallest of 2..depth."""
+    return "hidden layer 2's change" if depth == 2 else f"the smallest change of hidden layers 2..{depth}"
 
 
-def least_sentence(change_pretrained: Tensor) -> str:
-    """Part (b)'s paired comparison in words, from the DBN's (L, M) relative changes of its hidden layers."""
-    depth = change_pretrained.shape[0]
+def least_sentence(change: LayerChange) -> str:
+    """Part (b)'s paired comparison in words, from a pre-trained network's :class:`LayerChange`."""
+    depth = change.weight_change.shape[0] - 1
     if depth == 1:
         return "With one hidden layer there is no other hidden layer to compare it with."
-    pre = change_pretrained.double()
-    s = stats.paired_difference(_np(pre[1:].min(0).values - pre[0]))
-    return (f"Run by run, {_upper_layers(depth)} minus the change of layer 1 is "
-            f"{claims.paired_text(s, unit='runs')} (fractions of the norm; positive: layer 1 moved least).")
+    ratio = _np(change.change_vs_pretraining[:depth])
+    s = stats.paired_difference(ratio[1:].min(0) - ratio[0])
+    return (f"Run by run, {_upper_layers(depth)} relative to pre-training's move minus layer 1's is "
+            f"{claims.paired_text(s, '+.3f', 'runs')} (positive: layer 1 moved least).")
 
 
-def lost_sentence(gain_lost_first: Tensor) -> str:
-    """Part (c)'s paired comparison in words, from the (M,) shares of the gain the layer-1 reset loses."""
-    lost = gain_lost_first.double()
-    no_gain = int(torch.isnan(lost).sum())
-    if no_gain:
-        return (f"In {no_gain} of {lost.numel()} runs fine-tuning gained nothing over the softmax alone, so the "
-                "share of the gain a reset loses is undefined there.")
-    s = stats.paired_difference(_np(lost - MATTERS_FRACTION))
-    return (f"Run by run, the share of the gain lost minus {MATTERS_FRACTION:g} is "
-            f"{claims.paired_text(s, '+.3f', 'runs')} "
-            f"(fractions of the gain; positive: the reset loses more than {MATTERS_FRACTION:.0%} of it).")
+def difference_sentence(error: Tensor, reference: Tensor, what: str) -> str:
+    """"<what> raises the test error by ..." from paired test errors (M,) of a condition and its reference."""
+    s = stats.paired_difference(_np(error) - _np(reference))
+    return f"Run by run, {what} changes the test error by {claims.paired_text(s, '+.4f', 'runs', points=True)}."
 
 
-def _share_interval(lost: Tensor) -> str:
-    """The 95 % t interval of the mean share of the gain lost over the runs with a gain, as text."""
-    v = lost.double()
-    v = v[~v.isnan()].cpu().numpy()
+def matters_sentence(errors: Mapping[str, Tensor]) -> str:
+    """Part (c)'s paired comparison in words: layer 1 frozen against fully fine-tuned."""
+    return difference_sentence(errors["layer1_frozen"], errors["fine_tuned"],
+                               "freezing layer 1 during fine-tuning (instead of training it)")
+
+
+def boundary_sentence(flips: Mapping[str, Tensor]) -> str:
+    """Part (d) in words: the share of the changed digits that become correct, run by run."""
+    changed = _np(flips["changed"])
+    if (changed == 0).any():
+        return f"In {int((changed == 0).sum())} of {changed.size} runs no test digit changes its class."
+    s = stats.paired_difference(_np(flips["became_correct"]) / changed - 0.5)
+    return (f"Run by run, the share of the changed digits that become correct, minus 1/2, is "
+            f"{claims.paired_text(s, '+.3f', 'runs')}.")
+
+
+def _interval(v: np.ndarray, fmt: str, scale: float = 1.0) -> str:
+    """The 95 % t interval of the mean of v (n,), scaled, as "[low, high]" ("—" with fewer than 2 values)."""
     if v.size < 2:
         return "—"
     lo, hi = stats.t_interval(v)
-    return f"[{lo:.0%}, {hi:.0%}]"
+    return f"[{scale * lo:{fmt}}, {scale * hi:{fmt}}]"
 
 
-def layer_change_table(changes: Mapping[str, LayerChange], layer_names: Sequence[str], n_seeds: int) -> pd.DataFrame:
-    """One row per network and layer ("layer 1" .. "layer L", "softmax"): relative change (%), mean cosine,
-    weights with a flipped sign (%), each mean ± std over runs.
+#: The columns of :func:`layer_change_table`: measure -> (heading, scale, format).
+_TABLE_MEASURES = {"weight_change": ("‖ΔW‖", 1.0, ".2f"),
+                   "change_vs_pretraining": ("‖ΔW‖ / ‖W_pt − W_init‖ (%)", 100.0, ".1f"),
+                   "cka": ("CKA before vs after", 1.0, ".3f"),
+                   "mean_cosine": ("mean cosine of a unit's weights", 1.0, ".3f"),
+                   "sign_flip_fraction": ("weights with flipped sign (%)", 100.0, ".2f")}
+
+
+def layer_change_table(changes: Mapping[str, LayerChange], layer_names: Sequence[str]) -> pd.DataFrame:
+    """One row per network and layer ("layer 1" .. "layer L", "softmax"), one column per measure of
+    :data:`_TABLE_MEASURES`, each mean ± std over runs ("—" where it does not apply).
 
     changes: per network key of :data:`LABELS` its :class:`LayerChange`. The index (network, layer)
     has no names, so the table has one header row.
     """
     rows = []
     for k, c in changes.items():
+        n = c.weight_change.shape[1]
         for rec in c.records(layer_names):
-            rows.append({"network": LABELS[k], "layer": _layer_label(rec["layer"]),
-                         "relative change (%)": pm(100 * rec["relative_change"], 100 * rec["relative_change_std"],
-                                                   ".2f", n_seeds),
-                         "mean cosine, before vs after": pm(rec["mean_cosine"], rec["mean_cosine_std"], ".4f",
-                                                            n_seeds),
-                         "weights with flipped sign (%)": pm(100 * rec["sign_flip_fraction"],
-                                                             100 * rec["sign_flip_fraction_std"], ".2f", n_seeds)})
+            row = {"network": LABELS[k], "layer": _layer_label(rec["layer"])}
+            for stat, (head, scale, fmt) in _TABLE_MEASURES.items():
+                row[head] = "—" if rec[stat] is None else pm(scale * rec[stat], scale * rec[f"{stat}_std"], fmt, n)
+            rows.append(row)
     return pd.DataFrame(rows).set_index(["network", "layer"]).rename_axis([None, None])
 
 
-def reset_table(resets: Mapping[str, Tensor], lost: Mapping[str, Tensor], n_seeds: int) -> pd.DataFrame:
-    """One row per stack kind and reset layer ("layer 1" .. "layer L"): test error after the reset (%), the
-    share of the gain lost (mean over the runs with a gain) and its 95 % t interval over those runs ("—"
-    with fewer than 2).
-
-    resets, lost: per kind of :data:`KINDS` (L, M), as in :class:`Result`. The index (network, layer
-    reset) has no names, so the table has one header row.
-    """
+def controls_table(errors: Mapping[str, Tensor], random: Tensor) -> pd.DataFrame:
+    """One row per condition of :data:`CONDITIONS` (and the random-init network): test error (%) with its
+    95 % t interval over runs, and the paired difference from full fine-tuning (points) with its interval
+    and the runs in which it is positive."""
+    ref = _np(errors["fine_tuned"])
     rows = []
-    for kind, label in KINDS.items():
-        for i in range(resets[kind].shape[0]):
-            e = 100 * resets[kind][i].double()
-            share = share_lost(lost[kind][i])
-            rows.append({"network": label, "layer reset": _layer_label(i + 1),
-                         "test error with the layer reset (%)": pm(float(e.mean()), float(e.std()) if n_seeds > 1
-                                                                   else 0.0, ".2f", n_seeds),
-                         "share of the gain lost": f"{share:.0%}" if share is not None else "no gain",
-                         "95 % t interval of the share": _share_interval(lost[kind][i])})
-    return pd.DataFrame(rows).set_index(["network", "layer reset"]).rename_axis([None, None])
+    for label, e in [*((CONDITIONS[c], errors[c]) for c in CONDITIONS), ("random init, fine-tuned", random)]:
+        v = _np(e)
+        d = v - ref
+        same = label == CONDITIONS["fine_tuned"]
+        rows.append({"condition": label, "test error (%)": f"{100 * v.mean():.2f}",
+                     "95 % interval": _interval(v, ".2f", 100),
+                     "minus fully fine-tuned (points)": "—" if same else f"{100 * d.mean():+.2f}",
+                     "95 % interval of the difference": "—" if same else _interval(d, "+.2f", 100),
+                     "runs above": "—" if same else f"{int((d > 0).sum())} of {d.size}"})
+    return pd.DataFrame(rows).set_index("condition").rename_axis(None)
+
+
+def prediction_change_table(flips: Mapping[str, Mapping[str, Tensor]]) -> pd.DataFrame:
+    """Per stack kind, the test digits whose class changes from the softmax alone to the fine-tuned network:
+    mean per run of each count of :func:`changed_predictions`, and the share that becomes correct with its
+    95 % t interval over runs."""
+    rows = []
+    for kind, f in flips.items():
+        changed = _np(f["changed"])
+        share = _np(f["became_correct"]) / np.where(changed > 0, changed, np.nan)
+        rows.append({"network": KINDS[kind], "digits whose class changes": f"{changed.mean():.1f}",
+                     "become correct": f"{_np(f['became_correct']).mean():.1f}",
+                     "become wrong": f"{_np(f['became_wrong']).mean():.1f}",
+                     "wrong before and after": f"{_np(f['stayed_wrong']).mean():.1f}",
+                     "share that becomes correct": "—" if np.isnan(share).any() else f"{share.mean():.1%}",
+                     "95 % interval of the share": "—" if np.isnan(share).any() else _interval(share, ".1%")})
+    return pd.DataFrame(rows).set_index("network").rename_axis(None)
 
 
 def reference_tables(errors_pct: Mapping[str, float], depth: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -740,33 +833,43 @@ def reference_tables(errors_pct: Mapping[str, float], depth: int) -> tuple[pd.Da
             pd.DataFrame(rows).set_index("setting").rename_axis("Erhan et al. 2010, Table 1 (full MNIST)"))
 
 
-def _std(t: Tensor) -> float:
-    return float(t.double().std()) if t.numel() > 1 else 0.0
+def summary(values: Tensor) -> dict:
+    """{"mean", "std", "ci95"} of per-run values (M,): the std with ddof 1 (0 for one run), the 95 % t
+    interval of the mean (None for one run)."""
+    v = _np(values)
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
+            "ci95": list(stats.t_interval(v)) if v.size > 1 else None}
 
 
 def per_kind(res: Result, kind: str) -> dict:
-    """The results-file entry of one stack kind: its layer changes, test errors (fractions: mean over
-    runs, the std over runs beside it as key + "_std"), and the share of the gain each reset loses."""
-    test = {}
-    for name, e in [("frozen_features", res.errors[f"{kind}_frozen"]), ("fine_tuned", res.errors[kind]),
-                    ("random_init", res.errors["random"])]:
-        test[name], test[f"{name}_std"] = float(e.double().mean()), _std(e)
-    test["fine_tuned_layer_reset"] = [float(res.resets[kind][i].double().mean()) for i in range(res.depth)]
-    test["fine_tuned_layer_reset_std"] = [_std(res.resets[kind][i]) for i in range(res.depth)]
-    return {"layers": res.changes[kind].records(res.layer_names), "test_error": test,
-            "gain_lost_layer_reset": [share_lost(res.lost[kind][i]) for i in range(res.depth)]}
+    """The results-file entry of one stack kind: its layer measures, the test errors of every condition
+    (fractions, :func:`summary`), their paired differences from full fine-tuning, the layer resets, and
+    the test digits whose class changes from the softmax alone to the fine-tuned network."""
+    e = res.errors[kind]
+    f = res.flips[kind]
+    changed = _np(f["changed"])
+    return {"layers": res.changes[kind].records(res.layer_names),
+            "test_error": {c: summary(e[c]) for c in CONDITIONS},
+            "test_error_minus_fine_tuned": {c: summary(e[c] - e["fine_tuned"]) for c in CONDITIONS
+                                            if c != "fine_tuned"},
+            "test_error_layer_reset": [summary(r) for r in res.resets[kind]],
+            "prediction_changes": {**{k: float(_np(v).mean()) for k, v in f.items()},
+                                   "share_became_correct": None if (changed == 0).any() else
+                                   summary(torch.as_tensor(_np(f["became_correct"]) / changed))}}
 
 
 def results_record(res: Result) -> dict:
-    """The chapter's results file entry: the DBN's :func:`per_kind` at the top level, the SDAE's under
-    "sdae", the random-init net's layer changes, and the plane's changed fractions."""
-    selection = {k: r.selection for k, r in res.runs.items()}
-    selection.update({f"{k}_frozen": r.selection for k, r in res.frozen.items()})
-    return {**per_kind(res, "rbm"), "n_seeds": res.errors["rbm"].numel(), "sdae": per_kind(res, "dae"),
-            "random_init_layers": res.changes["random"].records(res.layer_names),
-            "plane_class_changed": dict(res.plane_moved), "selection": selection,
-            "converged": {k: r.converged for k, r in [*res.runs.items(), *((f"{k}_frozen", r) for k, r in
-                                                                          res.frozen.items())]}}
+    """The chapter's results file entry: per pre-trained network (``dbn``, ``sdae``) :func:`per_kind`, the
+    random-init network's layer measures and test error, the SDAE's claim parts (not in the verdict),
+    the runs and stacks, the plane's changed fractions, every selection record and convergence."""
+    records = _records(res)
+    return {"n_pretrain_seeds": res.n_stacks, "n_seeds": len(res.stack_of), "stack_of_run": list(res.stack_of),
+            "dbn": per_kind(res, "rbm"), "sdae": per_kind(res, "dae"),
+            "random_init": {"layers": res.changes["random"].records(res.layer_names),
+                            "test_error": summary(res.errors["random"])},
+            "sdae_claim_parts": [p.claim_part() for p in claims.decide(_parts(res, "dae"))],
+            "plane_class_changed": dict(res.plane_moved), "selection": records,
+            "converged": {k: setting_converged(r) for k, r in records.items()}}
 
 
 # ----------------------------------------------------------------------------------------- statistics
@@ -779,17 +882,10 @@ def _check_pair(before: Tensor, after: Tensor, name: str = "weights") -> None:
                          "the same shape (M, ...) with a members dimension first")
 
 
-def relative_change(before: Tensor, after: Tensor) -> Tensor:
-    """||after - before||_F / ||before||_F per member: (M, ...) x2 -> (M,).
-
-    Raises ValueError if a member's ``before`` is all zeros (the ratio is undefined).
-    """
+def weight_distance(before: Tensor, after: Tensor) -> Tensor:
+    """||after - before||_F per member: (M, ...) x2 -> (M,)."""
     _check_pair(before, after)
-    num = (after - before).flatten(1).norm(dim=1)
-    den = before.flatten(1).norm(dim=1)
-    if bool((den == 0).any()):
-        raise ValueError("relative_change: a member's weights before are all zero; the relative change is undefined")
-    return num / den
+    return (after - before).flatten(1).norm(dim=1)
 
 
 def unit_cosine(before: Tensor, after: Tensor) -> Tensor:
@@ -816,50 +912,115 @@ def sign_flip_fraction(before: Tensor, after: Tensor) -> Tensor:
 
 @dataclass
 class LayerChange:
-    """Per-layer statistics, each (L, M): L layers, M members.
+    """Per-layer measures of one network's change, each (L + 1, M) float64: L hidden layers then the
+    softmax, M runs; NaN where a measure does not apply.
 
-    relative_change: ||W_after - W_before|| / ||W_before||; mean_cosine: mean over units of the
-    cosine between each unit's incoming weights before and after; sign_flip_fraction: fraction
-    of weights with a flipped sign.
+    weight_change: ||W_after - W_before||_F; pretraining_move: ||W_pt - W_init||_F, how far
+    pre-training moved the layer from its random start (hidden layers of a pre-trained network);
+    change_vs_pretraining: weight_change / pretraining_move; mean_cosine: mean over units of the
+    cosine between each unit's incoming weights before and after; sign_flip_fraction: fraction of
+    weights with a flipped sign; cka: linear CKA between the layer's activations on the test digits
+    before and after (hidden layers).
     """
 
-    relative_change: Tensor
+    weight_change: Tensor
+    pretraining_move: Tensor
+    change_vs_pretraining: Tensor
     mean_cosine: Tensor
     sign_flip_fraction: Tensor
+    cka: Tensor
 
-    STATS = ("relative_change", "mean_cosine", "sign_flip_fraction")
+    STATS = ("weight_change", "pretraining_move", "change_vs_pretraining", "mean_cosine", "sign_flip_fraction",
+             "cka")
 
     def records(self, layer_names: Sequence[str | int]) -> list[dict]:
-        """One dict per layer: {"layer", <stat>: mean over members, <stat>_std: std (0 for M = 1)}."""
-        n_layers = self.relative_change.shape[0]
+        """One dict per layer: {"layer", <stat>: mean over runs, <stat>_std, <stat>_ci95 (the 95 % t interval,
+        None for one run)}; all three None where the measure does not apply."""
+        n_layers = self.weight_change.shape[0]
         if len(layer_names) != n_layers:
             raise ValueError(f"layer_names has {len(layer_names)} names for {n_layers} layers")
         out = []
         for i, name in enumerate(layer_names):
             rec: dict = {"layer": name}
             for stat in self.STATS:
-                v = getattr(self, stat)[i].double()
-                rec[stat] = float(v.mean())
-                rec[f"{stat}_std"] = float(v.std()) if v.numel() > 1 else 0.0
+                v = getattr(self, stat)[i]
+                s = None if bool(v.isnan().any()) else summary(v)
+                rec[stat], rec[f"{stat}_std"], rec[f"{stat}_ci95"] = (None, None, None) if s is None else (
+                    s["mean"], s["std"], s["ci95"])
             out.append(rec)
         return out
 
 
-def weight_change(before: Sequence[Tensor], after: Sequence[Tensor]) -> LayerChange:
-    """:class:`LayerChange` of layers ``before[i]`` -> ``after[i]``, each W (M, n_in, n_out)."""
-    if len(before) != len(after) or not before:
-        raise ValueError(f"weight_change needs equally many layers before and after (at least one), "
-                         f"got {len(before)} and {len(after)}")
-    rel, cos, flip = [], [], []
-    for i, (b, a) in enumerate(zip(before, after)):
-        _check_pair(b, a, f"layer {i}")
-        rel.append(relative_change(b, a))
-        cos.append(unit_cosine(b, a).mean(1))
-        flip.append(sign_flip_fraction(b, a))
-    return LayerChange(torch.stack(rel), torch.stack(cos), torch.stack(flip))
+def layer_cka(before: Classifier, after: Classifier, x: Tensor) -> Tensor:
+    """Linear CKA between each hidden layer's activations on x (N, V) before and after: (L, M) float64."""
+    _check_same_shape(before, after)
+    out = []
+    for m in range(before.n_members):
+        hb, ha = before.member(m).hidden(x), after.member(m).hidden(x)
+        out.append(torch.cat([linear_cka(b, a) for b, a in zip(hb, ha)]))
+    return torch.stack(out, dim=1).cpu()
 
 
-# ----------------------------------------------------------------------------------------- layer resets
+def layer_measures(before: Classifier, after: Classifier, x: Tensor, pretraining_move: Tensor | None) -> LayerChange:
+    """The :class:`LayerChange` of one network from ``before`` to ``after`` (same shape, M members).
+
+    x: the test digits (N, V) for the CKA; pretraining_move: (L, M) ||W_pt - W_init|| of the hidden
+    layers (:func:`initial_weights`), or None for a network that was not pre-trained.
+    """
+    _check_same_shape(before, after)
+    L, M = before.depth, before.n_members
+    change = torch.stack([weight_distance(b, a) for b, a in zip(before.weights, after.weights)]).double().cpu()
+    moved = torch.full((L + 1, M), math.nan, dtype=torch.float64)
+    if pretraining_move is not None:
+        if tuple(pretraining_move.shape) != (L, M):
+            raise ValueError(f"pretraining_move has shape {tuple(pretraining_move.shape)}; expected ({L}, {M})")
+        moved[:L] = pretraining_move.double().cpu()
+    cka = torch.full((L + 1, M), math.nan, dtype=torch.float64)
+    cka[:L] = layer_cka(before, after, x)
+    return LayerChange(
+        weight_change=change, pretraining_move=moved, change_vs_pretraining=change / moved,
+        mean_cosine=torch.stack([unit_cosine(b, a).mean(1) for b, a in zip(before.weights, after.weights)]).double().cpu(),
+        sign_flip_fraction=torch.stack([sign_flip_fraction(b, a) for b, a in
+                                        zip(before.weights, after.weights)]).double().cpu(),
+        cka=cka)
+
+
+def initial_weights(kind: str, sizes: Sequence[int], config: RBMConfig | DAEConfig, seeds: Sequence[int], *,
+                    device=None, dtype: torch.dtype = torch.float32) -> list[Tensor]:
+    """The random start of each layer of the stacks :func:`pretraining.core.train.pretrain_stack` trains
+    from ``seeds``: per layer W_init (S, n_in, n_out), S = len(seeds).
+
+    sizes: [V, H_1, ..., H_L]. Layer k is initialised from the stack seed's ("init", k) generator by the
+    initialiser pre-training uses (:meth:`pretraining.core.models.RBM.init`, or
+    :meth:`~pretraining.core.models.DenoisingAutoencoder.init` with the config's ``tied``), on the
+    same device: a deterministic function of the seed, recreated here.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r} is not allowed: one of {', '.join(KINDS)}")
+    seeds = validate_seeds(seeds)
+    out = []
+    for k, (a, b) in enumerate(zip(sizes, sizes[1:]), start=1):
+        layer = (RBM.init(a, b, seeds, device=device, dtype=dtype, layer=k) if kind == "rbm" else
+                 DenoisingAutoencoder.init(a, b, seeds, tied=config.tied, device=device, dtype=dtype, layer=k))
+        out.append(layer.W)
+    return out
+
+
+def changed_predictions(pred_before: Tensor, pred_after: Tensor, y: Tensor) -> dict[str, Tensor]:
+    """How the predicted classes (M, N) of the same N digits with labels y (N,) changed, per run: (M,) int64
+    counts "changed" (before != after) = "became_correct" (wrong -> right) + "became_wrong" (right ->
+    wrong) + "stayed_wrong" (wrong -> another wrong class)."""
+    if pred_before.shape != pred_after.shape or pred_before.dim() != 2 or y.shape != pred_before.shape[1:]:
+        raise ValueError(f"pred_before {tuple(pred_before.shape)} and pred_after {tuple(pred_after.shape)} must "
+                         f"be equal (M, N), y {tuple(y.shape)} (N,)")
+    right_b, right_a = pred_before == y, pred_after == y
+    changed = pred_before != pred_after
+    return {"changed": changed.sum(1).cpu(), "became_correct": (~right_b & right_a).sum(1).cpu(),
+            "became_wrong": (right_b & ~right_a).sum(1).cpu(),
+            "stayed_wrong": (changed & ~right_b & ~right_a).sum(1).cpu()}
+
+
+# ----------------------------------------------------------------------------------------- edits of a network
 def _check_same_shape(a: Classifier, b: Classifier) -> None:
     if not isinstance(a, Classifier) or not isinstance(b, Classifier):
         raise TypeError("both networks must be pretraining.core.models.Classifier instances")
@@ -868,12 +1029,16 @@ def _check_same_shape(a: Classifier, b: Classifier) -> None:
                          f"members {a.n_members} vs {b.n_members}")
 
 
+def _check_layers(clf: Classifier, layers: Sequence[int]) -> None:
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence) or any(
+            isinstance(i, bool) or not isinstance(i, int) or not 0 <= i <= clf.depth for i in layers):
+        raise ValueError(f"layers={layers!r} is not allowed; give layer indices in 0..{clf.depth}")
+
+
 def reset_layers(fine_tuned: Classifier, reference: Classifier, layers: Sequence[int]) -> Classifier:
     """A copy of ``fine_tuned`` whose layers ``layers`` (0-based, weights and biases) come from ``reference``."""
     _check_same_shape(fine_tuned, reference)
-    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence) or any(
-            isinstance(i, bool) or not isinstance(i, int) or not 0 <= i <= fine_tuned.depth for i in layers):
-        raise ValueError(f"layers={layers!r} is not allowed; give layer indices in 0..{fine_tuned.depth}")
+    _check_layers(fine_tuned, layers)
     out = fine_tuned.clone()
     for i in layers:
         out.weights[i] = reference.weights[i].clone()
@@ -885,46 +1050,84 @@ def layer_reset_errors(fine_tuned: Classifier, reference: Classifier, x: Tensor,
     """Test error with each hidden layer in turn reset to ``reference``: (depth, M), rows = layers 1..depth."""
     _check_same_shape(fine_tuned, reference)
     return torch.stack([evaluate(reset_layers(fine_tuned, reference, [i]), x, y).error
-                        for i in range(fine_tuned.depth)])
+                        for i in range(fine_tuned.depth)]).double()
 
 
-def gain_lost(frozen_error: Tensor, fine_tuned_error: Tensor, reset_error: Tensor) -> Tensor:
-    """Fraction of fine-tuning's gain lost by a reset: (reset - fine_tuned) / (frozen - fine_tuned).
+def perturbed_layer(fine_tuned: Classifier, reference: Classifier, layer: int, seeds: Sequence[int]) -> Classifier:
+    """A copy of ``fine_tuned`` whose layer ``layer`` (0-based) is ``reference``'s plus a random change of the
+    same size as fine-tuning's: per member m, W = W_ref + ||W_ft - W_ref|| G / ||G||, G standard normal
+    from ``generator(seeds[m], PERTURB_STREAM, layer, 0)``; the biases the same way with their own norm
+    (stream 1). All other layers stay fine-tuned."""
+    _check_same_shape(fine_tuned, reference)
+    _check_layers(fine_tuned, [layer])
+    seeds = validate_seeds(seeds, fine_tuned.n_members)
+    out = fine_tuned.clone()
+    for j, (target, ft, ref) in enumerate(((out.weights, fine_tuned.weights[layer], reference.weights[layer]),
+                                           (out.biases, fine_tuned.biases[layer], reference.biases[layer]))):
+        g = torch.stack([torch.randn(tuple(ft.shape[1:]), generator=generator(s, PERTURB_STREAM, layer, j),
+                                     dtype=ft.dtype) for s in seeds]).to(ft.device)
+        shape = (-1, *[1] * (ft.dim() - 1))
+        size = (ft - ref).flatten(1).norm(dim=1).view(shape)
+        target[layer] = ref + g / g.flatten(1).norm(dim=1).view(shape) * size
+    return out
 
-    Elementwise on broadcastable tensors; NaN where fine-tuning gained nothing (frozen <= fine_tuned).
-    """
-    gain = frozen_error - fine_tuned_error
-    return torch.where(gain > 0, (reset_error - fine_tuned_error) / gain.clamp_min(1e-12),
-                       torch.full_like(gain, float("nan")))
 
-
-def share_lost(lost: Tensor) -> float | None:
-    """Mean over runs of the share of the gain one reset loses: ``lost`` (M,) from :func:`gain_lost`.
-
-    Runs without a gain (NaN) are left out; None when no run gained anything.
-    """
-    v = lost.double()
-    return None if bool(v.isnan().all()) else float(v.nanmean())
+@torch.no_grad()
+def predict(clf: Classifier, x: Tensor) -> Tensor:
+    """The class each member assigns to each input x (N, V): (M, N) int64 (in chunks of 4096 inputs)."""
+    if not isinstance(clf, Classifier):
+        raise TypeError(f"clf must be a Classifier, got {type(clf).__name__}")
+    x = x.to(device=clf.device, dtype=clf.dtype)
+    return torch.cat([clf.logits(x[s:s + 4096]).argmax(-1) for s in range(0, x.shape[0], 4096)], dim=1)
 
 
 # ----------------------------------------------------------------------------------------- training
-def layer_changes(start: Classifier, current: Classifier) -> Tensor:
-    """How far each layer moved since ``start``: (M, depth + 1) relative changes ||W - W_start|| / ||W_start||
-    (layers 1..depth, then the softmax); a :data:`pretraining.core.selection.Track`."""
-    return torch.stack([relative_change(b, a) for b, a in zip(start.weights, current.weights)], dim=1)
+def layer_distances(start: Classifier, current: Classifier) -> Tensor:
+    """How far each layer moved since ``start``: (M, depth + 1) ||W - W_start||_F (layers 1..depth, then the
+    softmax); a :data:`pretraining.core.selection.Track`."""
+    return torch.stack([weight_distance(b, a) for b, a in zip(start.weights, current.weights)], dim=1)
 
 
-def _from_stack(stack) -> Callable[[Sequence[int]], Classifier]:
-    """make(seeds) -> the stack's one pre-trained member copied for every seed, each with its own random softmax."""
-    return lambda seeds: Classifier.from_stack(stack.repeat(len(seeds)), N_CLASSES, seeds)
+def join_stacks(stacks: Sequence[Stack]) -> Stack:
+    """Stacks of one kind and shape as one stack, their members in order."""
+    if not stacks or len({(s.kind, tuple(s.sizes)) for s in stacks}) != 1:
+        raise ValueError("join_stacks needs a non-empty list of stacks of one kind and shape")
+    dicts = [s.state_dict() for s in stacks]
+    return Stack.from_state_dict({k: torch.cat([d[k] for d in dicts]) for k in dicts[0]}, stacks[0].kind)
+
+
+def stack_members(stack: Stack, idx: Sequence[int]) -> Stack:
+    """The members ``idx`` (K,) of ``stack`` in that order (repeats allowed), as a K-member stack (copies)."""
+    i = torch.as_tensor(list(idx), dtype=torch.int64)
+    if not i.numel() or int(i.min()) < 0 or int(i.max()) >= stack.n_members:
+        raise IndexError(f"stack members idx={list(idx)} must be non-empty and within 0..{stack.n_members - 1}")
+    i = i.to(stack.device)
+    return Stack.from_state_dict({k: v[i] for k, v in stack.state_dict().items()}, stack.kind)
+
+
+def _from_stacks(stacks: Stack, stack_of: Mapping[int, int]) -> Callable[[Sequence[int]], Classifier]:
+    """make(seeds) -> for each seed s the pre-trained layers of stack ``stack_of[s]`` with a random softmax
+    from s (seeds may repeat: the rate grid trains one run with several rates)."""
+    return lambda seeds: Classifier.from_stack(stack_members(stacks, [stack_of[s] for s in seeds]), N_CLASSES, seeds)
+
+
+def ragged_curves(curves: Sequence[Sequence]) -> np.ndarray:
+    """Per-run curves of different lengths (run m: E_m entries, each a number or a list of K) as one
+    (E, K, M) array (E the longest run), NaN after a run stopped."""
+    arrays = [np.asarray(c, dtype=float).reshape(len(c), -1) for c in curves]
+    E, K = max(a.shape[0] for a in arrays), max(a.shape[1] for a in arrays)
+    out = np.full((E, K, len(arrays)), np.nan)
+    for m, a in enumerate(arrays):
+        out[:a.shape[0], :a.shape[1], m] = a
+    return out
 
 
 @dataclass
 class FinetuneRun:
-    """One trained group of members: ``before`` and ``after`` training (each seed at its best validation
-    epoch), the training curves per seed ("train_nll", "valid_error", "relative_change": one entry per
-    epoch run; relative_change a list of depth + 1 fractions, empty for softmax-only runs) and the
-    selection record (:meth:`pretraining.core.selection.Selection.record`)."""
+    """One trained group of members: ``before`` and ``after`` training (each run at its best validation
+    epoch), the training curves per run ("train_nll", "valid_error", "distance": one entry per epoch run;
+    distance a list of depth + 1 :func:`layer_distances`) and the selection record
+    (:meth:`pretraining.core.selection.Selection.record`)."""
 
     before: Classifier
     after: Classifier
@@ -933,54 +1136,90 @@ class FinetuneRun:
 
     @property
     def converged(self) -> bool:
-        """Every seed converged and the chosen rate is off the edge of the rates tried."""
+        """Every run converged and the chosen rate is off the edge of the rates tried."""
         return setting_converged(self.selection)
 
 
 def finetuned(ch: runtime.Chapter, name: str, make: Callable[[Sequence[int]], Classifier], what: Mapping,
               config: FinetuneConfig, selection: SelectionConfig, seeds: Sequence[int], *,
-              softmax_only: bool = False) -> FinetuneRun:
+              train_layers: Sequence[int] | None = None) -> FinetuneRun:
     """``make(seeds)`` trained on the chapter's training digits by the fair-fight protocol
-    (:func:`pretraining.core.selection.select_and_train`), through the artifact cache.
+    (:func:`pretraining.core.selection.select_and_train`), through the artifact cache, tracking each
+    layer's distance from its start per epoch (:func:`layer_distances`).
 
-    All layers (tracking each layer's change per epoch, :func:`layer_changes`), or with
-    ``softmax_only`` only the softmax, on the hidden features of the network's one shared stack
-    (computed once: every member has the same hidden layers). ch: the running chapter (its data and
-    cache); name: the artifact's name; what: everything that defines ``make`` (e.g. the stack's
-    kind, sizes, pre-training config and seeds); the key adds the configs and ``seeds``.
+    ch: the running chapter (its data and cache); name: the artifact's name; what: everything that
+    defines ``make`` (e.g. the stacks' kind, sizes, pre-training config and seeds, the run -> stack
+    assignment); train_layers: the layers trained (None: all; e.g. [1, .., depth] freezes layer 1).
+    The key adds the configs, ``train_layers`` and ``seeds``.
     """
     key = {**what, "finetune": dataclasses.asdict(config), "selection": dataclasses.asdict(selection),
-           "softmax_only": softmax_only, "seeds": list(seeds)}
+           "train_layers": None if train_layers is None else list(train_layers), "seeds": list(seeds)}
     data = ch.data
     before = make(seeds)
 
     def compute():
-        if softmax_only:
-            def features(x: Tensor) -> Tensor:
-                return torch.cat([before.member(0).hidden(x[s:s + 2000])[-1][0] for s in range(0, x.shape[0], 2000)])
-
-            def make_top(s: Sequence[int]) -> Classifier:
-                net = make(s)
-                return Classifier([net.weights[-1]], [net.biases[-1]])
-
-            sel = select_and_train(make_top, Subset(features(data.train.x), data.train.y),
-                                   Subset(features(data.valid.x), data.valid.y), config, selection, seeds,
-                                   longer=LONGER_RUN)
-            after = before.clone()
-            after.weights[-1], after.biases[-1] = sel.clf.weights[0], sel.clf.biases[0]
-        else:
-            sel = select_and_train(make, data.train, data.valid, config, selection, seeds, track=layer_changes,
-                                   longer=LONGER_RUN)
-            after = sel.clf
+        sel = select_and_train(make, data.train, data.valid, config, selection, seeds, train_layers=train_layers,
+                               track=layer_distances, longer=LONGER_RUN)
         curves = {"train_nll": sel.curves["train_nll"], "valid_error": sel.curves["valid_error"],
-                  "relative_change": sel.curves.get("tracked", [[] for _ in seeds])}
-        return after.state_dict(), {"history": curves, "selection": sel.record()}
+                  "distance": sel.curves["tracked"]}
+        return sel.clf.state_dict(), {"history": curves, "selection": sel.record()}
 
-    # version 3: early stopping once the validation curve flattened (version 2: the fair-fight protocol)
-    tensors, meta = ch.cached(name, key, compute, version=3)
+    # version 4: absolute layer distances tracked, train_layers in the key (3: early stopping on a flat curve)
+    tensors, meta = ch.cached(name, key, compute, version=4)
     return FinetuneRun(before, Classifier.from_state_dict(tensors), meta["history"], meta["selection"])
 
 
+@dataclass
+class SoftmaxRun:
+    """The softmax trained alone on frozen features: ``before`` / ``after`` (M members; only the softmax
+    differs) and one selection record per stack (the runs of stack k are selected together)."""
+
+    before: Classifier
+    after: Classifier
+    selections: list[dict]
+
+    @property
+    def converged(self) -> bool:
+        return all(setting_converged(r) for r in self.selections)
+
+
+def softmax_on_frozen_features(ch: runtime.Chapter, name: str, make: Callable[[Sequence[int]], Classifier],
+                               what: Mapping, config: FinetuneConfig, selection: SelectionConfig,
+                               seeds: Sequence[int], stack_of: Sequence[int]) -> SoftmaxRun:
+    """The softmax of ``make(seeds)`` trained alone on its frozen top features, by the fair-fight protocol
+    per stack: the runs m with ``stack_of[m] == k`` are one :func:`pretraining.core.selection.select_and_train`
+    on stack k's features of the training and validation digits (computed once; the routine's
+    validation set is shared by its members, and the features differ between stacks). Cached like
+    :func:`finetuned`."""
+    key = {**what, "finetune": dataclasses.asdict(config), "selection": dataclasses.asdict(selection),
+           "softmax_only": True, "seeds": list(seeds)}
+    data = ch.data
+    before = make(seeds)
+
+    def compute():
+        after = before.clone()
+        records = []
+        for k in sorted(set(stack_of)):
+            idx = [m for m, s in enumerate(stack_of) if s == k]
+            net = before.member(idx[0])  # stack k's hidden layers (every run of stack k has them)
+
+            def features(x: Tensor) -> Tensor:
+                return torch.cat([net.hidden(x[s:s + 2000])[-1][0] for s in range(0, x.shape[0], 2000)])
+
+            def make_top(s: Sequence[int]) -> Classifier:
+                full = make(s)
+                return Classifier([full.weights[-1]], [full.biases[-1]])
+
+            sel = select_and_train(make_top, Subset(features(data.train.x), data.train.y),
+                                   Subset(features(data.valid.x), data.valid.y), config, selection,
+                                   [seeds[m] for m in idx], longer=LONGER_RUN)
+            after.weights[-1][idx], after.biases[-1][idx] = sel.clf.weights[0], sel.clf.biases[0]
+            records.append(sel.record())
+        return after.state_dict(), {"selections": records}
+
+    # version 4: selected per stack (3: one shared stack)
+    tensors, meta = ch.cached(name, key, compute, version=4)
+    return SoftmaxRun(before, Classifier.from_state_dict(tensors), meta["selections"])
 # ----------------------------------------------------------------------------------------- input plane
 @dataclass
 class InputPlane:
@@ -1018,22 +1257,13 @@ def input_plane(anchors: Tensor, resolution: int = 80, margin: float = 0.3) -> I
     return InputPlane(points, coords.clone(), coords.clone(), anchors.clone())
 
 
-@torch.no_grad()
 def decision_map(clf: Classifier, plane: InputPlane) -> Tensor:
     """The class each member assigns to each grid point: (M, R, R) int64, rows = beta, columns = alpha."""
-    if not isinstance(clf, Classifier):
-        raise TypeError(f"clf must be a Classifier, got {type(clf).__name__}")
-    pts = plane.points.to(device=clf.device, dtype=clf.dtype)
-    classes = torch.cat([clf.logits(pts[s:s + 4096]).argmax(-1) for s in range(0, pts.shape[0], 4096)], dim=1)
     R = plane.resolution
-    return classes.reshape(clf.n_members, R, R)
+    return predict(clf, plane.points).reshape(clf.n_members, R, R)
 
 
 # ----------------------------------------------------------------------------------------- figures
-def _np(t) -> np.ndarray:
-    return t.detach().cpu().double().numpy() if isinstance(t, Tensor) else np.asarray(t, dtype=np.float64)
-
-
 def _tiles(ax, W: np.ndarray, ncols: int, norm: Normalize, cmap: str):
     """Columns of W (784, n) as 28x28 tiles in one Axes; returns the last AxesImage."""
     n = W.shape[1]
@@ -1100,56 +1330,51 @@ def _layer_label(name) -> str:
 _LAYER_STYLES = [("-", "o"), ("--", "s"), ("-.", "^"), (":", "D"), ("-", "v"), ("--", "P"), ("-.", "X"), (":", "*")]
 
 
+#: The panels of :func:`plot_layer_change`: measure -> (title, scale).
+_PANELS = {"weight_change": ("absolute change ‖W_after − W_before‖", 1.0),
+           "change_vs_pretraining": ("change ÷ pre-training's move, ‖ΔW‖ / ‖W_pt − W_init‖ (%)", 100.0),
+           "cka": ("CKA of the layer's activations on test digits, before vs after", 1.0),
+           "mean_cosine": ("mean cosine between a unit's weights before and after", 1.0),
+           "sign_flip_fraction": ("weights whose sign flipped (%)", 100.0)}
+
+
 def plot_layer_change(changes: Mapping[str, LayerChange], layer_names: Sequence[str]) -> Figure:
-    """Bar charts over layers of the three statistics (one panel per statistic, in rows), one bar colour per
-    network, error bars = std over seeds.
+    """Bar charts over layers of the measures of :data:`_PANELS` (one panel each, in rows), one bar colour per
+    network, error bars = std over runs; no bar where a measure does not apply (NaN).
 
     changes: {network label: LayerChange with len(layer_names) layers}.
     """
     if not changes:
         raise ValueError("changes must name at least one network")
     labels = list(changes)
-    titles = {"relative_change": "relative change ‖ΔW‖ / ‖W‖ (%)",
-              "mean_cosine": "mean cosine between a unit's weights before and after",
-              "sign_flip_fraction": "weights whose sign flipped (%)"}
-    scale = {"relative_change": 100.0, "mean_cosine": 1.0, "sign_flip_fraction": 100.0}
     hatches = ["", "//", ".."]
     x = np.arange(len(layer_names))
     width = 0.8 / len(labels)
     with styled():
-        fig, axes = plt.subplots(3, 1, figsize=(PAGE_WIDTH, 7.4), sharex=True, layout="constrained")
-        for ax, stat in zip(axes, LayerChange.STATS):
+        fig, axes = plt.subplots(len(_PANELS), 1, figsize=(PAGE_WIDTH, 2.0 * len(_PANELS) + 0.8), sharex=True,
+                                 layout="constrained")
+        for ax, (stat, (title, scale)) in zip(axes, _PANELS.items()):
             for k, label in enumerate(labels):
-                v = scale[stat] * _np(getattr(changes[label], stat))
+                v = scale * _np(getattr(changes[label], stat))
                 if v.shape[0] != len(layer_names):
                     raise ValueError(f"{label!r} has {v.shape[0]} layers, layer_names has {len(layer_names)}")
-                err = v.std(1, ddof=1) if v.shape[1] > 1 else None
-                ax.bar(x + (k - (len(labels) - 1) / 2) * width, v.mean(1), width * 0.92, yerr=err, capsize=3,
-                       label=label, color=f"C{k}", hatch=hatches[k % len(hatches)], edgecolor="white")
-            ax.set_title(titles[stat])
-        axes[1].set_ylim(min(0.0, axes[1].get_ylim()[0]), 1.02)
+                shown = ~np.isnan(v).any(1)
+                err = v.std(1, ddof=1) if v.shape[1] > 1 else np.zeros(v.shape[0])
+                ax.bar((x + (k - (len(labels) - 1) / 2) * width)[shown], v.mean(1)[shown], width * 0.92,
+                       yerr=err[shown], capsize=3, label=label, color=f"C{k}", hatch=hatches[k % len(hatches)],
+                       edgecolor="white")
+            ax.set_title(title)
         axes[-1].set_xticks(x, [_layer_label(n) for n in layer_names])
         fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncols=min(3, len(labels)))
     return fig
 
 
-def ragged_curves(curves: Sequence[Sequence]) -> np.ndarray:
-    """Per-seed curves of different lengths (seed m: E_m entries, each a number or a list of K) as one
-    (E, K, M) array (E the longest run), NaN after a seed stopped."""
-    arrays = [np.asarray(c, dtype=float).reshape(len(c), -1) for c in curves]
-    E, K = max(a.shape[0] for a in arrays), max(a.shape[1] for a in arrays)
-    out = np.full((E, K, len(arrays)), np.nan)
-    for m, a in enumerate(arrays):
-        out[:a.shape[0], :a.shape[1], m] = a
-    return out
-
-
 def plot_change_over_epochs(histories: Mapping[str, Sequence], layer_names: Sequence[str]) -> Figure:
-    """Relative change of each layer against the fine-tuning epoch, one panel per network, in rows.
+    """Each layer's distance from its start, ||W - W_start||, against the fine-tuning epoch, one panel per
+    network, in rows.
 
-    histories: {network label: per seed a list of per-epoch (L,) relative changes} (the runs'
-    "relative_change", fractions, drawn in %; seeds stop at different epochs); lines are the mean
-    over the seeds still training, the band their min..max.
+    histories: {network label: per run a list of per-epoch (L,) distances} (the runs' "distance"; runs
+    stop at different epochs); lines are the mean over the runs still training, the band their min..max.
     """
     n = len(histories)
     with styled():
@@ -1157,7 +1382,7 @@ def plot_change_over_epochs(histories: Mapping[str, Sequence], layer_names: Sequ
                                  layout="constrained", squeeze=False)
         longest = 1
         for ax, (label, hist) in zip(axes[:, 0], histories.items()):
-            v = 100 * ragged_curves(hist)  # (E, L, M), in % of the starting norm
+            v = ragged_curves(hist)  # (E, L, M)
             longest = max(longest, v.shape[0])
             epochs = np.arange(1, v.shape[0] + 1)
             for i, name in enumerate(layer_names):
@@ -1168,7 +1393,7 @@ def plot_change_over_epochs(histories: Mapping[str, Sequence], layer_names: Sequ
                                 alpha=0.2)
             ax.set_yscale("log")
             ax.set_title(label)
-            ax.set_ylabel("relative change (%)")
+            ax.set_ylabel("‖W − W_start‖")
         axes[-1, 0].set_xlabel("fine-tuning epoch")
         axes[-1, 0].set_xlim(0.5, longest + 0.5)
         axes[-1, 0].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
@@ -1177,17 +1402,19 @@ def plot_change_over_epochs(histories: Mapping[str, Sequence], layer_names: Sequ
     return fig
 
 
-def plot_test_errors(errors: Mapping[str, Tensor], *, title: str | None = None) -> Figure:
-    """Horizontal bars of test error (%) per condition, mean over seeds with every seed as a dot.
+def plot_test_errors(errors: Mapping[str, Tensor], *, edited: Sequence[str] = (),
+                     title: str | None = None) -> Figure:
+    """Horizontal bars of test error (%) per condition, mean over runs with every run as a dot.
 
     errors: {condition label: error fractions (M,)}, drawn top to bottom in the given order; bars of
-    conditions with "reset" in their label are orange (and hatched), the others blue.
+    conditions whose label starts with one of ``edited`` (networks edited after training) are orange
+    (and hatched), the others blue.
     """
     with styled():
         fig, ax = plt.subplots(figsize=(PAGE_WIDTH, 0.5 * len(errors) + 1.4), layout="constrained")
         for k, (label, e) in enumerate(errors.items()):
             v = 100 * _np(e).reshape(-1)
-            reset = "reset" in label
+            reset = label.startswith(tuple(edited))
             ax.barh(k, v.mean(), color="C1" if reset else "C0", alpha=0.7, hatch="//" if reset else None,
                     edgecolor="white")
             ax.scatter(v, np.full_like(v, k), color="black", s=14, zorder=3)
