@@ -500,7 +500,7 @@ def test_claim_parts_all_hold():
 def test_separation_must_hold_between_error_matched_points_too():
     statuses, _, parts = parts_of(hand_measures(matched=0.93))
     assert statuses[0] == claims.FAILS and "93.0%" in parts[0].evidence
-    statuses, _, parts = parts_of(hand_measures(matched=float("nan")))
+    statuses, _, parts = parts_of(hand_measures(matched=None))
     assert statuses[0] == claims.NOT_TESTED and "no point has both groups at its error" in parts[0].evidence
     statuses, _, _ = parts_of(hand_measures(knn_after=0.99))
     assert statuses[0] == claims.FAILS
@@ -575,7 +575,7 @@ def test_conclusion_texts_follow_the_numbers():
     t = conclusion_texts(hand_measures(moved=-0.5, difference=0.2, low=-0.1), conf0, horizon=3)
     assert "(closer to their epoch-1 selves)" in t["closer"]
     assert "slightly closer to one another, but the bootstrap interval includes no difference" in t["tighter"]
-    t = conclusion_texts(hand_measures(knn_after=0.75, matched=float("nan"), difference=-0.3, low=-0.5), conf0,
+    t = conclusion_texts(hand_measures(knn_after=0.75, matched=None, difference=-0.3, low=-0.5), conf0,
                          horizon=3)
     assert t["separated"] == ("overlap: from the first epoch on, the nearest-neighbour rule puts 25.0% of the points "
                               "into the wrong group; no point has both groups at its error, so they cannot be "

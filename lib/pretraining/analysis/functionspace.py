@@ -178,7 +178,7 @@ def error_matched_knn_accuracy(vectors: object, groups: Sequence[Hashable], nets
     (|e_j - e_i| <= tolerance); a point counts only when its candidates hold both groups, so that
     either answer is possible at its error, and it is classified by its nearest candidate. How far
     training has progressed cannot tell the groups apart then: both are offered at the same error.
-    Returns {"accuracy": the fraction of the counted points classified correctly (NaN when no point
+    Returns {"accuracy": the fraction of the counted points classified correctly (None when no point
     counts), "n_points": how many counted, "tolerance"}; 1.0 means every counted point is nearest
     to its own group.
     """
@@ -198,7 +198,7 @@ def error_matched_knn_accuracy(vectors: object, groups: Sequence[Hashable], nets
     d[excluded] = np.inf
     both = np.stack([(~excluded & (g_codes[None, :] == g)).any(1) for g in (0, 1)]).all(0)  # (N,)
     if not both.any():
-        return {"accuracy": float("nan"), "n_points": 0, "tolerance": float(tolerance)}
+        return {"accuracy": None, "n_points": 0, "tolerance": float(tolerance)}
     nearest = np.argmin(d[both], axis=1)
     accuracy = float((g_codes[nearest] == g_codes[both]).mean())
     return {"accuracy": accuracy, "n_points": int(both.sum()), "tolerance": float(tolerance)}

@@ -3,30 +3,37 @@
 The notebook ``chapters/04_function_space.ipynb`` tells the story; this module does the work:
 
 * :data:`SPEC` — the claim and the parameters, with the rules that tie them together (the probe
-  digits fit in the test set, the embeddings' settings fit the number of points, ...);
-* :func:`run` — pre-trains N RBM stacks (shared cache); trains each group (pre-trained, random
-  init) by the fair-fight protocol (:func:`pretraining.core.selection.select_and_train`: its own
-  rate chosen on the validation set, every net reported at its best validation epoch,
-  :func:`train_group`); then fine-tunes the N pre-trained and N random nets together as one batch
-  of 2N members, each group with its chosen rate, for the whole epoch budget while recording their
-  outputs; embeds all points in 2-D and measures the claim in function space (the expensive steps
+  digits fit in the test set, the embeddings' settings fit the fewest points a panel can have, ...);
+* :func:`run` — per panel (:func:`panel_kinds`: DAE pre-training as in the paper's figure, RBM
+  pre-training when ``rbm_panel``) pre-trains N stacks (shared cache) and trains the N pre-trained
+  nets by the fair-fight protocol (:func:`pretraining.core.selection.select_and_train`: the group's
+  rate chosen on the validation set, every net stopped early and reported at its best validation
+  epoch, :func:`train_group`); the N random nets are trained the same way once and shared by every
+  panel. While the protocol trains them, each net's outputs on the probe digits are recorded after
+  every epoch (:func:`probe_track`), so the trajectories are those of the reported nets and cost no
+  further training. A panel compares epochs 0..E, E the fewest epochs any of its 2N nets ran; it
+  embeds all its points in 2-D and measures the claim in function space (the expensive steps
   through the cache);
 * one function per section — :func:`setup`, :func:`training`, :func:`probe_error`, :func:`tsne`,
-  :func:`isomap`, :func:`two_groups`, :func:`distances`, :func:`first_epoch`, :func:`conclusions`;
-* :func:`claim_parts` and :func:`finish` — the claim's parts tested on the numbers (a part whose
-  groups did not converge is not tested, :func:`gate_unconverged`), the results file.
+  :func:`isomap`, :func:`two_groups`, :func:`distances`, :func:`first_epoch`, :func:`second_panel`,
+  :func:`conclusions`;
+* :func:`claim_parts` and :func:`finish` — the claim's parts tested on the numbers, per panel
+  (:func:`panel_parts`; a part whose groups did not converge is not tested, :func:`gate_unconverged`),
+  the results file.
 
 Before fine-tuning (epoch 0) and after every epoch, each net's softmax outputs on T fixed test
 digits are recorded; concatenated, they are the net's point in function space (dimension D = T * C,
 see :mod:`pretraining.analysis.functionspace`). The chapter embeds all points in 2-D (t-SNE, Isomap)
 and measures the claims about Erhan et al.'s (2010) figures 5 and 6 in the original D-dimensional
-space.
+space: separation also between points of equal probe error (so not just "how trained"), moving
+together measured from epoch 1 (at epoch 0 every net is near the uniform output), and the spread of
+each group over training.
 
-Shapes: M nets (members), E fine-tuning epochs (the budget), T probe digits, C classes, D = T * C.
+Shapes: M nets of a panel (members), E its last common epoch, T probe digits, C classes, D = T * C.
 Trajectories are ``probs`` (M, E + 1, T, C) or ``vectors`` (M, E + 1, D); index 0 on the second
 axis is the net before fine-tuning. Groups are labelled with :data:`GROUPS`; the pre-trained nets
-come first. Seeds: pre-trained net m is member m of the chapter seed, random net m is member N + m
-(:func:`pretraining.core.seeding.member_seeds`).
+come first. Seeds: pre-trained net m is member m of the chapter seed (in every panel), random net m
+is member N + m (:func:`pretraining.core.seeding.member_seeds`).
 """
 
 from __future__ import annotations
@@ -201,7 +208,7 @@ SPEC = ChapterSpec(
         "rbm_panel": Param(False, Bool(), "also compare RBM pre-trained nets with the random ones (a second panel; "
                                           "the DAE panel, the paper's figure, is always run)"),
         # budget and patience: see the chapter's README entry (measured on 30 + 30 nets of width 400)
-        **selection_params(grid=[0.2, 0.4743, 1.125, 2.667, 6.325], epochs=20, patience=3, select_seeds=1),
+        **selection_params(grid=[0.2, 0.4743, 1.125, 2.667, 6.325], epochs=30, patience=3, select_seeds=1),
         "finetune_batch_size": Param(50, Int(min=1), "fine-tuning minibatch size"),
         "n_test_cases": Param(500, Int(min=1), "test digits whose outputs make a net's function vector "
                                                "(evenly spaced over the test set)"),
@@ -495,15 +502,13 @@ def setup(ch: runtime.Chapter) -> None:
     ref = ERHAN2010_FUNCTION_SPACE.numbers["nets_per_group"]
     ch.glue("nets_note", f"To keep the time, this run has {n} nets per group, fewer than the paper's {ref}."
             if n < ref else f"As in the paper, {n} nets per group.")
-    ch.glue("n_total_nets", 2 * n, fmt="d")
     ch.glue("architecture", "-".join(map(str, _sizes(ch))))
-    for name in ("rbm_epochs", "dae_epochs"):
-        ch.glue(name, p[name], fmt="d")
-        ch.glue(f"{name[:3]}_epoch_count", plural(p[name], "epoch"))
-    for name in ("rbm_lr", "dae_lr", "dae_noise"):
+    ch.glue("dae_epoch_count", plural(p["dae_epochs"], "epoch"))
+    for name in ("dae_lr", "dae_noise"):
         ch.glue(name, p[name], fmt="g")
-    ch.glue("pretrain_batch", p["pretrain_batch_size"], fmt="d")
-    ch.glue("rbm_panel_note", "The same comparison with RBM pre-training is the second panel at the end."
+    ch.glue("dae_batch", p["pretrain_batch_size"], fmt="d")
+    ch.glue("rbm_panel_note", (f"The same comparison with RBM pre-training (CD-1, {plural(p['rbm_epochs'], 'epoch')} "
+                               f"per layer, learning rate {p['rbm_lr']:g}) is the second panel at the end.")
             if p["rbm_panel"] else "A second panel with RBM pre-training is off in this profile (rbm_panel = False; "
                                    "the paper profile turns it on).")
     ch.glue("ft_epochs", p["finetune_epochs"], fmt="d")
@@ -602,8 +607,7 @@ def two_groups(ch: runtime.Chapter, res: Result) -> None:
     ch.glue("knn_epoch0", m["knn_per_epoch"][0], fmt=".1%")
     ch.glue("knn_after_start", m["knn_after_start"], fmt=".1%")
     matched = m["knn_matched"]
-    ch.glue("knn_matched", "not defined (no point has both groups at its error)" if math.isnan(matched["accuracy"])
-            else f"{matched['accuracy']:.1%}")
+    ch.glue("knn_matched", _matched_text(matched))
     ch.glue("matched_points", matched["n_points"], fmt=",")
     ch.glue("later_points", len(res.main.labels) * res.main.horizon, fmt=",")
     conf = res.main.mean_confidence()
@@ -632,7 +636,7 @@ def distances(ch: runtime.Chapter, res: Result) -> None:
     ch.glue("max_distance", float(np.sqrt(2 * ch.params["n_test_cases"])), fmt=".1f")
     area = main.areas["tsne"]
     for g in GROUPS:
-        ch.glue(f"area_ratio_{_TAGS[g]}", area[g][-1] / area[g][1] if area[g][1] > 0 else math.nan, fmt=".2f")
+        ch.glue(f"area_ratio_{_TAGS[g]}", f"{area[g][-1] / area[g][1]:.2f}" if area[g][1] > 0 else "undefined (no area)")
     ch.figure("ch4_group_distances", plot_group_distances(m))
     ch.figure("ch4_spread", plot_spread(m, main.areas))
 
@@ -644,8 +648,9 @@ def first_epoch(ch: runtime.Chapter, res: Result) -> None:
         ch.glue(f"start_{_TAGS[g]}", m["to_start_after_epoch1"][g], fmt=".2f")
         ch.glue(f"pair_{_TAGS[g]}", m["pairwise_after_epoch1"][g], fmt=".2f")
         mv = m["moved_together"][g]
-        ch.glue(f"self1_{_TAGS[g]}", mv["to_epoch1"][-1] if mv["to_epoch1"] else math.nan, fmt=".2f")
-        ch.glue(f"others_{_TAGS[g]}", mv["to_others"][-1] if mv["to_others"] else math.nan, fmt=".2f")
+        none = "not measured (a single common epoch)"
+        ch.glue(f"self1_{_TAGS[g]}", f"{mv['to_epoch1'][-1]:.2f}" if mv["to_epoch1"] else none)
+        ch.glue(f"others_{_TAGS[g]}", f"{mv['to_others'][-1]:.2f}" if mv["to_others"] else none)
     ch.figure("ch4_distance_to_start", plot_distance_to_start(m))
     ch.figure("ch4_moved_together", plot_moved_together(m))
 
@@ -660,7 +665,7 @@ def second_panel(ch: runtime.Chapter, res: Result) -> None:
         m = panel.measures
         ch.glue("rbm_summary", (
             f"The RBM panel has {panel.horizon} common epochs. Nearest-neighbour group accuracy from epoch 1 on "
-            f"{m['knn_after_start']:.1%}, between error-matched points {m['knn_matched']['accuracy']:.1%}; the "
+            f"{m['knn_after_start']:.1%}, between error-matched points {_matched_text(m['knn_matched'])}; the "
             f"table gives its numbers beside the DAE panel's, its parts are listed with the DAE panel's at the end."))
     runtime.show(panel_table(res).style.set_caption(
         "Each panel: the pre-trained group against the same random nets (the probe error and distances at "
@@ -680,7 +685,7 @@ def panel_table(res: Result) -> pd.DataFrame:
             f"{np.median(tr[pre].test_error):.2%} / {np.median(tr[rnd].test_error):.2%}",
             f"{panel.horizon}",
             f"{m['knn_after_start']:.1%}",
-            f"{m['knn_matched']['accuracy']:.1%} ({m['knn_matched']['n_points']} points)",
+            f"{_matched_text(m['knn_matched'])} ({m['knn_matched']['n_points']} points)",
             f"{w[pre][1]:.2f} to {w[pre][-1]:.2f}",
             f"{w[rnd][1]:.2f} to {w[rnd][-1]:.2f}",
         ]
@@ -742,7 +747,7 @@ def panel_parts(panel: Panel, n_seeds: int) -> list[claims.Part]:
     reason = f"only {n_seeds} nets per group (fewer than {MIN_NETS}): these measures are too noisy to judge the claim"
     pre, rnd = GROUPS
     matched = m["knn_matched"]
-    no_match = math.isnan(matched["accuracy"])
+    no_match = matched["accuracy"] is None
     evidence_a = (f"leave-one-net-out nearest-neighbour group accuracy from epoch 1 on {m['knn_after_start']:.1%}; "
                   f"between error-matched points ({matched['n_points']} points with both groups within "
                   f"{matched['tolerance'] * 100:g} points of their probe error) "
@@ -874,13 +879,19 @@ def finish(ch: runtime.Chapter, res: Result) -> None:
         findings.append(
             f"{panel.name} vs random, {n}+{n} nets ({'; '.join(trained(g, t) for g, t in panel.training.items())}), "
             f"{panel.horizon} common epochs: nearest-neighbour group accuracy from epoch 1 on "
-            f"{m['knn_after_start']:.1%}, error-matched {m['knn_matched']['accuracy']:.1%}; within-group distance "
+            f"{m['knn_after_start']:.1%}, error-matched {_matched_text(m['knn_matched'])}; within-group distance "
             f"epoch 1 to {panel.horizon}: pre-trained {m['within'][pre][1]:.2f} to {m['within'][pre][-1]:.2f}, random "
             f"{m['within'][rnd][1]:.2f} to {m['within'][rnd][-1]:.2f}.")
     ch.finish(results_record(ch.params, res), parts=claim_parts(ch, res), finding=" ".join(findings))
 
 
 # -- text and tables -------------------------------------------------------------------------------------
+
+
+def _matched_text(matched: Mapping) -> str:
+    """The error-matched accuracy (:func:`pretraining.analysis.functionspace.error_matched_knn_accuracy`) in words."""
+    acc = matched["accuracy"]
+    return "not defined (no point has both groups at its error)" if acc is None else f"{acc:.1%}"
 
 
 def _sizes(ch: runtime.Chapter) -> list[int]:
@@ -899,7 +910,7 @@ def conclusion_texts(measures: Mapping, confidence_epoch0: Mapping[str, float], 
     pre, rnd = GROUPS
     acc = m["knn_matched"]["accuracy"]
     matched = ("no point has both groups at its error, so they cannot be compared at equal error"
-               if math.isnan(acc) else f"between points of equal probe error the rule is right for {acc:.1%}")
+               if acc is None else f"between points of equal probe error the rule is right for {acc:.1%}")
     if v["separated_after_start"]:
         separated = (f"form two groups with no overlap from the first epoch on (nearest-neighbour accuracy "
                      f"{m['knn_after_start']:.1%} over epochs 1 to {horizon}); {matched}. Before fine-tuning "
@@ -963,7 +974,7 @@ def comparison_table(measures: Mapping, *, n_seeds: int, sizes: Sequence[int], n
             f"{n_seeds} + {n_seeds}, {len(sizes) - 2} hidden layers ({'-'.join(map(str, sizes))}), DAE pre-training",
             f"outputs on {n_test_cases:,} test digits, epochs 0 to {horizon} (every net)",
             (f"nearest-neighbour accuracy from epoch 1 on {m['knn_after_start']:.1%} (no overlap: "
-             f"{yes(v['separated_after_start'])}); between error-matched points {m['knn_matched']['accuracy']:.1%}"),
+             f"{yes(v['separated_after_start'])}); between error-matched points {_matched_text(m['knn_matched'])}"),
             (f"within-group distance at the end: pre-trained {w[pre][-1]:.2f}, random {w[rnd][-1]:.2f} (smaller for "
              f"pre-trained beyond the bootstrap interval: {yes(v['pretrained_tighter'])}); from epoch 1: pre-trained "
              f"{w[pre][1]:.2f} to {w[pre][-1]:.2f}, random {w[rnd][1]:.2f} to {w[rnd][-1]:.2f}")],
