@@ -1365,12 +1365,17 @@ def plot_group_distances(measures: Mapping) -> Figure:
 
 
 def plot_knn_accuracy(measures: Mapping) -> Figure:
-    """Leave-one-net-out nearest-neighbour accuracy of telling the groups apart, per epoch."""
+    """Leave-one-net-out nearest-neighbour accuracy of telling the groups apart, per epoch, with the pooled
+    accuracies (all epochs; epochs 1 on; epochs 1 on between error-matched points) as horizontal lines."""
     with figures.styled():
         fig, ax = plt.subplots(figsize=(figures.PAGE_WIDTH, 3.9))
         ep = measures["epochs"]
         ax.plot(ep, measures["knn_per_epoch"], marker="o", color="0.2", label="points of this epoch only")
         ax.axhline(measures["knn_all"], color="tab:green", ls="--", label="all epochs together")
+        ax.axhline(measures["knn_after_start"], color="tab:purple", ls="-.", label="epochs 1 on together")
+        if measures["knn_matched"]["accuracy"] is not None:
+            ax.axhline(measures["knn_matched"]["accuracy"], color="tab:red", ls=(0, (5, 2, 1, 2)),
+                       label="epochs 1 on, error-matched")
         ax.axhline(0.5, color="0.6", ls=":", label="chance (0.5)")
         ax.set_ylim(0.0, 1.05)
         _epoch_axis(ax, len(ep), "accuracy", "Can a nearest-neighbour rule tell the groups apart?")
