@@ -23,6 +23,7 @@ from pretraining.chapters.ch04_function_space import (  # noqa: E402
     MIN_NETS,
     SPEC,
     GroupTraining,
+    Panel,
     Result,
     claim_parts,
     comparison_table,
@@ -38,14 +39,19 @@ from pretraining.chapters.ch04_function_space import (  # noqa: E402
     plot_embedding_figure,
     plot_group_distances,
     plot_knn_accuracy,
+    plot_moved_together,
     plot_probe_error,
+    plot_spread,
     probe_confidence,
     probe_errors,
     probe_indices,
-    record_trajectories,
+    probe_track,
     results_record,
+    hull_areas,
+    panel_kinds,
+    panel_table,
+    tracked_probs,
     train_group,
-    train_groups,
     verdicts,
     within_difference_ci,
 )
@@ -96,18 +102,22 @@ def _params(**changes):
 
 def test_spec_defaults_pass_the_rules_and_pick_no_rate_by_hand():
     d = SPEC.defaults()
-    assert {k: d[k] for k in ("n_seeds", "hidden_sizes", "rbm_epochs", "rbm_lr", "pretrain_batch_size",
-                              "finetune_batch_size", "n_test_cases",
+    assert {k: d[k] for k in ("n_seeds", "hidden_sizes", "dae_epochs", "dae_lr", "dae_noise", "pretrain_batch_size",
+                              "rbm_panel", "finetune_batch_size", "n_test_cases", "match_tolerance",
                               "perplexity", "pca_dims", "isomap_neighbors", "knn_k", "embed_jobs")} == {
-        "n_seeds": 15, "hidden_sizes": [100, 100], "rbm_epochs": 5, "rbm_lr": 0.1, "pretrain_batch_size": 100,
-        "finetune_batch_size": 50, "n_test_cases": 1000,
-        "perplexity": 30.0, "pca_dims": 50, "isomap_neighbors": 10, "knn_k": 1, "embed_jobs": 2}
+        "n_seeds": 30, "hidden_sizes": [400, 400], "dae_epochs": 2, "dae_lr": 0.1, "dae_noise": 0.25,
+        "pretrain_batch_size": 100, "rbm_panel": False, "finetune_batch_size": 50, "n_test_cases": 500,
+        "match_tolerance": 0.01, "perplexity": 30.0, "pca_dims": 50, "isomap_neighbors": 10, "knn_k": 1,
+        "embed_jobs": 2}
     assert "finetune_lr" not in d  # the rate is chosen on the validation set, per group
     grid = d["finetune_lr_grid"]
     assert len(grid) >= 5 and grid[-1] / grid[0] >= 30 and grid[0] < 1.0 < grid[-1]  # around the old 1.0
     assert d["finetune_select_seeds"] <= d["n_seeds"] and d["finetune_patience"] < d["finetune_epochs"]
     assert SPEC.problems(d) == []
-    assert n_points(d) == 2 * 15 * (d["finetune_epochs"] + 1)
+    assert n_points(d) == 2 * 30 * (d["finetune_patience"] + 2)  # the fewest: every net stopped at its earliest
+    assert panel_kinds(d) == ["dae"] and panel_kinds({**d, "rbm_panel": True}) == ["dae", "rbm"]
+    with pytest.raises(ParameterError, match="rbm_panel=1 is not allowed"):
+        SPEC.check(_params(rbm_panel=1))
 
 
 def test_rules_name_the_bad_parameter_in_one_line():
@@ -139,62 +149,24 @@ def test_rules_check_the_selection_parameters():
 
 
 # ------------------------------------------------------------------------------ recording
-def test_record_trajectories_records_start_and_every_epoch(toy):
-    x, y, probe, _ = toy
+def test_tracked_probs_pads_each_net_after_its_last_epoch():
+    start = torch.full((2, 1, 3), 1 / 3)
+    tracked = [[[0.5, 0.25, 0.25]], [[0.2, 0.2, 0.6], [0.1, 0.1, 0.8]]]  # net 0 ran 1 epoch, net 1 ran 2
+    probs = tracked_probs(start, tracked)
+    assert probs.shape == (2, 3, 1, 3) and probs.dtype == torch.float32
+    assert torch.equal(probs[:, 0], start)
+    assert probs[0, 1, 0].tolist() == [0.5, 0.25, 0.25] and probs[0, 2].isnan().all()
+    assert probs[1, 2, 0].tolist() == pytest.approx([0.1, 0.1, 0.8])
+    with pytest.raises(ValueError, match="one curve per net"):
+        tracked_probs(start, tracked[:1])
+
+
+def test_probe_track_records_every_members_outputs(toy):
+    _, _, probe, _ = toy
     clf = Classifier.random([16, 5, 3], [0, 1])
-    before = clf.predict_proba(probe)
-    probs, history = record_trajectories(clf, x, y, probe, CONFIG, [0, 1], progress=False)
-    assert probs.shape == (2, 3, 12, 3) and probs.dtype == torch.float32
-    torch.testing.assert_close(probs[:, 0], before, rtol=0, atol=0)
-    torch.testing.assert_close(probs[:, -1], clf.predict_proba(probe), rtol=0, atol=0)
-    torch.testing.assert_close(probs.sum(-1), torch.ones(2, 3, 12))
-    assert not torch.equal(probs[:, 0], probs[:, 1])  # training moved the outputs
-    assert len(history["train_nll"]) == 2
-
-
-def test_record_trajectories_is_deterministic(toy):
-    x, y, probe, _ = toy
-    a, _ = record_trajectories(Classifier.random([16, 5, 3], [4]), x, y, probe, CONFIG, [4], progress=False)
-    b, _ = record_trajectories(Classifier.random([16, 5, 3], [4]), x, y, probe, CONFIG, [4], progress=False)
-    assert torch.equal(a, b)
-
-
-def test_record_trajectories_rejects_bad_probe(toy):
-    x, y, _, _ = toy
-    clf = Classifier.random([16, 5, 3], [0])
-    with pytest.raises(ValueError, match=r"probe_x must be a tensor of shape \(T, 16\)"):
-        record_trajectories(clf, x, y, torch.zeros(4, 15), CONFIG, [0], progress=False)
-    with pytest.raises(TypeError, match="config must be a FinetuneConfig"):
-        record_trajectories(clf, x, y, torch.zeros(4, 16), {"epochs": 1}, [0], progress=False)
-
-
-def test_train_groups_batched_equals_each_group_alone(toy):
-    x, y, probe, stack = toy
-    pre_seeds, rnd_seeds = [0, 1, 2], [3, 4, 5]
-    w_before = stack.layers[0].W.clone()
-    probs, history = train_groups(stack, x, y, probe, CONFIG, pre_seeds, rnd_seeds, n_classes=3, progress=False)
-    assert probs.shape == (6, 3, 12, 3) and len(history["train_nll"][0]) == 6
-    assert torch.equal(stack.layers[0].W, w_before)  # the cached stack is not modified
-    alone_pre, _ = record_trajectories(Classifier.from_stack(stack, 3, pre_seeds), x, y, probe, CONFIG, pre_seeds,
-                                       progress=False)
-    alone_rnd, _ = record_trajectories(Classifier.random([16, 8, 6, 3], rnd_seeds), x, y, probe, CONFIG, rnd_seeds,
-                                       progress=False)
-    torch.testing.assert_close(probs[:3], alone_pre, rtol=0, atol=1e-6)
-    torch.testing.assert_close(probs[3:], alone_rnd, rtol=0, atol=1e-6)
-
-
-def test_train_groups_gives_each_group_its_own_rate(toy):
-    x, y, probe, stack = toy
-    pre_seeds, rnd_seeds = [0, 1, 2], [3, 4, 5]
-    config = FinetuneConfig(epochs=2, lr=(0.2,) * 3 + (1.5,) * 3, batch_size=10)
-    probs, _ = train_groups(stack, x, y, probe, config, pre_seeds, rnd_seeds, n_classes=3, progress=False)
-    for rows, clf, seeds, lr in ((slice(0, 3), Classifier.from_stack(stack, 3, pre_seeds), pre_seeds, 0.2),
-                                 (slice(3, 6), Classifier.random([16, 8, 6, 3], rnd_seeds), rnd_seeds, 1.5)):
-        alone, _ = record_trajectories(clf, x, y, probe, FinetuneConfig(epochs=2, lr=lr, batch_size=10), seeds,
-                                       progress=False)
-        torch.testing.assert_close(probs[rows], alone, rtol=0, atol=1e-6)
-    same, _ = train_groups(stack, x, y, probe, CONFIG, pre_seeds, rnd_seeds, n_classes=3, progress=False)
-    assert not torch.allclose(same, probs)  # the rates made a difference
+    out = probe_track(probe)(clf, clf)
+    assert out.shape == (2, 12 * 3)
+    torch.testing.assert_close(out.view(2, 12, 3), clf.predict_proba(probe), rtol=0, atol=0)
 
 
 def test_group_makers_build_each_seeds_own_net(toy):
@@ -214,16 +186,17 @@ def test_group_makers_build_each_seeds_own_net(toy):
         make[RND]([0])
 
 
-def test_train_groups_rejects_shared_or_missing_seeds(toy):
-    x, y, probe, stack = toy
+def test_group_makers_reject_shared_or_missing_seeds(toy):
+    _, _, _, stack = toy
     with pytest.raises(ValueError, match=r"share \[2\]"):
-        train_groups(stack, x, y, probe, CONFIG, [0, 1, 2], [2, 3, 4], n_classes=3, progress=False)
+        group_makers(stack, [0, 1, 2], [2, 3, 4], n_classes=3)
     with pytest.raises(ValueError, match="random_seeds has length 2"):
-        train_groups(stack, x, y, probe, CONFIG, [0, 1, 2], [3, 4], n_classes=3, progress=False)
+        group_makers(stack, [0, 1, 2], [3, 4], n_classes=3)
 
 
 # ------------------------------------------------------------------------------ the fair fight
 SELECT = SelectionConfig(lr_grid=(0.1, 0.2371, 0.5623, 1.334, 3.162), patience=1, max_extensions=1, select_seeds=1)
+PROBE = np.arange(0, 10, 2)  # rows of the fake chapter's 10 test digits
 
 
 class _FakeChapter:
@@ -243,8 +216,8 @@ def test_train_group_runs_the_protocol_once_through_the_cache(toy, tmp_path):
     ch = _FakeChapter(tmp_path, x, y)
     make = group_makers(stack, [0, 1, 2], [3, 4, 5], n_classes=3)
     config = FinetuneConfig(epochs=3, lr=0.5, batch_size=10)
-    first = train_group(ch, PRE, {"stack": "toy"}, make[PRE], config, SELECT, [0, 1, 2])
-    again = train_group(ch, PRE, {"stack": "toy"}, make[PRE], config, SELECT, [0, 1, 2])
+    first = train_group(ch, PRE, {"stack": "toy"}, make[PRE], config, SELECT, [0, 1, 2], PROBE)
+    again = train_group(ch, PRE, {"stack": "toy"}, make[PRE], config, SELECT, [0, 1, 2], PROBE)
     assert (ch.store.misses, ch.store.hits) == (1, 1) and first == again
     rec = first.selection
     assert first.lr == rec["lr"] in rec["grid"] and len(rec["grid"]) >= 5
@@ -262,13 +235,21 @@ def test_train_group_runs_the_protocol_once_through_the_cache(toy, tmp_path):
                       [s], patience=1)
         wrong = (alone.predict_proba(ch.data.test.x).argmax(-1)[0] != ch.data.test.y).float().mean()
         assert first.test_error[m] == pytest.approx(float(wrong), abs=1e-6)
+        # the recorded trajectory: the fresh net at epoch 0, the reported net at its best epoch, nothing after its run
+        probe_x = ch.data.test.x[PROBE]
+        torch.testing.assert_close(first.probs[m, 0], make[PRE]([s]).predict_proba(probe_x)[0], rtol=0, atol=0)
+        torch.testing.assert_close(first.probs[m, rec["best_epoch"][m]], alone.predict_proba(probe_x)[0],
+                                   rtol=0, atol=1e-6)
+        assert not first.probs[m, :rec["epochs_run"][m] + 1].isnan().any()
+        assert first.probs[m, rec["epochs_run"][m] + 1:].isnan().all()
+    assert first.probs.shape == (3, max(rec["epochs_run"]) + 1, 5, 3)
     # the random group is another artifact; another budget too
-    train_group(ch, RND, {"sizes": [16, 8, 6, 3]}, make[RND], config, SELECT, [3, 4, 5])
+    train_group(ch, RND, {"sizes": [16, 8, 6, 3]}, make[RND], config, SELECT, [3, 4, 5], PROBE)
     train_group(ch, PRE, {"stack": "toy"}, make[PRE], FinetuneConfig(epochs=2, lr=0.5, batch_size=10), SELECT,
-                [0, 1, 2])
+                [0, 1, 2], PROBE)
     assert ch.store.misses == 3
     with pytest.raises(ValueError, match="group='other' is not allowed"):
-        train_group(ch, "other", {}, make[PRE], config, SELECT, [0])
+        train_group(ch, "other", {}, make[PRE], config, SELECT, [0], PROBE)
 
 
 def test_probe_errors_counts_wrong_argmax():
@@ -283,48 +264,59 @@ def test_probe_errors_counts_wrong_argmax():
 
 # ------------------------------------------------------------------------------ measurements
 def line_trajectories():
-    """4 nets (2 per group), 2 points each, on a line (D = 1): exact distances by hand.
+    """4 nets (2 per group), 3 points each, on a line (D = 1): exact distances by hand.
 
-    pre-trained: net 0 goes 0 -> 1, net 1 goes 0 -> 3; random: net 2 goes 10 -> 10, net 3 goes 12 -> 14.
+    pre-trained: net 0 goes 0 -> 1 -> 2, net 1 goes 0 -> 3 -> 2; random: net 2 goes 10 -> 10 -> 12, net 3
+    goes 12 -> 14 -> 16. Probe errors are binary fractions, matched in bins of 0.25.
     """
-    v = np.array([[[0.0], [1.0]], [[0.0], [3.0]], [[10.0], [10.0]], [[12.0], [14.0]]])
-    return v, [PRE, PRE, RND, RND]
+    v = np.array([[[0.0], [1.0], [2.0]], [[0.0], [3.0], [2.0]], [[10.0], [10.0], [12.0]], [[12.0], [14.0], [16.0]]])
+    errors = np.array([[0.875, 0.5, 0.25], [0.875, 0.5, 0.25], [0.875, 0.5, 0.75], [0.875, 0.125, 0.25]])
+    return v, [PRE, PRE, RND, RND], errors
 
 
 def test_measure_trajectories_exact_on_a_line():
-    v, groups = line_trajectories()
-    m = measure_trajectories(v, groups)
-    assert m["epochs"] == [0, 1]
-    assert m["within"] == {PRE: [0.0, 2.0], RND: [2.0, 4.0]}
-    # between, epoch 0: |0-10|,|0-12| twice -> 11; epoch 1: 9, 13, 7, 11 -> 10
-    assert m["between"] == [11.0, 10.0]
-    assert m["to_start"] == {PRE: [0.0, 2.0], RND: [0.0, 1.0]}
+    v, groups, errors = line_trajectories()
+    m = measure_trajectories(v, groups, errors, match_tolerance=0.25)
+    assert m["epochs"] == [0, 1, 2] and m["epochs_from_2"] == [2]
+    assert m["within"] == {PRE: [0.0, 2.0, 0.0], RND: [2.0, 4.0, 4.0]}
+    # between, epoch 0: |0-10|,|0-12| twice -> 11; epoch 1: 9, 13, 7, 11 -> 10; epoch 2: 10, 14, 10, 14 -> 12
+    assert m["between"] == [11.0, 10.0, 12.0]
+    assert m["to_start"] == {PRE: [0.0, 2.0, 2.0], RND: [0.0, 1.0, 3.0]}
     assert m["to_start_after_epoch1"] == {PRE: 2.0, RND: 1.0}
     assert m["pairwise_after_epoch1"] == {PRE: 2.0, RND: 4.0}
-    # per net after one epoch: pre-trained nets at 1 and 3 (starts 0, 0), random at 10 and 14 (starts 10, 12)
-    assert m["epoch1_per_net"] == {PRE: {"to_start": [1.0, 3.0], "to_others": [2.0, 2.0]},
-                                   RND: {"to_start": [0.0, 2.0], "to_others": [4.0, 4.0]}}
-    assert m["knn_per_epoch"] == [1.0, 1.0] and m["knn_all"] == 1.0 and m["knn_after_start"] == 1.0
-    # last epoch: random nets 4 apart, pre-trained 2; every resample with two distinct nets agrees
-    assert m["tighter_last"] == {"difference": 2.0, "low": 2.0, "high": 2.0, "level": 0.95}
-    assert verdicts(m) == {"separated": True, "separated_after_start": True, "closer_to_each_other": False,
-                           "pretrained_tighter": True}
+    # at epoch 2 each pre-trained net is 1 from its epoch-1 self and 0 from the other; each random net 2 and 4
+    assert m["last_per_net"] == {PRE: {"to_epoch1": [1.0, 1.0], "to_others": [0.0, 0.0]},
+                                 RND: {"to_epoch1": [2.0, 2.0], "to_others": [4.0, 4.0]}}
+    assert m["moved_together"][PRE] == {"to_epoch1": [1.0], "to_others": [0.0], "difference": [1.0],
+                                        "ci95": [[1.0, 1.0]]}
+    assert m["moved_together"][RND]["difference"] == [-2.0]
+    assert m["spread_per_net"] == {PRE: {"first": [2.0, 2.0], "last": [0.0, 0.0]},
+                                   RND: {"first": [4.0, 4.0], "last": [4.0, 4.0]}}
+    assert m["knn_per_epoch"] == [1.0, 1.0, 1.0] and m["knn_all"] == 1.0 and m["knn_after_start"] == 1.0
+    # epochs 1-2, other nets' points within 0.25 of a point's error: random net 2 at epoch 2 (error 0.75) and
+    # random net 3 at epoch 1 (0.125) see pre-trained points only, so they do not count; each of the other 6
+    # is nearest to its own group (e.g. random net 2 at epoch 1, at 10: random net 3's 16 beats pre-trained 3)
+    assert m["knn_matched"] == {"accuracy": 1.0, "n_points": 6, "tolerance": 0.25}
+    # last epoch: random nets 4 apart, pre-trained 0; every resample with two distinct nets agrees
+    assert m["tighter_last"] == {"difference": 4.0, "low": 4.0, "high": 4.0, "level": 0.95}
+    assert verdicts(m) == {"separated": True, "separated_after_start": True, "separated_matched": True,
+                           "moved_together": False, "pretrained_tighter": True}
 
 
 def test_measure_trajectories_sees_overlap():
-    v, groups = line_trajectories()
+    v, groups, errors = line_trajectories()
     v = v.copy()
-    v[2] = [[0.5], [1.5]]  # a random net running next to pre-trained net 0
-    m = measure_trajectories(v, groups)
+    v[2] = [[0.5], [1.5], [2.5]]  # a random net running next to pre-trained net 0
+    m = measure_trajectories(v, groups, errors)
     assert m["knn_all"] < 1.0 and m["knn_per_epoch"][0] < 1.0 and m["knn_after_start"] < 1.0
     assert verdicts(m)["separated"] is False and verdicts(m)["separated_after_start"] is False
 
 
 def test_overlap_at_the_start_only_is_told_apart():
-    v, groups = line_trajectories()
+    v, groups, errors = line_trajectories()
     v = v.copy()
     v[2, 0] = [0.5]  # random net 2 starts among the pre-trained nets, then leaves
-    m = measure_trajectories(v, groups)
+    m = measure_trajectories(v, groups, errors)
     assert m["knn_per_epoch"][0] < 1.0 and m["knn_per_epoch"][1] == 1.0
     assert verdicts(m)["separated"] is False and verdicts(m)["separated_after_start"] is True
 
@@ -353,17 +345,30 @@ def test_probe_confidence_is_mean_largest_probability():
 
 def test_measure_trajectories_accepts_probs_and_rejects_bad_groups():
     probs = torch.softmax(torch.randn(4, 3, 5, 2, generator=torch.Generator().manual_seed(1)), dim=-1)
-    m = measure_trajectories(probs, [PRE, PRE, RND, RND])
-    ref = measure_trajectories(probs.reshape(4, 3, 10).numpy(), [PRE, PRE, RND, RND])
+    errors = np.full((4, 3), 0.5)
+    m = measure_trajectories(probs, [PRE, PRE, RND, RND], errors)
+    ref = measure_trajectories(probs.reshape(4, 3, 10).numpy(), [PRE, PRE, RND, RND], errors)
     assert m == ref and len(m["between"]) == 3
     with pytest.raises(ValueError, match="at least 2 nets labelled 'random init'"):
-        measure_trajectories(probs, [PRE, PRE, PRE, RND])
+        measure_trajectories(probs, [PRE, PRE, PRE, RND], errors)
     with pytest.raises(ValueError, match="allowed labels"):
-        measure_trajectories(probs, [PRE, PRE, "other", RND])
+        measure_trajectories(probs, [PRE, PRE, "other", RND], errors)
     with pytest.raises(ValueError, match="at least 2 points per net"):
-        measure_trajectories(probs[:, :1], [PRE, PRE, RND, RND])
+        measure_trajectories(probs[:, :1], [PRE, PRE, RND, RND], errors[:, :1])
     with pytest.raises(ValueError, match="vectors must have shape"):
-        measure_trajectories(np.zeros((4, 3)), [PRE, PRE, RND, RND])
+        measure_trajectories(np.zeros((4, 3)), [PRE, PRE, RND, RND], errors)
+    with pytest.raises(ValueError, match=r"errors must have shape \(4, 3\)"):
+        measure_trajectories(probs, [PRE, PRE, RND, RND], errors[:, :2])
+
+
+def test_hull_areas_per_group_and_epoch():
+    square = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=float)
+    pts = np.stack([np.stack([square * s for s in (1, 2)], axis=1)[i] for i in range(4)] * 2)  # (8, 2, 2)
+    pts[4:] *= 3  # the random group three times as wide
+    areas = hull_areas(pts, [PRE] * 4 + [RND] * 4)
+    assert areas == {PRE: [1.0, 4.0], RND: [9.0, 36.0]}
+    with pytest.raises(ValueError, match="points must have shape"):
+        hull_areas(pts[:, :, :1], [PRE] * 4 + [RND] * 4)
 
 
 # ------------------------------------------------------------------------------ embeddings, figures
@@ -383,7 +388,7 @@ def test_embed_trajectories_shapes_and_determinism():
     assert a["isomap_connected"] is False  # 6 neighbours never reach the other, distant group
     assert embed_trajectories(v, perplexity=5.0, pca_dims=10, n_neighbors=40)["isomap_connected"] is True
     # well-separated groups stay separated in the t-SNE picture: 1-NN in 2-D finds the own group
-    m = measure_trajectories(a["tsne"], group_labels(6))
+    m = measure_trajectories(a["tsne"], group_labels(6), np.full((12, 5), 0.5))
     assert m["knn_all"] == 1.0
 
 
@@ -396,9 +401,11 @@ def test_figures_draw_every_net(tmp_path):
     with pytest.raises(ValueError, match="points must have shape"):
         plot_embedding(ax, v, groups, title="bad")
     plt.close(fig)
-    m = measure_trajectories(v, groups)
     errors = np.linspace(0.9, 0.1, 5)[None, :].repeat(12, 0)
-    for f in (plot_group_distances(m), plot_knn_accuracy(m), plot_distance_to_start(m), plot_probe_error(errors, groups)):
+    m = measure_trajectories(v, groups, errors)
+    areas = hull_areas(v[:, :, :2], groups)
+    for f in (plot_group_distances(m), plot_knn_accuracy(m), plot_distance_to_start(m), plot_probe_error(errors, groups),
+              plot_spread(m, {"tsne": areas}), plot_moved_together(m)):
         f.savefig(tmp_path / "f.png")
         plt.close(f)
     # each group's median best validation epoch is marked, where its nets are reported
@@ -409,81 +416,114 @@ def test_figures_draw_every_net(tmp_path):
 
 
 # ------------------------------------------------------------------------------ the claim, text and table
-def hand_measures(*, knn_all=1.0, knn_after=1.0, knn0=1.0, pair=(2.0, 3.0), start=(5.0, 6.0),
-                  difference=0.5, low=0.1, high=0.9):
-    """A measure_trajectories dict with two epochs, every number chosen by hand."""
-    return {"epochs": [0, 1], "within": {PRE: [1.0, pair[0]], RND: [1.5, pair[1]]}, "between": [4.0, 7.0],
-            "knn_per_epoch": [knn0, 1.0], "knn_all": knn_all, "knn_after_start": knn_after,
-            "to_start": {PRE: [0.0, start[0]], RND: [0.0, start[1]]},
-            "to_start_after_epoch1": {PRE: start[0], RND: start[1]},
-            "pairwise_after_epoch1": {PRE: pair[0], RND: pair[1]},
-            # per net: its distance to its start and to the others, spread around the group means
-            "epoch1_per_net": {g: {"to_start": [start[i] + 0.01 * k for k in range(MIN_NETS)],
-                                   "to_others": [pair[i] - 0.01 * k for k in range(MIN_NETS)]}
-                               for i, g in enumerate((PRE, RND))},
-            "tighter_last": {"difference": difference, "low": low, "high": high, "level": 0.95}}
+def hand_measures(*, knn_after=1.0, matched=1.0, moved=0.5, shrink=0.3, grow=0.4, difference=0.5, low=0.1,
+                  high=0.9, n=MIN_NETS):
+    """A measure_trajectories dict with epochs 0 to 3, every number chosen by hand; per net the differences
+    behind parts b, c2 and c3 are the given mean plus 0.01 k (net k), so all share one sign when it is > 0."""
+    ks = [0.01 * k for k in range(n)]
+    return {
+        "epochs": [0, 1, 2, 3], "epochs_from_2": [2, 3],
+        "within": {PRE: [1.0, 3.0, 3.0 - shrink / 2, 3.0 - shrink], RND: [1.5, 3.0, 3.0 + grow / 2, 3.0 + grow]},
+        "between": [4.0, 7.0, 7.5, 8.0], "knn_per_epoch": [0.5, 1.0, 1.0, 1.0], "knn_all": 0.9,
+        "knn_after_start": knn_after,
+        "knn_matched": {"accuracy": matched, "n_points": 40, "tolerance": 0.01},
+        "to_start": {PRE: [0.0, 5.0, 5.5, 6.0], RND: [0.0, 6.0, 6.5, 7.0]},
+        "to_start_after_epoch1": {PRE: 5.0, RND: 6.0}, "pairwise_after_epoch1": {PRE: 3.0, RND: 3.0},
+        "moved_together": {g: {"to_epoch1": [2.0 + moved] * 2, "to_others": [2.0, 2.0], "difference": [moved] * 2,
+                               "ci95": [[moved - 0.1, moved + 0.1]] * 2} for g in (PRE, RND)},
+        "last_per_net": {g: {"to_epoch1": [2.0 + moved + k for k in ks], "to_others": [2.0 - k for k in ks]}
+                         for g in (PRE, RND)},
+        "spread_per_net": {PRE: {"first": [3.0 + k for k in ks], "last": [3.0 - shrink - k for k in ks]},
+                           RND: {"first": [3.0 + k for k in ks], "last": [3.0 + grow + 2 * k for k in ks]}},
+        "tighter_last": {"difference": difference, "low": low, "high": high, "level": 0.95}}
 
 
 def record(converged=True, *, at_edge=False, n=MIN_NETS, lr=1.125):
     """A selection record (Selection.record()'s fields that the chapter reads), chosen by hand."""
     k = n if converged else n - 3
     return {"lr": lr, "grid": [0.2, 0.4743, 1.125, 2.667, 6.325], "grid_valid_error": [0.1, 0.08, 0.06, 0.07, 0.2],
-            "extensions": 0, "at_edge": at_edge, "epoch_budget": 15, "best_epoch": [8] * n, "epochs_run": [11] * n,
+            "extensions": 0, "at_edge": at_edge, "epoch_budget": 15, "best_epoch": [2] * n, "epochs_run": [3] * n,
             "train_nll": [0.05] * n, "final_train_nll": [0.04] * n, "valid_error": [0.06] * n,
             "converged": [True] * k + [False] * (n - k), "n_converged": k, "setting_converged": k == n}
 
 
 def training_of(pre=None, rnd=None):
-    """{group: GroupTraining} with hand-made records (converged unless given)."""
+    """{group: GroupTraining} with hand-made records (converged unless given); outputs uniform, 2 probe digits."""
     recs = {PRE: pre or record(), RND: rnd or record(lr=2.667)}
-    return {g: GroupTraining(r, {"train_nll": [[1.0, 0.5]] * len(r["converged"]),
-                                 "valid_error": [[0.2, 0.1]] * len(r["converged"])},
-                             [0.05 + 0.001 * i for i in range(len(r["converged"]))]) for g, r in recs.items()}
+    return {g: GroupTraining(r, {"train_nll": [[1.0, 0.5, 0.4]] * len(r["converged"]),
+                                 "valid_error": [[0.2, 0.1, 0.1]] * len(r["converged"])},
+                             [0.05 + 0.001 * i for i in range(len(r["converged"]))],
+                             torch.full((len(r["converged"]), 4, 2, 5), 0.2)) for g, r in recs.items()}
+
+
+def panel_of(measures, training=None, kind="dae"):
+    """A Panel around hand-made measures (horizon 3, uniform outputs, a square t-SNE hull per epoch)."""
+    tr = training or training_of()
+    n = len(tr[PRE].test_error)
+    probs = torch.cat([t.probs for t in tr.values()])
+    return Panel(kind=kind, training=tr, labels=group_labels(n), horizon=3, probs=probs,
+                 errors=np.full((2 * n, 4), 0.5), confidence=probe_confidence(probs), embedding={},
+                 embed_meta={"tsne_seconds": 1.0, "tsne_cpu_seconds": 2.0, "isomap_seconds": 0.5,
+                             "isomap_connected": True},
+                 areas={"tsne": {PRE: [1.0, 4.0, 3.0, 2.0], RND: [1.0, 4.0, 5.0, 6.0]},
+                        "isomap": {PRE: [1.0] * 4, RND: [1.0] * 4}},
+                 measures=measures, verdicts=verdicts(measures))
 
 
 def parts_of(measures, n_seeds=MIN_NETS, training=None):
-    parts = claim_parts(SimpleNamespace(params={"n_seeds": n_seeds}),
-                        SimpleNamespace(measures=measures, training=training or training_of()))
+    res = Result(probe=np.arange(2), panels={"dae": panel_of(measures, training)})
+    parts = claims.decide(claim_parts(SimpleNamespace(params={"n_seeds": n_seeds}), res))
     return [p.status for p in parts], claims.verdict(parts), parts
+
+
+KEYS = ["a-dae", "b-dae", "c1-dae", "c2-dae", "c3-dae"]
 
 
 def test_claim_parts_all_hold():
     statuses, verdict, parts = parts_of(hand_measures())
-    assert [p.key for p in parts] == ["a", "b", "c"]
-    assert statuses == [claims.HOLDS] * 3 and verdict == "supported"
-    assert "100.0%" in parts[0].evidence and parts[2].numbers["low"] == 0.1
-    b = parts[1]  # the paired test: every net closer to the others than to its start, in both groups
-    assert b.test == "wilcoxon" and b.n == MIN_NETS and b.p == pytest.approx(2 / 2**MIN_NETS) and b.effect > 0
-    assert parts[2].test.startswith("bootstrap") and parts[2].ci95 == (0.1, 0.9) and parts[2].p is None
+    assert [p.key for p in parts] == KEYS
+    assert statuses == [claims.HOLDS] * 5 and verdict == "supported"
+    a, b, c1, c2, c3 = parts
+    assert "100.0%" in a.evidence and a.test == "threshold" and a.p is None
+    # the paired tests: every net's difference positive, in both groups: the smallest exact two-sided p
+    assert b.test == "wilcoxon" and b.n == MIN_NETS and b.p == pytest.approx(2 / 2**MIN_NETS) and b.effect > 0.5
+    assert b.ci95[0] < b.effect < b.ci95[1]
+    assert c1.test.startswith("bootstrap") and c1.ci95 == (0.1, 0.9) and c1.p is None
+    assert c2.p == pytest.approx(2 / 2**MIN_NETS) and c2.effect == pytest.approx(0.3 + 2 * 0.045)
+    assert c3.effect == pytest.approx(0.4 + 0.045)
+    # Holm over the three tested p-values (equal): each times 3
+    assert [p.p_holm for p in (b, c2, c3)] == [pytest.approx(3 * 2 / 2**MIN_NETS)] * 3
     assert [set(p.claim_part()) for p in parts] == [{"part", "statement", "test", "effect", "ci95", "p", "p_holm",
-                                                      "n", "holds"}] * 3
+                                                      "n", "holds"}] * 5
 
 
-def test_claim_parts_like_the_quick_run():
-    """Mixed at epoch 0 only, closer after one epoch, pre-trained nets not tighter: partly supported."""
-    m = hand_measures(knn_all=0.968, knn0=0.483, difference=-0.31, low=-0.59, high=-0.04)
-    statuses, verdict, parts = parts_of(m)
-    assert statuses == [claims.FAILS, claims.HOLDS, claims.FAILS] and verdict == "partly supported"
-    assert "96.8%" in parts[0].evidence and "from epoch 1 on 100.0%" in parts[0].evidence
+def test_separation_must_hold_between_error_matched_points_too():
+    statuses, _, parts = parts_of(hand_measures(matched=0.93))
+    assert statuses[0] == claims.FAILS and "93.0%" in parts[0].evidence
+    statuses, _, parts = parts_of(hand_measures(matched=None))
+    assert statuses[0] == claims.NOT_TESTED and "no point has both groups at its error" in parts[0].evidence
+    statuses, _, _ = parts_of(hand_measures(knn_after=0.99))
+    assert statuses[0] == claims.FAILS
 
 
-def test_claim_parts_separated_after_start_alone_is_no_credit():
-    m = hand_measures(knn_all=0.9, pair=(7.0, 3.0), low=-0.2)
-    statuses, verdict, _ = parts_of(m)
-    assert statuses == [claims.FAILS] * 3 and verdict == "not supported"
+def test_spread_and_moving_together_fail_the_wrong_way():
+    statuses, verdict, parts = parts_of(hand_measures(moved=-0.5, shrink=-0.3, grow=-0.4, difference=-0.2, low=-0.4,
+                                                      high=-0.1))
+    assert statuses == [claims.HOLDS] + [claims.FAILS] * 4 and verdict == "partly supported"
+    assert parts[1].direction is False and parts[3].direction is False
 
 
 def test_claim_parts_with_few_nets_are_not_tested():
     statuses, verdict, parts = parts_of(hand_measures(), n_seeds=MIN_NETS - 1)
-    assert statuses == [claims.NOT_TESTED] * 3 and verdict == "inconclusive"
+    assert statuses == [claims.NOT_TESTED] * 5 and verdict == "inconclusive"
     assert all(f"fewer than {MIN_NETS}" in p.evidence for p in parts)
 
 
 def test_a_group_that_did_not_converge_leaves_every_part_not_tested():
     fair_statuses, _, fair = parts_of(hand_measures())
     statuses, verdict, parts = parts_of(hand_measures(), training=training_of(rnd=record(False)))
-    assert fair_statuses == [claims.HOLDS] * 3
-    assert statuses == [claims.NOT_TESTED] * 3 and verdict == "inconclusive"
+    assert fair_statuses == [claims.HOLDS] * 5
+    assert statuses == [claims.NOT_TESTED] * 5 and verdict == "inconclusive"
     why = fairness.why_not(record(False))  # the library's words, e.g. "7 of 10 seeds converged"
     assert "7 of 10" in why
     assert all(p.evidence.startswith(f"not tested at this scale: the random init nets ({why})") and p.p is None
@@ -493,68 +533,70 @@ def test_a_group_that_did_not_converge_leaves_every_part_not_tested():
     _, _, parts = parts_of(hand_measures(), training=training_of(pre=record(at_edge=True, lr=0.2),
                                                                    rnd=record(False)))
     edge = fairness.why_not(record(at_edge=True, lr=0.2))
-    assert "0.2" in edge and f"the pre-trained nets ({edge}); the random init nets ({why})" in parts[0].evidence
+    assert "0.2" in edge and f"the DAE pre-trained nets ({edge}); the random init nets ({why})" in parts[0].evidence
     # few nets: the parts stay "not tested" for that reason, the gate does not rewrite them
     few = gate_unconverged(parts_of(hand_measures(), n_seeds=MIN_NETS - 1)[2],
-                           {PRE: record(), RND: record(False)})
+                           {"DAE pre-trained": record(), RND: record(False)})
     assert all(f"fewer than {MIN_NETS}" in p.evidence and "converge" not in p.evidence for p in few)
 
 
-def test_results_record_holds_each_groups_selection():
-    v = two_group_trajectories(n=6, epochs=2, dim=10)
-    groups = group_labels(6)
-    m = measure_trajectories(v, groups)
-    probs = np.full((12, 3, 2, 5), 0.2)
-    tr = training_of(rnd=record(False, n=6, lr=2.667), pre=record(n=6))
-    res = Result(training=tr, labels=groups, probe=np.arange(2), probs=torch.from_numpy(probs), history={},
-                 errors=np.full((12, 3), 0.5), confidence=probe_confidence(probs), embedding={},
-                 embed_meta={"tsne_seconds": 1.0, "tsne_cpu_seconds": 2.0, "isomap_seconds": 0.5,
-                             "isomap_connected": True}, measures=m, verdicts=verdicts(m))
-    out = results_record({"n_seeds": 6, "n_test_cases": 2, "finetune_epochs": 2}, res)
-    assert out["selection"] == {"pretrained": tr[PRE].selection, "random": tr[RND].selection}
-    assert out["converged"] == {"pretrained": True, "random": False}
-    assert out["finetune_lr"] == {"pretrained": 1.125, "random": 2.667}
-    assert out["test_error_at_best_epoch"]["random"] == tr[RND].test_error
-    assert out["test_error_at_best_epoch_median"]["pretrained"] == pytest.approx(0.0525)
+def test_results_record_holds_each_panels_selection_and_measures():
+    tr = training_of(rnd=record(False, lr=2.667))
+    res = Result(probe=np.arange(2), panels={"dae": panel_of(hand_measures(), tr),
+                                             "rbm": panel_of(hand_measures(), tr, kind="rbm")})
+    out = results_record({"n_seeds": MIN_NETS, "n_test_cases": 2, "finetune_epochs": 3, "hidden_sizes": [8, 6]}, res)
+    assert list(out["panels"]) == ["dae", "rbm"] and out["panels"]["rbm"]["pretrained"] == "RBM pre-trained"
+    dae = out["panels"]["dae"]
+    assert dae["selection"] == {"pretrained": tr[PRE].selection, "random": tr[RND].selection}
+    assert dae["converged"] == {"pretrained": True, "random": False}
+    assert dae["finetune_lr"] == {"pretrained": 1.125, "random": 2.667}
+    assert dae["test_error_at_best_epoch_median"]["pretrained"] == pytest.approx(0.0545)
+    assert dae["horizon"] == 3 and dae["hull_area"]["tsne"]["random"] == [1.0, 4.0, 5.0, 6.0]
+    assert dae["knn_group_accuracy_error_matched"]["accuracy"] == 1.0 and dae["tsne_seconds"] == 1.0
     import json
     json.dumps(out)  # JSON-able
+    table = panel_table(res)
+    assert list(table.columns) == ["DAE pre-trained", "RBM pre-trained"]
+    assert table.loc["pre-trained spread, epoch 1 to E", "DAE pre-trained"] == "3.00 to 2.70"
 
 
 def test_conclusion_texts_follow_the_numbers():
     conf0 = {PRE: 0.159, RND: 0.145}
-    t = conclusion_texts(hand_measures(), conf0, finetune_epochs=15)
-    assert t["separated"].startswith("form two groups with no overlap at any epoch")
+    t = conclusion_texts(hand_measures(), conf0, horizon=3)
+    assert t["separated"].startswith("form two groups with no overlap from the first epoch on")
+    assert "between points of equal probe error the rule is right for 100.0%" in t["separated"]
+    assert "15.9% and 14.5%" in t["separated"] and "over epochs 1 to 3" in t["separated"]
     assert t["closer"].endswith("(part (b) below tests it net by net, in both groups).")
+    assert "pre-trained nets are 2.50 from their epoch-1 selves and 2.00 from one another (closer to one another)" \
+        in t["closer"]
     assert "pre-trained nets are more similar to one another" in t["tighter"]
-    assert t["tighter"].endswith("smaller for the pre-trained nets at 2 of the 2 epochs.")
-    t = conclusion_texts(hand_measures(knn_all=0.97, knn0=0.48, pair=(7.0, 3.0), difference=0.2, low=-0.1),
-                         conf0, finetune_epochs=15)
-    assert "from the first epoch on" in t["separated"] and "(accuracy 48.0% at epoch 0)" in t["separated"]
-    assert "15.9% and 14.5%" in t["separated"] and "over epochs 1 to 15" in t["separated"]
-    assert "pre-trained nets are not closer to each other (7.00) than to their own starts (5.00)" in t["closer"]
+    assert t["tighter"].endswith("the pre-trained spread shrinks from 3.00 to 2.70, the random spread grows from "
+                                 "3.00 to 3.40.")
+    t = conclusion_texts(hand_measures(moved=-0.5, difference=0.2, low=-0.1), conf0, horizon=3)
+    assert "(closer to their epoch-1 selves)" in t["closer"]
     assert "slightly closer to one another, but the bootstrap interval includes no difference" in t["tighter"]
-    assert t["tighter"].endswith("at 1 of the 2 epochs.")  # epoch 1: pre-trained 7.00 apart, random 3.00
-    t = conclusion_texts(hand_measures(knn_all=0.8, knn_after=0.75, difference=-0.3, low=-0.5), conf0,
-                         finetune_epochs=15)
-    assert t["separated"] == ("overlap: even from the first epoch on, the nearest-neighbour rule puts 25.0% of "
-                              "the points into the wrong group.")
+    t = conclusion_texts(hand_measures(knn_after=0.75, matched=None, difference=-0.3, low=-0.5), conf0,
+                         horizon=3)
+    assert t["separated"] == ("overlap: from the first epoch on, the nearest-neighbour rule puts 25.0% of the points "
+                              "into the wrong group; no point has both groups at its error, so they cannot be "
+                              "compared at equal error.")
     assert "pre-trained nets are not more similar to one another" in t["tighter"]
 
 
 def test_comparison_table_puts_the_run_beside_the_paper():
-    table = comparison_table(hand_measures(knn_all=0.9), n_seeds=30, sizes=[784, 100, 100, 10],
-                             n_test_cases=1000, finetune_epochs=15)
+    table = comparison_table(hand_measures(matched=0.9), n_seeds=30, sizes=[784, 400, 400, 10],
+                             n_test_cases=500, horizon=3)
     assert list(table.index) == ["nets", "function vector", "two groups", "spread of the pre-trained nets"]
     paper, run = table.iloc[:, 0], table["this run"]
     n = ERHAN2010_FUNCTION_SPACE.numbers["nets_per_group"]
     assert paper["nets"] == f"{n} + {n}, 2 hidden layers" and paper["function vector"] == ERHAN2010_FUNCTION_SPACE.data
     assert paper["two groups"] == "the groups never meet"
     assert paper["spread of the pre-trained nets"] == "pre-trained networks occupy a smaller region"
-    assert run["nets"] == "30 + 30, 2 hidden layers (784-100-100-10)"
-    assert run["function vector"] == "outputs on 1,000 test digits, 15 epochs"
-    assert run["two groups"] == ("nearest-neighbour accuracy 90.0% (no overlap: no); from epoch 1 on 100.0% "
-                                 "(no overlap: yes)")
-    assert run["spread of the pre-trained nets"].endswith("beyond the bootstrap interval: yes)")
+    assert run["nets"] == "30 + 30, 2 hidden layers (784-400-400-10), DAE pre-training"
+    assert run["function vector"] == "outputs on 500 test digits, epochs 0 to 3 (every net)"
+    assert run["two groups"] == ("nearest-neighbour accuracy from epoch 1 on 100.0% (no overlap: yes); between "
+                                 "error-matched points 90.0%")
+    assert run["spread of the pre-trained nets"].endswith("pre-trained 3.00 to 2.70, random 3.00 to 3.40")
 
 
 def test_embedding_figure_has_one_axes_and_two_colour_bars():
@@ -574,12 +616,13 @@ def test_every_figure_fits_the_page_with_readable_text(epochs):
 
     v = two_group_trajectories(n=6, epochs=epochs, dim=10)
     groups = group_labels(6)
-    m = measure_trajectories(v, groups)
     errors = np.linspace(0.9, 0.02, epochs + 1)[None, :].repeat(12, 0)
+    m = measure_trajectories(v, groups, errors)
     figs = {"embedding": plot_embedding_figure(v[:, :, :2], groups, title="t-SNE of 1,000 function vectors (60 nets, "
                                                                            "16 points each)"),
             "distances": plot_group_distances(m), "knn": plot_knn_accuracy(m), "start": plot_distance_to_start(m),
-            "probe": plot_probe_error(errors, groups, best_epochs={PRE: [epochs] * 6, RND: [1] * 6})}
+            "probe": plot_probe_error(errors, groups, best_epochs={PRE: [epochs] * 6, RND: [1] * 6}),
+            "spread": plot_spread(m, {"tsne": hull_areas(v[:, :, :2], groups)}), "moved": plot_moved_together(m)}
     for name, fig in figs.items():
         buf = io.BytesIO()
         fig.savefig(buf, format="png", bbox_inches="tight")
@@ -593,8 +636,7 @@ def test_every_figure_fits_the_page_with_readable_text(epochs):
 
 def test_counts_have_their_plural_and_the_table_is_styled_for_the_page():
     from pretraining.chapters.ch04_function_space import _comparison_styler
-    table = comparison_table(hand_measures(), n_seeds=30, sizes=[784, 100, 100, 10], n_test_cases=1000,
-                             finetune_epochs=15)
+    table = comparison_table(hand_measures(), n_seeds=30, sizes=[784, 400, 400, 10], n_test_cases=500, horizon=3)
     html = _comparison_styler(table).to_html()
     assert "This run" in html and "Spread of the pre-trained nets" in html and "text-align: left" in html
 
@@ -606,8 +648,10 @@ def test_work_lists_every_training_of_the_run(profile, work_plan):
     p, got, (n_train, n_valid, _) = work_plan(ch4, profile)
     n, sel, h = p["n_seeds"], p["finetune_select_seeds"], p["hidden_sizes"]
     B, E = p["finetune_batch_size"], p["finetune_epochs"]
-    want = [("rbm", s, n, n_train, p["rbm_epochs"], p["pretrain_batch_size"], 0) for s in zip([784, *h], h)]
+    kinds = ["dae", "rbm"] if profile == "paper" else ["dae"]  # the paper profile turns the RBM panel on
+    want = [(kind, s, n, n_train, p[f"{kind}_epochs"], p["pretrain_batch_size"], 0)
+            for kind in kinds for s in zip([784, *h], h)]
     members = len(p["finetune_lr_grid"]) * sel + n - sel
-    want += [("finetune", (784, *h, 10), members, n_train, E, B, n_valid)] * 2           # the two groups
-    want += [("finetune", (784, *h, 10), 2 * n, n_train, E, B, p["n_test_cases"])]      # the trajectories
+    # each pre-trained group and the random one; the trajectories are recorded during these runs
+    want += [("finetune", (784, *h, 10), members, n_train, E, B, n_valid)] * (len(kinds) + 1)
     assert sorted(got) == sorted(want)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pretraining.analysis import functionspace as fs
+
 from pretraining.analysis.functionspace import (
     distance_to_start,
     embed_isomap,
@@ -132,3 +134,77 @@ def test_isomap_shape_determinism_and_separation():
 def test_bad_inputs_raise_clear_errors(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+# ------------------------------------------------------------------------------ spread, matched accuracy, hull
+def test_distance_to_others_is_each_rows_mean_distance_to_the_rest():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 7))
+    brute = [np.mean([np.linalg.norm(x[i] - x[j]) for j in range(5) if j != i]) for i in range(5)]
+    np.testing.assert_allclose(fs.distance_to_others(x), brute, rtol=1e-12)
+    # their mean is the group's mean pairwise distance
+    assert fs.distance_to_others(x).mean() == pytest.approx(fs.group_distances(x, ["g"] * 5)["within"]["g"])
+    with pytest.raises(ValueError, match="at least 2 nets"):
+        fs.distance_to_others(x[:1])
+
+
+def _trained_groups(offset: float):
+    """Two groups of 6 nets, 8 checkpoints each: the point is (error, offset * group). Group A is better
+    trained: its errors lie in [0.05, 0.3], B's in [0.2, 0.6] (drawn at random), so they meet only in
+    [0.2, 0.3]."""
+    rng = np.random.default_rng(0)
+    errors, groups, nets, points = [], [], [], []
+    for net in range(12):
+        g = "A" if net < 6 else "B"
+        for v in rng.uniform(*((0.05, 0.3) if g == "A" else (0.2, 0.6)), 8):
+            errors.append(v)
+            groups.append(g)
+            nets.append(net)
+            points.append([v, offset * (g == "B")])
+    return np.array(points), groups, nets, np.array(errors)
+
+
+def test_error_matched_accuracy_is_not_fooled_by_how_trained():
+    # the groups differ only in how far they trained: the plain rule separates them, matched it cannot
+    x, groups, nets, errors = _trained_groups(offset=0.0)
+    plain = fs.knn_group_accuracy(x, groups, nets)
+    matched = fs.error_matched_knn_accuracy(x, groups, nets, errors, tolerance=0.02)
+    assert plain > 0.75 and matched["accuracy"] < 0.75
+    # only points in the shared range [0.2, 0.3] (give or take the tolerance) have both groups at their error
+    counted = (errors > 0.2 - 0.02) & (errors < 0.3 + 0.02)
+    assert 0 < matched["n_points"] <= counted.sum()
+    # brute force: each counted point's nearest other-net point within the tolerance
+    g = np.array(groups)
+    right = total = 0
+    for i in range(len(x)):
+        cand = [j for j in range(len(x)) if nets[j] != nets[i] and abs(errors[j] - errors[i]) <= 0.02]
+        if len({g[j] for j in cand}) == 2:
+            j = min(cand, key=lambda j: (abs(x[j, 0] - x[i, 0]), j))
+            right += g[j] == g[i]
+            total += 1
+    assert matched == {"accuracy": right / total, "n_points": total, "tolerance": 0.02}
+    # separated in a direction that has nothing to do with the error: matched accuracy 1
+    x, groups, nets, errors = _trained_groups(offset=5.0)
+    assert fs.error_matched_knn_accuracy(x, groups, nets, errors, tolerance=0.02)["accuracy"] == 1.0
+    # no point with both groups at its error: no accuracy
+    far = fs.error_matched_knn_accuracy(x, groups, nets, errors + 10 * (np.array(groups) == "B"), tolerance=0.02)
+    assert far == {"accuracy": None, "n_points": 0, "tolerance": 0.02}
+
+
+def test_error_matched_accuracy_rejects_bad_inputs():
+    x, groups, nets, errors = _trained_groups(offset=1.0)
+    with pytest.raises(ValueError, match="tolerance=0 is not allowed"):
+        fs.error_matched_knn_accuracy(x, groups, nets, errors, tolerance=0)
+    with pytest.raises(ValueError, match="exactly 2 groups"):
+        fs.error_matched_knn_accuracy(x, ["A"] * len(groups), nets, errors, tolerance=0.1)
+    with pytest.raises(ValueError, match="errors must have one value per point"):
+        fs.error_matched_knn_accuracy(x, groups, nets, errors[:-1], tolerance=0.1)
+
+
+def test_hull_area_of_known_shapes():
+    assert fs.hull_area([[0, 0], [2, 0], [2, 3], [0, 3], [1, 1]]) == pytest.approx(6.0)  # inner point ignored
+    assert fs.hull_area([[0, 0], [1, 0], [0, 1]]) == pytest.approx(0.5)
+    assert fs.hull_area([[0, 0], [1, 1], [2, 2]]) == 0.0  # on one line
+    assert fs.hull_area([[0, 0], [1, 1]]) == 0.0
+    with pytest.raises(ValueError, match=r"points must have shape \(N, 2\)"):
+        fs.hull_area(np.zeros((4, 3)))

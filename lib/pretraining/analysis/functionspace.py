@@ -20,7 +20,10 @@ import numpy as np
 from ..core.checks import require_int
 
 __all__ = [
+    "distance_to_others",
     "distance_to_start",
+    "error_matched_knn_accuracy",
+    "hull_area",
     "embed_isomap",
     "embed_tsne",
     "group_distances",
@@ -154,6 +157,67 @@ def distance_to_start(traj: object) -> np.ndarray:
     the Euclidean distance of each net at each epoch to its own epoch-0 point (column 0 is 0)."""
     t = _as_array("traj", traj, 3)
     return np.linalg.norm((t - t[:, :1]).astype(np.float64), axis=2)
+
+
+def distance_to_others(vectors: object) -> np.ndarray:
+    """vectors (M, D), one point per net of one group -> (M,) float64: each net's mean Euclidean
+    distance to the group's M - 1 other nets (M >= 2). Their mean is the group's mean pairwise distance."""
+    x = _as_array("vectors", vectors, 2)
+    if x.shape[0] < 2:
+        raise ValueError(f"vectors needs at least 2 nets (rows), got {x.shape[0]}")
+    return pairwise_distances(x).sum(1) / (x.shape[0] - 1)
+
+
+def error_matched_knn_accuracy(vectors: object, groups: Sequence[Hashable], nets: Sequence[Hashable],
+                               errors: object, *, tolerance: float) -> dict:
+    """Leave-one-net-out 1-nearest-neighbour group accuracy between points matched on their error.
+
+    vectors (N, D), groups (N,) with exactly two groups, nets (N,) as in :func:`knn_group_accuracy`;
+    errors (N,): each point's error (e.g. test error on the probe digits, a fraction). A point's
+    candidates are the points of *other* nets whose error is within ``tolerance`` of its own
+    (|e_j - e_i| <= tolerance); a point counts only when its candidates hold both groups, so that
+    either answer is possible at its error, and it is classified by its nearest candidate. How far
+    training has progressed cannot tell the groups apart then: both are offered at the same error.
+    Returns {"accuracy": the fraction of the counted points classified correctly (None when no point
+    counts), "n_points": how many counted, "tolerance"}; 1.0 means every counted point is nearest
+    to its own group.
+    """
+    x = _as_array("vectors", vectors, 2)
+    n = x.shape[0]
+    g_codes, g_names = _as_labels("groups", groups, n)
+    if len(g_names) != 2:
+        raise ValueError(f"groups must hold exactly 2 groups, got {len(g_names)}: {g_names}")
+    n_codes, _ = _as_labels("nets", nets, n)
+    err = _as_array("errors", errors, 1).astype(np.float64)
+    if err.shape[0] != n:
+        raise ValueError(f"errors must have one value per point ({n}), got {err.shape[0]}")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance > 0:
+        raise ValueError(f"tolerance={tolerance!r} is not allowed; it must be a number > 0")
+    d = pairwise_distances(x)
+    excluded = (n_codes[:, None] == n_codes[None, :]) | (np.abs(err[:, None] - err[None, :]) > tolerance)
+    d[excluded] = np.inf
+    both = np.stack([(~excluded & (g_codes[None, :] == g)).any(1) for g in (0, 1)]).all(0)  # (N,)
+    if not both.any():
+        return {"accuracy": None, "n_points": 0, "tolerance": float(tolerance)}
+    nearest = np.argmin(d[both], axis=1)
+    accuracy = float((g_codes[nearest] == g_codes[both]).mean())
+    return {"accuracy": accuracy, "n_points": int(both.sum()), "tolerance": float(tolerance)}
+
+
+def hull_area(points: object) -> float:
+    """Area of the convex hull of points (N, 2) (scipy's Qhull); 0.0 for fewer than 3 points or
+    points on one line."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    p = _as_array("points", points, 2).astype(np.float64)
+    if p.shape[1] != 2:
+        raise ValueError(f"points must have shape (N, 2), got {p.shape}")
+    if p.shape[0] < 3:
+        return 0.0
+    try:
+        return float(ConvexHull(p).volume)  # in 2-D Qhull's "volume" is the area
+    except QhullError:  # all points on one line (or one point)
+        return 0.0
 
 
 # --------------------------------------------------------------------------------------------
