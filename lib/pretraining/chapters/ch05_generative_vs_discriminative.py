@@ -661,7 +661,8 @@ def claim_parts(ch: runtime.Chapter, res: Result) -> list[claims.Part]:
 
 _PAIRED = INITS[:2]     # the initialisations every part compares: pre-trained against random
 NEEDS = {"a": tuple((lab, init) for lab in CAUSE for init in _PAIRED),
-         "b": tuple((lab, init) for lab in ("class_high", *HIGH_FREQUENCY) for init in _PAIRED),
+         **{f"b-{lab.removeprefix('pixel_')}": tuple((name, init) for name in ("class_high", lab) for init in _PAIRED)
+            for lab in HIGH_FREQUENCY},
          "c": tuple((lab, init) for lab in ("class_high", *HIGH_FREQUENCY) for init in _PAIRED),
          "a-world": tuple(("world_cause", init) for init in _PAIRED),
          "b-world": tuple((lab, init) for lab in ("world_cause", "world_pixel") for init in _PAIRED)}
@@ -696,7 +697,7 @@ def finish(ch: runtime.Chapter, res: Result) -> None:
     records = res.records()
 
     def rel(lab: str) -> str:
-        return f"{adv[lab]['relative'][0]:+.0%} / {adv[lab]['relative'][-1]:+.0%}"
+        return f"{adv[lab]['relative'][0]:+.1%} / {adv[lab]['relative'][-1]:+.1%}"
 
     finding = (f"The advantage of pre-training relative to chance (error of the random net minus that of the "
                f"pre-trained one, over the chance error) with {n_labels[0]:,} / {n_labels[-1]:,} labels was "
@@ -1235,10 +1236,11 @@ def budget_parts(adv: Mapping[str, Mapping]) -> list[claims.Part]:
     holds when the adjusted p < :data:`claims.ALPHA` and the mean and the signed ranks point the claim's way:
 
     (a) pre-training helps cause labels: r_s = the mean of A over the two cause labellings (:data:`CAUSE`)
-    and the K budgets; (b) it helps high-frequency pixel labels less or not at all: r_s = the mean over
-    budgets of A(class_high) - the mean of A over :data:`HIGH_FREQUENCY` (labels of the same chance rate
-    on the same digits); (c) the difference is largest when labels are few: r_s = the difference of (b)
-    at the smallest budget minus that at the largest; (a-world) in the controlled world, pre-training helps
+    and the K budgets; (b-pair), (b-parity) it helps each high-frequency pixel label of
+    :data:`HIGH_FREQUENCY` less or not at all: r_s = the mean over budgets of A(class_high) - A(that label)
+    (labels of the same chance rate on the same digits); (c) the difference is largest when labels are
+    few: with D = A(class_high) - the mean of A over :data:`HIGH_FREQUENCY`, r_s = D at the smallest budget
+    minus D at the largest; (a-world) in the controlled world, pre-training helps
     the cause label: r_s = the mean over budgets of A(world_cause); (b-world) ... and helps its pixel
     label less: r_s = the mean over budgets of A(world_cause) - A(world_pixel).
     With fewer than :data:`claims.MIN_PAIRS` seeds a part is not tested.
@@ -1255,15 +1257,16 @@ def budget_parts(adv: Mapping[str, Mapping]) -> list[claims.Part]:
          np.mean([rel[lab] for lab in CAUSE], axis=0).mean(0),
          f"per seed, the advantage of pre-training relative to chance, averaged over the 2 cause labellings and "
          f"the {k} budgets (positive: pre-training lowered the error)"),
-        ("b", "it helps high-frequency pixel-function labels less or not at all",
-         gap.mean(0),
-         f"per seed, the advantage relative to chance with digit ≥ 5 minus its mean over the pixel-pair and the "
-         f"pixel-parity labels (all binary), averaged over the {k} budgets (positive: pre-training helped the "
-         f"pixel labels less)"),
+        *[(f"b-{lab.removeprefix('pixel_')}", f"it helps the high-frequency {LABELLING_NAMES[lab].split(' (')[0]} "
+           "label less or not at all", (rel["class_high"] - rel[lab]).mean(0),
+           f"per seed, the advantage relative to chance with digit ≥ 5 minus that with the "
+           f"{LABELLING_NAMES[lab].split(' (')[0]} label (both binary), averaged over the {k} budgets (positive: "
+           "pre-training helped the pixel label less)") for lab in HIGH_FREQUENCY],
         ("c", "the difference is largest when labels are few",
          gap[0] - gap[-1],
-         "per seed, the difference of part (b) with the fewest labels minus that with the most (positive: the "
-         "difference shrinks as labels grow)"),
+         "per seed, the advantage relative to chance with digit ≥ 5 minus its mean over the two high-frequency "
+         "pixel labels, with the fewest labels minus with the most (positive: the difference shrinks as labels "
+         "grow)"),
         ("a-world", "in the controlled world, pre-training helps the label that is a function of the causes",
          rel["world_cause"].mean(0),
          f"per seed, the advantage relative to chance with the world's class ≥ 5 label, averaged over the {k} "
@@ -1297,18 +1300,23 @@ def verdict_sentence(parts: Sequence[claims.Part]) -> str:
     with its effect (a fraction of the chance error) and Holm-adjusted p, or why it was not tested.
 
     parts: :func:`budget_parts` after :func:`gate_unconverged`, as they come (the sentence decides them with
-    Holm, :func:`pretraining.book.claims.decide`, as the chapter's ``finish`` does).
+    Holm, :func:`pretraining.book.claims.decide`, as the chapter's ``finish`` does). A part not tested keeps
+    its measured effect in the sentence, with the reason (the settings that did not converge are named by
+    the training section's :func:`pretraining.book.fairness.convergence_sentence`).
     """
     parts = claims.decide(parts)
     verdict = claims.verdict(parts)
 
+    def effect(prt: claims.Part) -> str:
+        return (f"mean {prt.effect:+.1%} of the chance error, 95 % interval {prt.ci95[0]:+.1%} to "
+                f"{prt.ci95[1]:+.1%}")
+
     def said(prt: claims.Part) -> str:
         if prt.status == claims.NOT_TESTED:
-            why = prt.numbers.get("not_converged")
-            return f"({prt.key}) not tested" + (f" (did not converge: {why})" if why else
-                                                f" (with {prt.n} seeds it cannot be)")
-        return (f"({prt.key}) {prt.status}: mean {prt.effect:+.1%} of the chance error, 95 % interval "
-                f"{prt.ci95[0]:+.1%} to {prt.ci95[1]:+.1%}, Holm-adjusted p = {prt.p_holm:.2g}")
+            why = ("a setting it compares did not converge" if "not_converged" in prt.numbers
+                   else f"with {prt.n} seeds it cannot be")
+            return f"({prt.key}) not tested ({why}; measured: {effect(prt)})"
+        return f"({prt.key}) {prt.status}: {effect(prt)}, Holm-adjusted p = {prt.p_holm:.2g}"
 
     return f"{VERDICT_TEXT[verdict]} (Verdict: {verdict} — " + "; ".join(said(p) for p in parts) + ".)"
 
@@ -1636,6 +1644,7 @@ def budget_figure(n_labels: Sequence[int], adv: Mapping[str, Mapping]) -> Figure
             ax.axhline(0, color="0.6", lw=1)
             ax.set_title(title)
             _log_budget_axis(ax, n.astype(int))
+            ax.set_xlabel("labelled examples (log scale)")
             ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=1, fontsize=10)
         axes[0].set_ylabel("advantage of pre-training\n(% of the chance error)")
         fig.tight_layout()
