@@ -54,3 +54,26 @@ def test_explained_variance_exact() -> None:
         explained_variance(x, torch.arange(4))
     with pytest.raises(ValueError, match="zero variance"):
         explained_variance(torch.ones(4, 2), torch.tensor([0, 0, 1, 1]))
+
+
+def test_binary_mutual_information_equals_the_one_label_estimate_column_by_column() -> None:
+    from pretraining.analysis.information import binary_mutual_information_bits
+
+    g = torch.Generator().manual_seed(1)
+    classes = torch.randint(3, 10, (500,), generator=g)               # offset labels, 7 classes
+    labels = torch.stack([classes >= 6,                                # a function of the class
+                          torch.rand(500, generator=g) < 0.3,          # unrelated
+                          (classes == 4) & (torch.rand(500, generator=g) < 0.5),
+                          torch.zeros(500, dtype=torch.bool),          # constant: 0 bits
+                          torch.ones(500, dtype=torch.bool)], dim=1)
+    got = binary_mutual_information_bits(labels, classes)
+    want = [mutual_information_bits(labels[:, p].long(), classes) for p in range(labels.shape[1])]
+    assert got.shape == (5,) and got.tolist() == pytest.approx(want, abs=1e-12)
+    assert got[0] > 0.9 and got[3] == got[4] == 0.0
+    assert binary_mutual_information_bits(labels.long(), classes).tolist() == pytest.approx(want, abs=1e-12)
+    with pytest.raises(ValueError, match="labels must hold only 0 and 1"):
+        binary_mutual_information_bits(2 * labels.long(), classes)
+    with pytest.raises(ValueError, match=r"labels must be a non-empty \(N, P\)"):
+        binary_mutual_information_bits(labels.float(), classes)
+    with pytest.raises(ValueError, match="same items: 500 and 499"):
+        binary_mutual_information_bits(labels, classes[:-1])

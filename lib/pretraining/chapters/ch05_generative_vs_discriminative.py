@@ -10,40 +10,44 @@ The notebook ``chapters/05_generative_vs_discriminative.ipynb`` tells the story;
 the work:
 
 * :data:`SPEC` — the claim and the parameters, with the rules that tie them together;
-* :func:`run` — fits the pixel label, pre-trains one RBM stack per seed, runs the label-budget
-  experiment for both labellings (one cached artifact per labelling, initialisation and budget), replays
-  the trajectory budget with recording, reads the test NLL at matched training NLL, builds the
-  controlled world and measures its bits;
-* one function per section — :func:`argument`, :func:`two_labellings`, :func:`experiment_setup`,
+* :func:`run` — fits the labellings (:data:`LABELLINGS`: two cause labels of the digits, two
+  high-frequency pixel labels, the smooth patch label, and a cause label and a pixel label of the
+  controlled world), pre-trains one RBM stack per seed on the digits and one on the world's images,
+  runs the label-budget experiment for every (labelling, initialisation, label budget) (one cached
+  artifact each), replays the trajectory budget with recording, reads the test NLL at matched
+  training NLL, and measures the world's bits;
+* one function per section — :func:`argument`, :func:`labellings`, :func:`experiment_setup`,
   :func:`training`, :func:`budget_results`, :func:`budget_summary`, :func:`literature`,
   :func:`controlled_world`, :func:`world_bits`, :func:`regularisation`;
 * :func:`claim_parts` and :func:`finish` — the claim's parts tested on the numbers (a part that compares a
   setting which did not converge is not tested: :func:`gate_unconverged`), the results file.
 
-Helpers: :class:`PixelLabel` (a binary label from the pixels alone), :func:`labelled_subsets`,
+Helpers: the labellers :class:`PixelLabel` (the smooth patch label), :class:`PixelPair` and
+:class:`PixelParity` (high-frequency pixel labels, chosen on training images only), :func:`chance_error`,
+:func:`world_data` (the controlled world as a data set); :func:`labelled_subsets`,
 :func:`budget_epoch`, :func:`budget_config`, :func:`labelled_data`, :func:`budget_makers`,
 :func:`fair_budget` and :func:`trajectory` (the label-budget experiment: every (labelling,
 initialisation, label budget) is trained by the book's fair-fight protocol,
 :func:`pretraining.core.selection.select_and_train`, on each seed's own ``n_labels`` labelled
 examples, its rate and stopping epoch chosen on a fixed validation set; the trajectory budget's
-chosen training is replayed with its NLLs recorded),
-:func:`matched_test_nll` and
+chosen training is replayed with its NLLs recorded), :func:`matched_test_nll` and
 :func:`matched_summary` (test NLL read off at a common training NLL: the regularisation-versus-
 optimisation reading of Erhan et al. 2010, sections 6-8), :func:`advantage_summary` and
-:func:`budget_parts` (the statistics and the claim's tests),
-:func:`world_report` (bits and explained variance in the controlled world of
-:mod:`pretraining.core.world`, measured with :mod:`pretraining.analysis.information`), the tables :func:`budget_table` (shown with :data:`BUDGET_FORMAT`),
-:func:`literature_table`, :func:`world_table`, :func:`world_mi_table`, the sentences :func:`pixel_mi_verdict`, :func:`optimisation_sentence`,
-:func:`regularisation_sentence`, :func:`verdict_sentence`, and the figures
-:func:`causal_story_figure`, :func:`example_digits_figure`, :func:`budget_figure`,
-:func:`world_figure`, :func:`nll_trajectory_figure`.
+:func:`budget_parts` (the statistics and the claim's tests), :func:`world_report` (bits and
+explained variance in the controlled world of :mod:`pretraining.core.world`, measured with
+:mod:`pretraining.analysis.information`), the tables :func:`labelling_table`, :func:`budget_table`
+(shown with :data:`BUDGET_FORMAT`), :func:`literature_table`, :func:`world_table`,
+:func:`world_mi_table`, the sentences :func:`optimisation_sentence`, :func:`regularisation_sentence`,
+:func:`verdict_sentence`, and the figures :func:`causal_story_figure`, :func:`example_digits_figure`,
+:func:`budget_figure`, :func:`world_figure`, :func:`nll_trajectory_figure`.
 
-The design is paired: for each budget and seed the pre-trained and the random net share the labelled
-examples, the softmax initialisation and the minibatch order (each is trained at the rate the validation
-set chose for its own setting), so every comparison is made seed by seed
-(per-seed differences, a Student-t interval of their mean, the Wilcoxon signed-rank test:
-:func:`pretraining.analysis.stats.paired_difference`, :func:`pretraining.book.claims.paired`), and a
-claim part needs at least :data:`claims.MIN_PAIRS` seeds to be tested.
+The design is paired: for each labelling, budget and seed the pre-trained, the random and the linear
+net share the labelled examples and the minibatch order, the pre-trained and the random net also their
+softmax initialisation (each is trained at the rate the validation set chose for its own setting), so
+every comparison is made seed by seed (per-seed differences, a Student-t interval of their mean, the
+Wilcoxon signed-rank test: :func:`pretraining.analysis.stats.paired_difference`,
+:func:`pretraining.book.claims.paired`), and a claim part needs at least :data:`claims.MIN_PAIRS`
+seeds to be tested.
 """
 
 from __future__ import annotations
@@ -63,8 +67,9 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from ..analysis import figures, stats
-from ..analysis.figures import PAGE_WIDTH, styled
+from ..analysis.figures import PAGE_WIDTH, PALETTE, styled
 from ..analysis.information import (
+    binary_mutual_information_bits,
     entropy_bits,
     explained_variance,
     mutual_information_bits,
@@ -96,21 +101,27 @@ from ..core.models import Classifier, Stack
 from ..core.rehearsal import Job
 from ..core.selection import LONGER_RUN, PLATEAU_FRACTION, SelectionConfig, TrainData, select_and_train, setting_converged
 from ..core.seeding import generator, member_seeds, validate_seeds
-from ..core.train import FinetuneConfig, RBMConfig, evaluate, finetune
+from ..core.train import FinetuneConfig, RBMConfig, evaluate, finetune, pretrain_stack
 from ..core.world import SIDE, ControlledWorld, WorldConfig, sweep_causes
 
 Tensor = torch.Tensor
 
 __all__ = [
     "BUDGET_FORMAT",
+    "CAUSE",
+    "HIGH_FREQUENCY",
     "INITS",
-    "LABELLINGS",
-    "N_CLASSES",
-    "SPEC",
-    "BudgetRun",
     "INIT_NAMES",
+    "LABELLINGS",
+    "LABELLING_NAMES",
+    "N_CLASSES",
     "NEEDS",
+    "SPEC",
+    "TRAJECTORY",
+    "BudgetRun",
     "PixelLabel",
+    "PixelPair",
+    "PixelParity",
     "Result",
     "advantage_summary",
     "argument",
@@ -123,9 +134,10 @@ __all__ = [
     "budget_summary",
     "budget_table",
     "causal_story_figure",
+    "chance_error",
     "claim_parts",
-    "controlled_world",
     "condition_name",
+    "controlled_world",
     "epochs_text",
     "example_digits_figure",
     "experiment_setup",
@@ -134,37 +146,60 @@ __all__ = [
     "gate_unconverged",
     "labelled_data",
     "labelled_subsets",
+    "labelling_table",
+    "labellings",
     "literature",
     "literature_table",
     "matched_summary",
     "matched_test_nll",
     "nll_trajectory_figure",
     "optimisation_sentence",
-    "pixel_mi_verdict",
     "regularisation",
     "regularisation_sentence",
     "results_record",
     "run",
     "start",
-    "trajectory",
     "training",
     "training_curves",
-    "two_labellings",
+    "trajectory",
     "verdict_sentence",
+    "work",
     "world_bits",
+    "world_data",
     "world_figure",
     "world_mi_table",
     "world_report",
+    "world_stack",
     "world_table",
-    "work",
 ]
 
-INITS = ("pretrained", "random")
-INIT_NAMES = {"pretrained": "pre-trained", "random": "random init"}
-LABELLINGS = ("cause", "pixel")
+INITS = ("pretrained", "random", "linear")
+INIT_NAMES = {"pretrained": "pre-trained", "random": "random init", "linear": "linear (raw pixels)"}
+LABELLINGS = ("class", "class_high", "pixel_pair", "pixel_parity", "patch", "world_cause", "world_pixel")
+"""The labellings, each a (train, validation, test) labelling of one image set: the digits' class (10
+classes) and its half "class >= 5" (cause labels), two high-frequency pixel labels (:class:`PixelPair`,
+:class:`PixelParity`), the smooth patch label (:class:`PixelLabel`); in the controlled world, the
+world's class >= 5 (a function of a cause) and a :class:`PixelPair` label of the world's images."""
+LABELLING_NAMES = {
+    "class": "digit class (cause, 10 classes)",
+    "class_high": "digit ≥ 5 (cause, binary)",
+    "pixel_pair": "pixel pair (high-frequency)",
+    "pixel_parity": "pixel parity (high-frequency)",
+    "patch": "patch similarity (smooth pixel function)",
+    "world_cause": "world: class ≥ 5 (cause)",
+    "world_pixel": "world: pixel pair (pixels only)",
+}
+CAUSE = ("class", "class_high")
+"""The digits' cause labels (part a)."""
+HIGH_FREQUENCY = ("pixel_pair", "pixel_parity")
+"""The digits' high-frequency pixel labels (parts b and c compare them with ``class_high``)."""
+TRAJECTORY = {"cause": "class", "pixel": "pixel_pair"}
+"""The two labellings whose trajectory budget is replayed, by their role in the regularisation section."""
 N_CLASSES = 10
 _SUBSET_DOMAIN = 0x5EB5E7  # SeedSequence tag of the labelled-subset permutations
 _QUARTER = SIDE // 2       # the top-left patch must stay in the top-left quarter of the image
+_INTERIOR = range(4, SIDE - 4)   # rows and columns the high-frequency labels choose their pixels from
+_WORLD_SPLITS = {"train": 2, "valid": 3, "test": 4}   # seed offsets of the world's data set (1: its report)
 
 
 # -- the parameters ------------------------------------------------------------------------------
@@ -190,20 +225,22 @@ def _patch_in_quarter(p: Mapping) -> list[str]:
 
 
 def _memory(p: Mapping) -> tuple[int, list[str]]:
-    """Bytes of the stacks, the largest batched fine-tuning run (the selection's rates x seeds, or all
+    """Bytes of the two stacks, the largest batched fine-tuning run (the selection's rates x seeds, or all
     seeds of a condition, or the trajectory replay's 2 n_seeds nets), each member with its own labelled
-    examples, and the controlled world's images."""
-    n_train, sizes, n = SPLIT_SIZES[p["dataset"]][0], [784, *p["hidden_sizes"]], p["n_seeds"]
+    examples, and the controlled world's images (its data set and its report)."""
+    n_train, n_valid, n_test = SPLIT_SIZES[p["dataset"]]
+    sizes, n = [784, *p["hidden_sizes"]], p["n_seeds"]
     members = max(2 * n, len(p["finetune_lr_grid"]) * p["finetune_select_seeds"])
 
     def rows(k: int) -> int:   # examples on the device: a copy per member, one shared copy when all are labelled
         repeats = budget_epoch(k, p["finetune_epoch_examples"], p["finetune_batch_size"])[1]
         return k * repeats * (members if k < n_train else 1)
 
-    need = max(training_bytes(n, n_train, sizes, p["pretrain_batch_size"]),
+    need = max(2 * training_bytes(n, n_train, sizes, p["pretrain_batch_size"]),
                training_bytes(members, max(map(rows, p["n_labels"])), [*sizes, 10], p["finetune_batch_size"],
                               greedy=False))
-    return need + 4 * 784 * p["world_samples"], ["n_seeds", "hidden_sizes", "n_labels", "world_samples"]
+    return need + 4 * 784 * (p["world_samples"] + n_train + n_valid + n_test), \
+        ["n_seeds", "hidden_sizes", "n_labels", "world_samples"]
 
 
 SPEC = ChapterSpec(
@@ -219,7 +256,7 @@ SPEC = ChapterSpec(
         "rbm_epochs": Param(5, Int(min=1, max=MAX_EPOCHS), "CD-1 epochs per RBM layer, on all training images (no labels)"),
         "rbm_lr": Param(0.05, Float(gt=0, max=10), "RBM learning rate"),
         "pretrain_batch_size": Param(100, Int(min=1), "RBM minibatch size"),
-        "n_labels": Param([20, 100, 500, 2000, 7000], IntList(min=2, min_len=2, max_len=20),
+        "n_labels": Param([20, 200, 2000], IntList(min=2, min_len=2, max_len=20),
                           "label budgets: numbers of labelled training examples"),
         **selection_params(grid=[0.1, 0.2371, 0.5623, 1.334, 3.162], epochs=60, patience=3, select_seeds=1),
         "finetune_epoch_examples": Param(1000, Int(min=1, max=MAX_STEPS),
@@ -227,11 +264,19 @@ SPEC = ChapterSpec(
                                          "repeats them within an epoch"),
         "finetune_batch_size": Param(50, Int(min=1),
                                      "fine-tuning minibatch size (smaller when a budget has fewer labels)"),
-        "trajectory_n_labels": Param(2000, Int(min=2),
+        "trajectory_n_labels": Param(200, Int(min=2),
                                      "the budget whose training and test NLL are followed epoch by epoch"),
-        "pixel_patch": Param(6, Int(min=1, max=14), "side (px) of the two patches the pixel label compares"),
+        "pixel_patch": Param(6, Int(min=1, max=14), "side (px) of the two patches the patch label compares"),
         "pixel_offset": Param(6, Int(min=0, max=13),
                               "distance (px) of the top-left patch from the top-left corner (mirrored for the other)"),
+        "pixel_pair_distance": Param(8, Int(min=1, max=19),
+                                     "least distance (px, along rows or columns) between the two pixels the pixel-pair "
+                                     "label compares"),
+        "pixel_pair_balance": Param(0.05, Float(min=0, max=0.5),
+                                    "the pixel-pair label's share of 1s on the training images is within this of 1/2"),
+        "parity_pixels": Param(3, Int(min=2, max=8), "pixels whose thresholded values the parity label adds up"),
+        "parity_distance": Param(6, Int(min=1, max=19),
+                                 "least distance (px, along rows or columns) between two of the parity label's pixels"),
         "world_exemplars": Param(8, Int(min=1, max=100), "controlled world: handwriting exemplars per digit class"),
         "world_deformations": Param(64, Int(min=1, max=1_000_000),
                                     "controlled world: distinct elastic + affine deformations"),
@@ -256,27 +301,26 @@ def start(namespace: Mapping) -> runtime.Chapter:
 class Result:
     """What the chapter computed.
 
-    seeds: the S network seeds; stack: the pre-trained RBM stack (S members); labeller: the pixel
-    label fitted on the training images; pixel_train (N_train,), pixel_test (N_test,): the pixel
-    labels (int64 0/1; the validation images get theirs from the same labeller); label_bits: bits of
-    one cause label ("cause"), one pixel label ("pixel") and their mutual information
-    ("pixel_mi_class"), on the training set;
+    seeds: the S network seeds; stack: the RBM stack pre-trained on the digits (S members);
+    labellers: {"pixel_pair", "pixel_parity", "patch", "world_pixel"}: the fitted pixel labellers;
+    pixel_test: {labelling: (N_test,) int64} the digits' pixel labels of the test digits (for the
+    example figure); info[labelling]: :func:`labelling_info` (classes, balance, chance error, bits, mutual
+    information with the class);
     errors[labelling][init]: (K, S) test errors (fractions) per budget and seed, each net at its best
     validation epoch; selection[labelling][init]: K selection records
     (:meth:`pretraining.core.selection.Selection.record`), one per budget; curves[labelling][init]: K
     {"train_nll", "valid_error"} (per seed, one value per epoch run); adv[labelling]:
-    :func:`advantage_summary`; traj[labelling]: the :class:`BudgetRun` of the trajectory budget;
-    matched[labelling]: :func:`matched_summary`; world: the
+    :func:`advantage_summary`; traj[role]: the :class:`BudgetRun` of the trajectory budget of
+    :data:`TRAJECTORY` [role]; matched[role]: :func:`matched_summary`; world: the
     :class:`~pretraining.core.world.ControlledWorld`; world_base: the causes of the world figure's
     reference image; report: :func:`world_report`; n_labels: the K budgets.
     """
 
     seeds: list[int]
     stack: Stack
-    labeller: PixelLabel
-    pixel_train: Tensor
-    pixel_test: Tensor
-    label_bits: dict[str, float]
+    labellers: dict[str, object]
+    pixel_test: dict[str, Tensor]
+    info: dict[str, dict]
     errors: dict[str, dict[str, np.ndarray]]
     selection: dict[str, dict[str, list[dict]]]
     curves: dict[str, dict[str, list[dict]]]
@@ -294,24 +338,52 @@ class Result:
                 for n, rec in zip(self.n_labels, recs)}
 
 
+def _relabel(sets: Mapping[str, Subset], label: Callable[[Subset], Tensor]) -> dict[str, Subset]:
+    """The same images with the labels ``label(subset)`` (N,) int64, per split."""
+    return {part: Subset(s.x, label(s).to(s.y.device)) for part, s in sets.items()}
+
+
 def run(ch: runtime.Chapter) -> Result:
-    """Pixel labels, pre-training, the label-budget experiment (cached per condition), the trajectory
-    replay, matched NLLs, the world."""
+    """The labellings, pre-training (digits and world), the label-budget experiment (cached per
+    condition), the trajectory replay, matched NLLs, the world's bits."""
     p, data = ch.params, ch.data
     seeds = member_seeds(p["seed"], p["n_seeds"])
-    labeller = PixelLabel.fit(data.train.x, patch=p["pixel_patch"], offset=p["pixel_offset"])
-    pixel = {part: labeller(getattr(data, part).x) for part in ("train", "valid", "test")}
-    labellings = {
-        "cause": (data.train, data.valid, data.test, N_CLASSES),
-        "pixel": tuple(Subset(getattr(data, part).x, pixel[part]) for part in ("train", "valid", "test")) + (2,),
+    digits = {"train": data.train, "valid": data.valid, "test": data.test}
+    world_config = WorldConfig(p["world_exemplars"], p["world_deformations"], p["world_max_shift"])
+    world = ControlledWorld(data.train.to("cpu"), world_config, seed=p["seed"])
+    wsets = world_data(world, {part: len(s) for part, s in digits.items()}, p["seed"])
+    wsets = {part: s.to(data.train.x.device) for part, s in wsets.items()}
+    labellers = {
+        "pixel_pair": PixelPair.fit(data.train.x, data.train.y, distance=p["pixel_pair_distance"],
+                                    balance=p["pixel_pair_balance"]),
+        "pixel_parity": PixelParity.fit(data.train.x, k=p["parity_pixels"], distance=p["parity_distance"]),
+        "patch": PixelLabel.fit(data.train.x, patch=p["pixel_patch"], offset=p["pixel_offset"]),
+        "world_pixel": PixelPair.fit(wsets["train"].x, wsets["train"].y, distance=p["pixel_pair_distance"],
+                                     balance=p["pixel_pair_balance"]),
     }
+    sets = {
+        "class": digits,
+        "class_high": _relabel(digits, lambda s: (s.y >= 5).long()),
+        **{lab: _relabel(digits, lambda s, f=labellers[lab]: f(s.x)) for lab in ("pixel_pair", "pixel_parity", "patch")},
+        "world_cause": _relabel(wsets, lambda s: (s.y >= 5).long()),
+        "world_pixel": _relabel(wsets, lambda s: labellers["world_pixel"](s.x)),
+    }
+    definition = {"class": "digit class", "class_high": "digit class >= 5", "world_cause": "world class >= 5",
+                  **{lab: dataclasses.asdict(f) for lab, f in labellers.items()}}
+    info = {lab: labelling_info(sets[lab], {part: s.y for part, s in (wsets if lab.startswith("world") else digits).items()})
+            for lab in LABELLINGS}
+
     config = RBMConfig(epochs=p["rbm_epochs"], lr=p["rbm_lr"], batch_size=p["pretrain_batch_size"])
     stack, _ = pretrained_stack(ch, "rbm", p["hidden_sizes"], config, seeds)
+    stack_key = {"kind": "rbm", "hidden_sizes": p["hidden_sizes"], "config": dataclasses.asdict(config), "seeds": seeds}
+    world_key = {**stack_key, "world": dataclasses.asdict(world_config), "world_seed": p["seed"],
+                 "n": {part: len(s) for part, s in wsets.items()}}
+
+    compute = functools.partial(world_stack, wsets["train"].x, p["hidden_sizes"], config, seeds)
+    tensors, _ = ch.cached("ch5_world_stack", world_key, compute, version=1)
+    stacks = {"digits": stack, "world": Stack.from_state_dict(tensors, "rbm")}
+
     selection = selection_config(p)
-    base = {"stack": {"kind": "rbm", "hidden_sizes": p["hidden_sizes"], "config": dataclasses.asdict(config),
-                      "seeds": seeds},
-            "seeds": seeds, "selection": dataclasses.asdict(selection), "longer": LONGER_RUN,
-            "pixel": [p["pixel_patch"], p["pixel_offset"]]}
     fits = {n: budget_config(n, p["finetune_epochs"], p["finetune_epoch_examples"], p["finetune_batch_size"],
                              selection) for n in p["n_labels"]}
 
@@ -319,80 +391,97 @@ def run(ch: runtime.Chapter) -> Result:
         config, repeats = fits[n]
         return {**{k: v for k, v in dataclasses.asdict(config).items() if k != "lr"}, "repeats": repeats}
 
-    errors, sel, curves, traj = {}, {}, {}, {}
-    for lab, (train, valid, test, n_classes) in labellings.items():
-        makers = budget_makers(stack, n_classes, seeds)
+    errors, sel, curves, traj, chosen_all = {}, {}, {}, {}, {}
+    for lab in LABELLINGS:
+        where = "world" if lab.startswith("world") else "digits"
+        base = {"stack": world_key if where == "world" else stack_key, "seeds": seeds,
+                "selection": dataclasses.asdict(selection), "longer": LONGER_RUN, "labelling": lab,
+                "definition": definition[lab]}
+        train, valid, test = (sets[lab][part] for part in ("train", "valid", "test"))
+        makers = budget_makers(stacks[where], info[lab]["n_classes"], seeds)
         out = {init: [] for init in INITS}
         for init in INITS:
             for n in p["n_labels"]:
-                key = {**base, "labelling": lab, "init": init, "n_labels": n, "finetune": fit_key(n)}
+                key = {**base, "init": init, "n_labels": n, "finetune": fit_key(n)}
                 compute = functools.partial(fair_budget, makers[init], train, valid, test, n, seeds, selection,
                                             *fits[n])
-                # version 3: early stopping once the validation curve flattened (2: the fair-fight protocol)
-                out[init].append(ch.cached(f"ch5_budget_{lab}_{init}_{n}", key, compute, version=3))
+                # version 4: seven labellings, the linear baseline (3: flat-curve stopping, 2: the fair fight)
+                out[init].append(ch.cached(f"ch5_budget_{lab}_{init}_{n}", key, compute, version=4))
         errors[lab] = {init: np.stack([t["error"].cpu().numpy() for t, _ in out[init]]) for init in INITS}
         sel[lab] = {init: [m["selection"] for _, m in out[init]] for init in INITS}
         curves[lab] = {init: [m["curves"] for _, m in out[init]] for init in INITS}
-        k = p["n_labels"].index(p["trajectory_n_labels"])
-        chosen = {init: sel[lab][init][k] for init in INITS}
-        n = p["trajectory_n_labels"]
-        key = {**base, "labelling": lab, "n_labels": n, "finetune": fit_key(n),
-               "chosen": {init: {"lr": r["lr"], "epochs_run": r["epochs_run"]} for init, r in chosen.items()}}
-        compute = functools.partial(trajectory, makers, train, test, n, seeds, chosen, *fits[n])
-        t, _ = ch.cached(f"ch5_trajectory_{lab}", key, compute, version=1)
-        traj[lab] = BudgetRun(
-            train_nll=t["train_nll"].cpu(), test_nll=t["test_nll"].cpu(),
-            epochs_run=torch.tensor([chosen[init]["epochs_run"] for init in INITS]),
-            best_epoch=torch.tensor([chosen[init]["best_epoch"] for init in INITS]))
-    adv = {lab: advantage_summary(errors[lab]["pretrained"], errors[lab]["random"]) for lab in LABELLINGS}
-    world_config = WorldConfig(p["world_exemplars"], p["world_deformations"], p["world_max_shift"])
-    world = ControlledWorld(data.train.to("cpu"), world_config, seed=p["seed"])
+        if lab in TRAJECTORY.values():
+            n = p["trajectory_n_labels"]
+            k = p["n_labels"].index(n)
+            chosen = {init: sel[lab][init][k] for init in INITS[:2]}
+            key = {**base, "n_labels": n, "finetune": fit_key(n),
+                   "chosen": {init: {"lr": r["lr"], "epochs_run": r["epochs_run"]} for init, r in chosen.items()}}
+            compute = functools.partial(trajectory, makers, train, test, n, seeds, chosen, *fits[n])
+            t, _ = ch.cached(f"ch5_trajectory_{lab}", key, compute, version=2)
+            traj[lab] = BudgetRun(
+                train_nll=t["train_nll"].cpu(), test_nll=t["test_nll"].cpu(),
+                epochs_run=torch.tensor([chosen[init]["epochs_run"] for init in INITS[:2]]),
+                best_epoch=torch.tensor([chosen[init]["best_epoch"] for init in INITS[:2]]))
+    adv = {lab: advantage_summary(errors[lab]["pretrained"], errors[lab]["random"], info[lab]["chance"])
+           for lab in LABELLINGS}
+    traj = {role: traj[lab] for role, lab in TRAJECTORY.items()}
     causes = world.sample_causes(p["world_samples"], seed=p["seed"] + 1)
     wx = world.render(causes)
-    world_labeller = PixelLabel.fit(wx, patch=p["pixel_patch"], offset=p["pixel_offset"])
-    report = world_report(world, wx, causes, {"cause label (class)": causes["class"],
-                                              "pixel label": world_labeller(wx)})
+    report = world_report(world, wx, causes, {"class label": causes["class"],
+                                              "class ≥ 5 (world cause label)": (causes["class"] >= 5).long(),
+                                              "pixel pair (world pixel label)": labellers["world_pixel"](wx)})
     return Result(
-        seeds=seeds, stack=stack, labeller=labeller, pixel_train=pixel["train"], pixel_test=pixel["test"],
-        label_bits={"cause": entropy_bits(data.train.y.cpu()), "pixel": entropy_bits(pixel["train"]),
-                    "pixel_mi_class": mutual_information_bits(pixel["train"], data.train.y.cpu())},
-        errors=errors, selection=sel, curves=curves, adv=adv, traj=traj, matched=matched_summary(traj),
+        seeds=seeds, stack=stack, labellers=labellers,
+        pixel_test={lab: sets[lab]["test"].y.cpu() for lab in ("pixel_pair", "pixel_parity", "patch")},
+        info=info, errors=errors, selection=sel, curves=curves, adv=adv, traj=traj, matched=matched_summary(traj),
         world=world, world_base={"class": 8, "exemplar": 0, "deformation": 0, "width": 1,
                                  "position": world_config.centre()},
         report=report, n_labels=list(p["n_labels"]))
+
+
+def world_stack(x: Tensor, hidden_sizes: Sequence[int], config: RBMConfig,
+                seeds: Sequence[int]) -> tuple[dict[str, Tensor], dict]:
+    """The RBM stack of the controlled world (the compute of its cache entry): pre-trained greedily on the
+    world's training images x (N, 784), one member per seed, as the digits' stack is on the digits.
+    Returns (its state dict, {"histories": one training history per layer})."""
+    stack, histories = pretrain_stack("rbm", x, hidden_sizes, config, seeds, progress=False)
+    return stack.state_dict(), {"histories": histories}
 
 
 def work(p: Mapping) -> list[Job]:
     """The chapter's full run as rehearsal jobs (:mod:`pretraining.book.workplan`), from its checked
     values ``p`` (as ``ch.params``).
 
-    Counted: the RBM stack (one member per seed, on all training images); every (labelling,
-    initialisation, label budget) by the fair-fight protocol (:func:`fair_budget`), each member on
-    its own labelled examples: an epoch is the budget's labels repeated :func:`budget_epoch` times,
-    in minibatches of at most the budget; per labelling the trajectory replay (:func:`trajectory`):
+    Counted: the two RBM stacks (one member per seed, on all training images of the digits and of the
+    world); every (labelling, initialisation, label budget) by the fair-fight protocol
+    (:func:`fair_budget`; the linear baseline has no hidden layer), each member on its own labelled
+    examples: an epoch is the budget's labels repeated :func:`budget_epoch` times, in minibatches of at
+    most the budget; per labelling of :data:`TRAJECTORY` the trajectory replay (:func:`trajectory`):
     the 2 ``n_seeds`` nets of ``trajectory_n_labels`` as one batch, at most ``finetune_epochs``
     epochs (the longest run chosen), the NLL on the labelled examples and on the test set after
     every epoch.
-    Not counted: grid extensions and the longer run of a seed that did not converge; the pixel
-    labeller, the test evaluations, the matched NLLs and the controlled world (analysis).
+    Not counted: grid extensions and the longer run of a seed that did not converge; the labellers,
+    the world's rendering, the test evaluations, the matched NLLs and the world's bits (analysis).
     """
     train, _, test = split_sizes(p)
     n, hidden = p["n_seeds"], p["hidden_sizes"]
-    jobs = stack_jobs("stack", "rbm", 784, hidden, members=n, examples=train, epochs=p["rbm_epochs"],
-                      batch_size=p["pretrain_batch_size"])
-    classes = {"cause": N_CLASSES, "pixel": 2}  # the pixel label is 0/1 (PixelLabel)
+    jobs = [job for where in ("digits", "world")
+            for job in stack_jobs(f"{where} stack", "rbm", 784, hidden, members=n, examples=train,
+                                  epochs=p["rbm_epochs"], batch_size=p["pretrain_batch_size"])]
     for lab in LABELLINGS:
-        sizes = [784, *hidden, classes[lab]]
+        classes = N_CLASSES if lab == "class" else 2
         for init in INITS:
+            sizes = [784, classes] if init == "linear" else [784, *hidden, classes]
             for k in p["n_labels"]:
                 batch, repeats = budget_epoch(k, p["finetune_epoch_examples"], p["finetune_batch_size"])
                 jobs.append(protocol_job(f"{lab} label, {INIT_NAMES[init]}, {k:,} labels", sizes, p, n,
                                          examples=k * repeats, batch_size=batch))
-        k = p["trajectory_n_labels"]
-        batch, repeats = budget_epoch(k, p["finetune_epoch_examples"], p["finetune_batch_size"])
-        jobs.append(Job(f"{lab} label, trajectories of {k:,} labels", "finetune", sizes, members=2 * n,
-                        examples=k * repeats, epochs=p["finetune_epochs"], batch_size=batch,
-                        eval_examples=k + test))
+        if lab in TRAJECTORY.values():
+            k = p["trajectory_n_labels"]
+            batch, repeats = budget_epoch(k, p["finetune_epoch_examples"], p["finetune_batch_size"])
+            jobs.append(Job(f"{lab} label, trajectories of {k:,} labels", "finetune", [784, *hidden, classes],
+                            members=2 * n, examples=k * repeats, epochs=p["finetune_epochs"], batch_size=batch,
+                            eval_examples=k + test))
     return jobs
 
 
@@ -403,19 +492,26 @@ def argument(ch: runtime.Chapter) -> None:
     ch.figure("ch5_causal_stories", causal_story_figure())
 
 
-def two_labellings(ch: runtime.Chapter, res: Result) -> None:
-    """The pixel label's geometry, balance and bits, and example test digits with both labels."""
-    p, data, bits = ch.params, ch.data, res.label_bits
+def labellings(ch: runtime.Chapter, res: Result) -> None:
+    """The labellings: how each was chosen, its balance, chance error and bits; example test digits."""
+    p, data, info = ch.params, ch.data, res.info
+    pair, parity, patch = (res.labellers[k] for k in ("pixel_pair", "pixel_parity", "patch"))
     ch.glue("patch_desc", f"{p['pixel_patch']} × {p['pixel_patch']} px", fmt="s")
     ch.glue("pixel_offset_px", p["pixel_offset"], fmt="d")
-    ch.glue("pixel_balance_train", float(res.pixel_train.float().mean()), fmt=".1%")
-    ch.glue("pixel_balance_test", float(res.pixel_test.float().mean()), fmt=".1%")
-    ch.glue("pixel_mi_class", bits["pixel_mi_class"], fmt=".3f")
-    ch.glue("pixel_bits", bits["pixel"], fmt=".2f")
-    ch.glue("cause_bits", bits["cause"], fmt=".2f")
-    ch.glue("pixel_mi_verdict", pixel_mi_verdict(bits["pixel_mi_class"], bits["pixel"]), fmt="s")
-    ch.figure("ch5_example_digits",
-              example_digits_figure(data.test.x, data.test.y, res.pixel_test, p["pixel_patch"], p["pixel_offset"]))
+    ch.glue("pair_desc", pair.describe(), fmt="s")
+    ch.glue("world_pair_desc", res.labellers["world_pixel"].describe(), fmt="s")
+    ch.glue("pair_distance", p["pixel_pair_distance"], fmt="d")
+    ch.glue("pair_balance", f"{0.5 - p['pixel_pair_balance']:.0%} to {0.5 + p['pixel_pair_balance']:.0%}", fmt="s")
+    ch.glue("parity_desc", parity.describe(), fmt="s")
+    ch.glue("parity_k", p["parity_pixels"], fmt="d")
+    ch.glue("parity_distance", p["parity_distance"], fmt="d")
+    ch.glue("max_mi_pixel", max(info[lab]["mi_class_test"] for lab in HIGH_FREQUENCY), fmt=".3f")
+    ch.glue("cause_bits", info["class"]["bits"], fmt=".2f")
+    runtime.show(_styled(labelling_table(info), LABELLING_FORMAT,
+                         "The labellings: classes, share of the most frequent label, chance error, bits, and "
+                         "mutual information with the class (training and test images)"))
+    ch.figure("ch5_example_digits", example_digits_figure(data.test.x, data.test.y, res.pixel_test, pair, parity,
+                                                          patch))
 
 
 def experiment_setup(ch: runtime.Chapter, res: Result) -> None:
@@ -429,6 +525,7 @@ def experiment_setup(ch: runtime.Chapter, res: Result) -> None:
     ch.glue("n_valid", len(data.valid), fmt=",d")
     ch.glue("n_test", len(data.test), fmt=",d")
     ch.glue("pretrain_epochs_used", p["rbm_epochs"], fmt="d")
+    ch.glue("budgets_text", ", ".join(f"{n:,}" for n in p["n_labels"]), fmt="s")
     ch.glue("ft_rates", f"{len(grid)} log-spaced rates from {grid[0]:g} to {grid[-1]:g}", fmt="s")
     ch.glue("ft_select_seeds", plural(p["finetune_select_seeds"], "seed"), fmt="s")
     ch.glue("ft_extensions", plural(p["finetune_max_extensions"], "time"), fmt="s")
@@ -445,7 +542,7 @@ def experiment_setup(ch: runtime.Chapter, res: Result) -> None:
 
 def training(ch: runtime.Chapter, res: Result) -> None:
     """How every (labelling, initialisation, budget) was trained: the fair-fight table, which settings did
-    not converge, and the training curves of each labelling."""
+    not converge, and the training curves of the two headline labellings (:data:`TRAJECTORY`)."""
     records = res.records()
     ch.glue("convergence_sentence", fairness.convergence_sentence(records, label=condition_name), fmt="s")
     rows = {(lab, INIT_NAMES[init], f"{n:,}"): rec for (lab, init, n), rec in records.items()}
@@ -454,49 +551,51 @@ def training(ch: runtime.Chapter, res: Result) -> None:
                  .set_caption("How each setting was trained: the rate chosen on the validation set, the rates "
                               "tried, the median best epoch and epochs run over the seeds, the median training NLL "
                               "at the best epoch, and how many seeds converged"))
-    for lab in LABELLINGS:
+    for lab in TRAJECTORY.values():
         ch.figure(f"ch5_training_curves_{lab}", training_curves(res, lab))
 
 
 def budget_results(ch: runtime.Chapter, res: Result) -> None:
-    """Test error against the number of labels: the figure and the table."""
+    """The advantage of pre-training against the number of labels: the figure and one table per labelling."""
     p = ch.params
     ch.glue("n_seeds_used", p["n_seeds"], fmt="d")
     ch.glue("min_p", stats.min_wilcoxon_p(p["n_seeds"]), fmt=".2g")
     ch.glue("min_pairs", claims.MIN_PAIRS, fmt="d")
     ch.glue("alpha", claims.ALPHA, fmt="g")
-    ch.figure("ch5_budget", budget_figure(p["n_labels"], res.errors, {lab: res.adv[lab]["ci95"] for lab in LABELLINGS}))
-    table = budget_table(p["n_labels"], res.errors, res.adv, res.label_bits)
-    names = {"cause": "Cause labels (digit class)", "pixel": "Pixel labels (patch similarity)"}
+    ch.glue("n_parts", len(NEEDS), fmt="d")
+    ch.glue("holm_first", claims.ALPHA / len(NEEDS), fmt=".3g")
+    ch.figure("ch5_budget", budget_figure(p["n_labels"], res.adv))
+    table = budget_table(p["n_labels"], res.errors, res.adv, res.info)
     for lab in LABELLINGS:
         runtime.show(_styled(table[table["labelling"] == lab].drop(columns="labelling"), BUDGET_FORMAT,
-                             f"{names[lab]}: test error and advantage of pre-training per label budget", text=0))
+                             f"{LABELLING_NAMES[lab]}: test error and advantage of pre-training per label budget",
+                             text=0))
 
 
 def budget_summary(ch: runtime.Chapter, res: Result) -> None:
-    """What the label-budget numbers say: budgets helped, advantages, relative gains, the verdict."""
+    """What the label-budget numbers say: the advantage relative to chance at the fewest and most labels, the
+    verdict part by part."""
     n_labels, adv = ch.params["n_labels"], res.adv
     ch.glue("n_budgets", len(n_labels), fmt="d")
-    ch.glue("n_small", n_labels[0], fmt="d")
-    ch.glue("n_all", n_labels[-1], fmt="d")
+    ch.glue("n_small", n_labels[0], fmt=",d")
+    ch.glue("n_all", n_labels[-1], fmt=",d")
     for lab in LABELLINGS:
-        ch.glue(f"{lab}_n_better", sum(m > 0 for m in adv[lab]["mean"]), fmt="d")
-        ch.glue(f"{lab}_n_sig", sum(adv[lab]["significant"]), fmt="d")
-        ch.glue(f"{lab}_adv_small", _pts(adv[lab]["mean"][0]), fmt="s")
-        ch.glue(f"{lab}_adv_all", _pts(adv[lab]["mean"][-1]), fmt="s")
-        ch.glue(f"{lab}_rel", float(np.mean(adv[lab]["relative"])), fmt=".0%")
-    ch.glue("verdict_sentence", verdict_sentence(claim_parts(ch, res), adv["cause"], adv["pixel"]), fmt="s")
+        ch.glue(f"{lab}_rel_small", adv[lab]["relative"][0], fmt="+.1%")
+        ch.glue(f"{lab}_rel_all", adv[lab]["relative"][-1], fmt="+.1%")
+        ch.glue(f"{lab}_linear_all", float(res.errors[lab]["linear"][-1].mean()), fmt=".1%")
+        ch.glue(f"{lab}_random_all", float(res.errors[lab]["random"][-1].mean()), fmt=".1%")
+    ch.glue("verdict_sentence", verdict_sentence(claim_parts(ch, res)), fmt="s")
 
 
 def literature(ch: runtime.Chapter, res: Result) -> None:
-    """All labels: this chapter's cause-label nets beside Larochelle et al. 2009 (MNIST-small)."""
-    p, cause = ch.params, res.errors["cause"]
-    best = {init: float(np.median(res.selection["cause"][init][-1]["best_epoch"])) for init in INITS}
+    """All labels: this chapter's class-label nets beside Larochelle et al. 2009 (MNIST-small)."""
+    p, cause = ch.params, res.errors["class"]
+    best = {init: float(np.median(res.selection["class"][init][-1]["best_epoch"])) for init in INITS[:2]}
     training_text = (f"rate chosen on validation, stopped at the best validation epoch (median {best['random']:.0f} "
                      f"random, {best['pretrained']:.0f} pre-trained, of at most {p['finetune_epochs']})")
     runtime.show(_styled(literature_table(res.stack.sizes, p["n_labels"][-1], training_text,
                                           float(cause["random"][-1].mean()), float(cause["pretrained"][-1].mean())),
-                         {}, "Cause-label test error with the largest label budget, beside the literature", text=2))
+                         {}, "Class-label test error with the largest label budget, beside the literature", text=2))
 
 
 def controlled_world(ch: runtime.Chapter, res: Result) -> None:
@@ -517,7 +616,7 @@ def world_bits(ch: runtime.Chapter, res: Result) -> None:
     mi = world_mi_table(report)
     runtime.show(_styled(mi, {c: "{:.3f}" for c in mi.columns if c != "label"},
                          "Mutual information of each label with each cause, I(label; cause), in bits"))
-    lab_c, lab_p = report["labels"]["cause label (class)"], report["labels"]["pixel label"]
+    lab_c, lab_p = report["labels"]["class label"], report["labels"]["pixel pair (world pixel label)"]
     ch.glue("w_image_bits", report["image_bits"], fmt=".1f")
     ch.glue("w_cause_bits", lab_c["bits"], fmt=".2f")
     ch.glue("w_pixel_bits", lab_p["bits"], fmt=".2f")
@@ -536,19 +635,19 @@ def regularisation(ch: runtime.Chapter, res: Result) -> None:
     """Regularisation or optimisation: NLL trajectories, matched test NLLs, training NLLs after the same epochs."""
     p, matched = ch.params, res.matched
     ch.figure("ch5_nll_trajectories", nll_trajectory_figure(res.traj, p["trajectory_n_labels"]))
-    for lab in LABELLINGS:
-        m = matched[lab]
-        ch.glue(f"traj_level_{lab}", m["level"], fmt=".3f")
-        ch.glue(f"traj_pre_{lab}", m["pretrained"], fmt=".3f")
-        ch.glue(f"traj_rnd_{lab}", m["random"], fmt=".3f")
-        ch.glue(f"traj_epoch_{lab}", plural(m["common_epoch"], "epoch"), fmt="s")
-        ch.glue(f"traj_common_pre_{lab}", m["train_nll_at_common"]["pretrained"], fmt=".3f")
-        ch.glue(f"traj_common_rnd_{lab}", m["train_nll_at_common"]["random"], fmt=".3f")
-        ch.glue(f"traj_diff_{lab}", m["difference_mean"], fmt="+.3f")
-        ch.glue(f"traj_ci_{lab}", "{:+.3f} to {:+.3f}".format(*m["difference_ci95"]), fmt="s")
-        ch.glue(f"traj_p_{lab}", m["difference_p"], fmt=".2g")
+    for role in TRAJECTORY:
+        m = matched[role]
+        ch.glue(f"traj_level_{role}", m["level"], fmt=".3f")
+        ch.glue(f"traj_pre_{role}", m["pretrained"], fmt=".3f")
+        ch.glue(f"traj_rnd_{role}", m["random"], fmt=".3f")
+        ch.glue(f"traj_epoch_{role}", plural(m["common_epoch"], "epoch"), fmt="s")
+        ch.glue(f"traj_common_pre_{role}", m["train_nll_at_common"]["pretrained"], fmt=".3f")
+        ch.glue(f"traj_common_rnd_{role}", m["train_nll_at_common"]["random"], fmt=".3f")
+        ch.glue(f"traj_diff_{role}", m["difference_mean"], fmt="+.3f")
+        ch.glue(f"traj_ci_{role}", "{:+.3f} to {:+.3f}".format(*m["difference_ci95"]), fmt="s")
+        ch.glue(f"traj_p_{role}", m["difference_p"], fmt=".2g")
     ch.glue("traj_opt_sentence", optimisation_sentence(matched), fmt="s")
-    ch.glue("traj_n", p["trajectory_n_labels"], fmt="d")
+    ch.glue("traj_n", p["trajectory_n_labels"], fmt=",d")
     ch.glue("traj_sentence", regularisation_sentence(matched), fmt="s")
 
 
@@ -557,20 +656,25 @@ def regularisation(ch: runtime.Chapter, res: Result) -> None:
 def claim_parts(ch: runtime.Chapter, res: Result) -> list[claims.Part]:
     """The parts of C5 (DESIGN.md), each tested on this run's numbers (see :func:`budget_parts`); a part
     that compares a setting which did not converge is not tested (:func:`gate_unconverged`)."""
-    return gate_unconverged(budget_parts(res.adv["cause"], res.adv["pixel"]), res.records())
+    return gate_unconverged(budget_parts(res.adv), res.records())
 
 
-NEEDS = {"a": (("cause", "pretrained"), ("cause", "random")),
-         "b": tuple((lab, init) for lab in LABELLINGS for init in INITS),
-         "c": ()}
-"""The (labelling, initialisation) settings each part of the claim compares, at every label budget."""
+_PAIRED = INITS[:2]     # the initialisations every part compares: pre-trained against random
+NEEDS = {"a": tuple((lab, init) for lab in CAUSE for init in _PAIRED),
+         **{f"b-{lab.removeprefix('pixel_')}": tuple((name, init) for name in ("class_high", lab) for init in _PAIRED)
+            for lab in HIGH_FREQUENCY},
+         "c": tuple((lab, init) for lab in ("class_high", *HIGH_FREQUENCY) for init in _PAIRED),
+         "a-world": tuple(("world_cause", init) for init in _PAIRED),
+         "b-world": tuple((lab, init) for lab in ("world_cause", "world_pixel") for init in _PAIRED)}
+"""The (labelling, initialisation) settings each part of the claim compares, at every label budget (the
+linear baseline is described, it decides no part)."""
 
 
 def condition_name(condition: tuple[str, str, int]) -> str:
-    """(labelling, initialisation, labels) in words: ("cause", "random", 20) -> 'random init nets with 20
-    cause labels'."""
+    """(labelling, initialisation, labels) in words: ("class", "random", 20) -> 'random init nets with 20
+    digit class (cause, 10 classes) labels'."""
     lab, init, n = condition
-    return f"{INIT_NAMES[init]} nets with {n:,} {lab} labels"
+    return f"{INIT_NAMES[init]} nets with {n:,} {LABELLING_NAMES[lab]} labels"
 
 
 def gate_unconverged(parts: Sequence[claims.Part],
@@ -591,45 +695,48 @@ def finish(ch: runtime.Chapter, res: Result) -> None:
     results = results_record(p, res)
     n_labels = p["n_labels"]
     records = res.records()
-    finding = (f"The advantage of pre-training (test error of the random net minus that of the pre-trained one) was "
-               f"{_pts(adv['cause']['mean'][0])} / {_pts(adv['cause']['mean'][-1])} points with {n_labels[0]:,} / "
-               f"{n_labels[-1]:,} cause labels and {_pts(adv['pixel']['mean'][0])} / "
-               f"{_pts(adv['pixel']['mean'][-1])} points with pixel labels (mean relative gain "
-               f"{np.mean(adv['cause']['relative']):.0%} vs {np.mean(adv['pixel']['relative']):.0%}, "
-               f"{p['n_seeds']} seeds; {sum(setting_converged(r) for r in records.values())} of {len(records)} "
+
+    def rel(lab: str) -> str:
+        return f"{adv[lab]['relative'][0]:+.1%} / {adv[lab]['relative'][-1]:+.1%}"
+
+    finding = (f"The advantage of pre-training relative to chance (error of the random net minus that of the "
+               f"pre-trained one, over the chance error) with {n_labels[0]:,} / {n_labels[-1]:,} labels was "
+               f"{rel('class')} for the digit class, {rel('class_high')} for digit >= 5, {rel('pixel_pair')} for "
+               f"the pixel pair, {rel('pixel_parity')} for the pixel parity, and in the controlled world "
+               f"{rel('world_cause')} for its cause label and {rel('world_pixel')} for its pixel label "
+               f"({p['n_seeds']} seeds; {sum(setting_converged(r) for r in records.values())} of {len(records)} "
                f"settings converged)")
     ch.finish(results, parts=parts, finding=finding)
 
 
 def results_record(p: Mapping, res: Result) -> dict:
-    """The chapter's results file entry: test errors and advantages per labelling and budget, the
-    matched NLLs, the world's bits, and every condition's fair-fight account: the epoch of each budget,
-    the chosen rates, the selection records and a ``converged`` flag per (labelling, initialisation,
-    budget) (:func:`pretraining.core.selection.setting_converged`)."""
-    adv = res.adv
+    """The chapter's results file entry: per labelling its description (:func:`labelling_info`), test errors
+    per initialisation and budget, the advantage of pre-training (points and relative to chance, with
+    intervals, raw p and per-seed values), the matched NLLs, the world's bits, and every condition's
+    fair-fight account: the epoch of each budget, the chosen rates, the selection records and a
+    ``converged`` flag per (labelling, initialisation, budget)
+    (:func:`pretraining.core.selection.setting_converged`)."""
+    adv, budgets = res.adv, [str(n) for n in p["n_labels"]]
     return {
         "n_labels": p["n_labels"],
-        "test_error": {lab: {init: res.errors[lab][init].mean(1).tolist() for init in INITS} for lab in LABELLINGS},
-        "advantage": {lab: adv[lab]["mean"] for lab in LABELLINGS},
-        "advantage_ci95": {lab: adv[lab]["ci95"] for lab in LABELLINGS},
-        "advantage_p": {lab: adv[lab]["p"] for lab in LABELLINGS},
-        "relative_advantage": {lab: adv[lab]["relative"] for lab in LABELLINGS},
-        "per_seed": {lab: {"advantage": adv[lab]["per_seed"], "relative_advantage": adv[lab]["relative_per_seed"]}
-                     for lab in LABELLINGS},
         "n_seeds": p["n_seeds"],
-        "label_bits": res.label_bits,
+        "labellings": {lab: {k: v for k, v in res.info[lab].items()} for lab in res.info},
+        "test_error": {lab: {init: res.errors[lab][init].mean(1).tolist() for init in INITS} for lab in res.errors},
+        "advantage": {lab: {k: adv[lab][k] for k in ("mean", "ci95", "p", "relative", "relative_ci95")}
+                      for lab in adv},
+        "per_seed": {lab: {"advantage": adv[lab]["diff"], "relative_advantage": adv[lab]["relative_diff"]}
+                     for lab in adv},
         "world": res.report,
         "matched_test_nll": res.matched,
         "epoch": {str(n): dict(zip(("batch", "repeats"), budget_epoch(n, p["finetune_epoch_examples"],
                                                                         p["finetune_batch_size"])))
                   for n in p["n_labels"]},
         "finetune_lr": {lab: {init: [r["lr"] for r in res.selection[lab][init]] for init in INITS}
-                        for lab in LABELLINGS},
-        "selection": {lab: {init: {str(n): r for n, r in zip(p["n_labels"], res.selection[lab][init])}
-                            for init in INITS} for lab in LABELLINGS},
-        "converged": {lab: {init: {str(n): setting_converged(r)
-                                   for n, r in zip(p["n_labels"], res.selection[lab][init])}
-                            for init in INITS} for lab in LABELLINGS},
+                        for lab in res.selection},
+        "selection": {lab: {init: dict(zip(budgets, res.selection[lab][init])) for init in INITS}
+                      for lab in res.selection},
+        "converged": {lab: {init: {n: setting_converged(r) for n, r in zip(budgets, res.selection[lab][init])}
+                            for init in INITS} for lab in res.selection},
     }
 
 
@@ -656,10 +763,10 @@ def _check_images(name: str, x: object) -> Tensor:
     return x
 
 
-# ============================================================================ pixel labels
+# ============================================================================ labellings
 @dataclass(frozen=True)
 class PixelLabel:
-    """"Is the top-left patch similar to the bottom-right patch?" — a label from pixels alone.
+    """"Is the top-left patch similar to the bottom-right patch?" — a smooth label from pixels alone.
 
     The top-left patch is rows/columns ``offset .. offset+patch-1``; the bottom-right patch is its
     mirror image through the centre (rows/columns ``28-offset-patch .. 27-offset``). The score of an
@@ -700,6 +807,152 @@ class PixelLabel:
         """Labels (N,) int64: 1 where the patches are similar (score < threshold), else 0."""
         return (self.score(x, self.patch, self.offset).double() < self.threshold).long()
 
+
+def _interior(step: int = 1) -> Tensor:
+    """The flat indices (P,) of the interior pixels (rows and columns 4..23, every ``step``-th), row by row."""
+    return torch.tensor([r * SIDE + c for r in _INTERIOR[::step] for c in _INTERIOR[::step]])
+
+
+def _apart(a: Tensor, b: Tensor) -> Tensor:
+    """Chebyshev distance (px) between flat pixel indices a (P,) and b (Q,): (P, Q)."""
+    ra, ca, rb, cb = a // SIDE, a % SIDE, b // SIDE, b % SIDE
+    return torch.maximum((ra[:, None] - rb[None]).abs(), (ca[:, None] - cb[None]).abs())
+
+
+@dataclass(frozen=True)
+class PixelPair:
+    """"Is pixel ``first`` brighter than pixel ``second``?" — a high-frequency label from two pixels.
+
+    first, second: flat pixel indices (row * 28 + column). The label is 1 where x[first] > x[second].
+    Build it with :meth:`fit`, which chooses the pair on training images only.
+    """
+
+    first: int
+    second: int
+
+    def __post_init__(self) -> None:
+        require_int("first", self.first, 0, SIDE * SIDE - 1)
+        require_int("second", self.second, 0, SIDE * SIDE - 1)
+        if self.first == self.second:
+            raise ValueError(f"second={self.second} is not allowed: a pixel other than first={self.first}")
+
+    @classmethod
+    def fit(cls, x_train: Tensor, classes: Tensor, *, distance: int = 8, balance: float = 0.05) -> PixelPair:
+        """The pair of interior pixels (rows and columns 4..23) at least ``distance`` px apart (along rows or
+        columns) whose label is balanced on x_train (N, 784) (its share of 1s within ``balance`` of 1/2)
+        and, among those, shares the fewest bits with ``classes`` (N,) (the bias-corrected mutual
+        information, :func:`pretraining.analysis.information.binary_mutual_information_bits`); ties: the
+        first pair in row-major order. Only pixels with ink (> 0) in at least a quarter of the images are
+        candidates (a label of two mostly blank pixels is mostly "not brighter")."""
+        x = _check_images("x_train", x_train).cpu()
+        classes = classes.cpu()
+        require_int("distance", distance, 1, len(_INTERIOR) - 1)
+        require_float("balance", balance, ge=0, le=0.5)
+        idx = _interior()
+        idx = idx[(x[:, idx] > 0).double().mean(0) >= 0.25]
+        g, n = x[:, idx], len(x)                                           # (N, P)
+        share = torch.cat([(g[:, rows, None] > g[:, None, :]).sum(0) for rows in torch.arange(len(idx)).split(16)]) / n
+        ok = (_apart(idx, idx) >= distance) & ((share - 0.5).abs() <= balance)   # (P, P) candidate pairs
+        pairs = ok.nonzero()                                               # (Q, 2), row-major order
+        if len(pairs) == 0:
+            raise ValueError(f"no pair of interior pixels {distance} px apart gives a label within balance={balance} "
+                             "of 1/2; allow a larger balance or a smaller distance")
+        mi = torch.cat([binary_mutual_information_bits(g[:, q[:, 0]] > g[:, q[:, 1]], classes)
+                        for q in pairs.split(1024)])
+        i, j = pairs[int(mi.argmin())].tolist()
+        return cls(int(idx[i]), int(idx[j]))
+
+    def describe(self) -> str:
+        """'pixel (row 21, column 14) brighter than pixel (row 11, column 12)'."""
+        (r1, c1), (r2, c2) = divmod(self.first, SIDE), divmod(self.second, SIDE)
+        return f"pixel (row {r1}, column {c1}) brighter than pixel (row {r2}, column {c2})"
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """Labels (N,) int64 of images x (N, 784): 1 where x[:, first] > x[:, second]."""
+        x = _check_images("x", x)
+        return (x[:, self.first] > x[:, self.second]).long()
+
+
+@dataclass(frozen=True)
+class PixelParity:
+    """The parity of a few thresholded pixels: 1 where an odd number of ``pixels`` exceed ``threshold``.
+
+    pixels: flat pixel indices, increasing. Build it with :meth:`fit` (chosen on training images only).
+    """
+
+    pixels: tuple[int, ...]
+    threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.pixels, tuple) or len(self.pixels) < 2 or list(self.pixels) != sorted(set(self.pixels)):
+            raise ValueError(f"pixels={self.pixels!r} is not allowed: a tuple of at least 2 increasing pixel indices")
+        for i in self.pixels:
+            require_int("pixels entry", i, 0, SIDE * SIDE - 1)
+        require_float("threshold", self.threshold, gt=0, lt=1)
+
+    @classmethod
+    def fit(cls, x_train: Tensor, *, k: int = 3, distance: int = 6, threshold: float = 0.5) -> PixelParity:
+        """``k`` interior pixels (rows and columns 4..23), chosen greedily on x_train (N, 784): the pixel above
+        ``threshold`` in the share of images closest to 1/2, then the next closest at least ``distance`` px
+        (along rows or columns) from every one chosen, and so on (ties: row-major order)."""
+        x = _check_images("x_train", x_train).cpu()
+        require_int("k", k, 2, 8)
+        require_int("distance", distance, 1, len(_INTERIOR) - 1)
+        idx = _interior()
+        order = idx[torch.argsort(((x[:, idx] > threshold).double().mean(0) - 0.5).abs(), stable=True)]
+        chosen: list[int] = []
+        for i in order.tolist():
+            if all(int(_apart(torch.tensor([i]), torch.tensor([j]))) >= distance for j in chosen):
+                chosen.append(i)
+            if len(chosen) == k:
+                return cls(tuple(sorted(chosen)), threshold)
+        raise ValueError(f"no {k} interior pixels are {distance} px apart; ask for fewer pixels or a smaller distance")
+
+    def describe(self) -> str:
+        """'the parity of pixels (r, c), (r, c), (r, c) above 0.5'."""
+        where = ", ".join(f"({i // SIDE}, {i % SIDE})" for i in self.pixels)
+        return f"the parity of pixels (row, column) {where} above {self.threshold:g}"
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """Labels (N,) int64 of images x (N, 784): the number of pixels above the threshold, modulo 2."""
+        x = _check_images("x", x)
+        return ((x[:, list(self.pixels)] > self.threshold).sum(1) % 2).long()
+
+
+def chance_error(y_train: Tensor, y_test: Tensor) -> float:
+    """The test error of always answering the most frequent training label (ties: the smallest): the
+    error a classifier that learned nothing from the images would make. y_train, y_test: (N,) int64."""
+    if y_train.dim() != 1 or len(y_train) == 0 or y_test.dim() != 1 or len(y_test) == 0:
+        raise ValueError("y_train and y_test must be non-empty (N,) label tensors")
+    majority = int(torch.bincount(y_train.cpu()).argmax())
+    return float((y_test.cpu() != majority).double().mean())
+
+
+def labelling_info(sets: Mapping[str, Subset], classes: Mapping[str, Tensor]) -> dict:
+    """What one labelling is: {"n_classes", "majority_train", "majority_test" (share of the most frequent
+    training label on the training and the test images), "chance" (:func:`chance_error`), "bits" (entropy
+    of the training labels), "mi_class_train", "mi_class_test" (bias-corrected mutual information, bits,
+    with the class of the same images)}. sets: {"train", "test", ...} subsets with this labelling's
+    labels; classes: {"train", "test"}: (N,) the class of those images."""
+    y_train, y_test = sets["train"].y.cpu(), sets["test"].y.cpu()
+    counts = torch.bincount(y_train)
+    majority = int(counts.argmax())
+    return {"n_classes": max(2, int(y_train.max()) + 1), "majority_train": float(counts[majority] / len(y_train)),
+            "majority_test": float((y_test == majority).double().mean()), "chance": chance_error(y_train, y_test),
+            "bits": entropy_bits(y_train),
+            **{f"mi_class_{part}": mutual_information_bits(sets[part].y.cpu(), classes[part].cpu())
+               for part in ("train", "test")}}
+
+
+def world_data(world: ControlledWorld, sizes: Mapping[str, int], seed: int) -> dict[str, Subset]:
+    """The controlled world as a data set: per split ("train", "valid", "test") ``sizes[split]`` images
+    rendered from causes drawn with seed ``seed + 2, 3, 4``, labelled by their class cause (a
+    :class:`Subset` (n, 784) on the CPU each)."""
+    out = {}
+    for part, offset in _WORLD_SPLITS.items():
+        causes = world.sample_causes(sizes[part], seed=seed + offset)
+        out[part] = Subset(world.render(causes), causes["class"])
+    return out
 
 # ============================================================================ label budget
 def labelled_subsets(n_total: int, n_labels: int, seeds: Sequence[int]) -> Tensor:
@@ -768,10 +1021,12 @@ def budget_makers(stack: Stack, n_classes: int,
     per entry of run_seeds (each one of ``seeds``; repeats allowed), for the fair-fight protocol.
 
     "pretrained": the hidden layers of the seed's own member of ``stack`` (S = len(seeds) members,
-    member s pre-trained with seeds[s]); "random": uniform in +-1/sqrt(fan_in). Both draw the softmax
-    layer from the seed's ("init", depth + 1) stream, so the two nets of a seed share their softmax
-    initialisation (and, trained with the same seed, their labelled examples and minibatch order)
-    and differ only in the initialisation of their hidden layers.
+    member s pre-trained with seeds[s]); "random": the same shape, uniform in +-1/sqrt(fan_in). Both
+    draw the softmax layer from the seed's ("init", depth + 1) stream, so the two nets of a seed share
+    their softmax initialisation (and, trained with the same seed, their labelled examples and
+    minibatch order) and differ only in the initialisation of their hidden layers. "linear": no hidden
+    layer, a softmax on the raw pixels (784 -> n_classes, from the seed's ("init", 1) stream): the
+    baseline that needs no features at all.
     """
     seeds = validate_seeds(seeds, stack.n_members)
     n_classes = require_int("n_classes", n_classes, 2)
@@ -788,7 +1043,10 @@ def budget_makers(stack: Stack, n_classes: int,
     def random(run_seeds: Sequence[int]) -> Classifier:
         return Classifier.random(stack.sizes + [n_classes], run_seeds, device=stack.device, dtype=pre.dtype)
 
-    return {"pretrained": pretrained, "random": random}
+    def linear(run_seeds: Sequence[int]) -> Classifier:
+        return Classifier.random([stack.sizes[0], n_classes], run_seeds, device=stack.device, dtype=pre.dtype)
+
+    return {"pretrained": pretrained, "random": random, "linear": linear}
 
 
 def _check_labels(n_classes: int, *sets: Subset) -> None:
@@ -827,7 +1085,7 @@ def trajectory(makers: Mapping[str, Callable[[Sequence[int]], Classifier]], trai
                repeats: int) -> tuple[dict[str, Tensor], dict]:
     """The training that the fair-fight protocol chose for one budget, replayed with its NLLs recorded.
 
-    makers: :func:`budget_makers`; chosen[init]: that condition's selection record (its rate "lr"
+    makers: :func:`budget_makers`; chosen[init]: for "pretrained" and "random", that condition's selection record (its rate "lr"
     and per seed "epochs_run"); config, repeats: the budget's :func:`budget_config`. All 2S nets (the
     pre-trained seeds, then the random ones, each at its condition's chosen rate) train as one batched
     run on their seeds' labelled examples with the same epochs, minibatches and order as in the
@@ -838,9 +1096,9 @@ def trajectory(makers: Mapping[str, Callable[[Sequence[int]], Classifier]], trai
     """
     seeds = validate_seeds(seeds)
     S = len(seeds)
-    runs = [torch.tensor(chosen[init]["epochs_run"]) for init in INITS]
+    runs = [torch.tensor(chosen[init]["epochs_run"]) for init in _PAIRED]
     E = int(max(int(r.max()) for r in runs))
-    clf = Classifier.stack_members([makers[init](seeds) for init in INITS])
+    clf = Classifier.stack_members([makers[init](seeds) for init in _PAIRED])
     fit, look = labelled_data(train, n_labels, repeats), labelled_data(train, n_labels)
 
     def tensors(data: TrainData) -> tuple[Tensor, Tensor]:
@@ -850,7 +1108,7 @@ def trajectory(makers: Mapping[str, Callable[[Sequence[int]], Classifier]], trai
         return torch.cat([x, x]), torch.cat([y, y])                    # (2S, n, V): pairs share examples
 
     (x, y), (xl, yl) = tensors(fit), tensors(look)
-    rates = tuple(float(chosen[init]["lr"]) for init in INITS for _ in seeds)
+    rates = tuple(float(chosen[init]["lr"]) for init in _PAIRED for _ in seeds)
     config = dataclasses.replace(config, epochs=E, lr=rates)
     train_nll, test_nll = [], []
 
@@ -930,153 +1188,144 @@ def matched_summary(traj: Mapping[str, BudgetRun]) -> dict[str, dict]:
         matched[lab] = {"level": level, "pretrained": float(m[0].mean()), "random": float(m[1].mean()),
                         "common_epoch": common,
                         "train_nll_at_common": {init: float(run_.train_nll[common - 1, i].mean())
-                                                for i, init in enumerate(INITS)},
+                                                for i, init in enumerate(_PAIRED)},
                         "n": int(n_seeds), "difference_mean": float(diff.mean()),
                         "difference_ci95": list(stats.t_interval(diff)), "difference_p": stats.wilcoxon(diff)["p"]}
     return matched
 
 
-def advantage_summary(error_pretrained: np.ndarray, error_random: np.ndarray) -> dict:
-    """The advantage of pre-training: paired differences d = error(random) - error(pretrained), seed by seed.
+
+
+def advantage_summary(error_pretrained: np.ndarray, error_random: np.ndarray, chance: float) -> dict:
+    """The advantage of pre-training: paired differences d = error(random) - error(pretrained), seed by seed,
+    in points and relative to chance.
 
     error_pretrained, error_random: (K, S) test errors (fractions) per budget and seed, S >= 2,
-    member s of both from the same seed. Per budget (lists over the K budgets): "mean" advantage
-    over the seeds, "ci95" [low, high] (95 % Student-t interval of the mean of the S differences),
-    "p" (two-sided Wilcoxon signed-rank p of the S differences, raw: not corrected for the K
-    budgets), "relative" (the mean over seeds of the relative advantage d / error(random)),
-    "significant" (raw p < :data:`claims.ALPHA` and mean > 0; a description, not a decision).
-    Per seed (lists over the S seeds), the claim's quantities: "per_seed" (the mean over budgets of
-    d) and "relative_per_seed" (the mean over budgets of d / error(random); a random error of 0
-    counts as 1e-12).
+    member s of both from the same seed; chance: the labelling's chance error (:func:`chance_error`, > 0).
+    Per budget (lists over the K budgets): "mean" advantage over the seeds, "ci95" [low, high] (95 %
+    Student-t interval of the mean of the S differences), "p" (two-sided Wilcoxon signed-rank p of the
+    S differences, raw: not corrected for the K budgets), "relative" and "relative_ci95" (the same for
+    d / chance: the share of the chance error that pre-training removes; comparable across labellings
+    with different numbers of classes), "significant" (raw p < :data:`claims.ALPHA` and mean > 0; a
+    description, not a decision). Per budget and seed, the claim's quantities: "diff" (K, S) d and
+    "relative_diff" (K, S) d / chance, as lists.
     """
     pre, rnd = np.asarray(error_pretrained, dtype=np.float64), np.asarray(error_random, dtype=np.float64)
     if pre.ndim != 2 or pre.shape != rnd.shape or pre.shape[1] < 2:
         raise ValueError(f"errors must both have shape (K, S) with S >= 2 seeds; got {pre.shape} and {rnd.shape}")
+    chance = require_float("chance", chance, gt=0, le=1)
     diff = rnd - pre
-    relative = diff / np.maximum(rnd, 1e-12)
-    ci = [list(stats.t_interval(d)) for d in diff]
+    relative = diff / chance
     p = [stats.wilcoxon(d)["p"] for d in diff]
     mean = diff.mean(1)
-    return {"mean": mean.tolist(), "ci95": ci, "p": p, "relative": relative.mean(1).tolist(),
+    return {"mean": mean.tolist(), "ci95": [list(stats.t_interval(d)) for d in diff], "p": p,
+            "relative": relative.mean(1).tolist(), "relative_ci95": [list(stats.t_interval(d)) for d in relative],
             "significant": [bool(pk < claims.ALPHA and m > 0) for pk, m in zip(p, mean)],
-            "per_seed": diff.mean(0).tolist(), "relative_per_seed": relative.mean(0).tolist()}
+            "diff": diff.tolist(), "relative_diff": relative.tolist()}
 
 
-def _facts(cause: Mapping, pixel: Mapping) -> str:
-    k = len(cause["mean"])
-    sig_c, sig_p = sum(cause["significant"]), sum(pixel["significant"])
-    a = stats.paired_difference(cause["per_seed"])
-    b = stats.paired_difference(cause["relative_per_seed"], pixel["relative_per_seed"])
-    rel_c, rel_p = float(np.mean(cause["relative_per_seed"])), float(np.mean(pixel["relative_per_seed"]))
-    return (f"per seed, averaged over the {k} budgets, the advantage of pre-training with cause labels was "
-            f"{_pts(a['effect'])} points (95 % t interval {_pts(a['ci95'][0])} to {_pts(a['ci95'][1])}, positive in "
-            f"{a['positive']} of {a['n']} seeds) and the relative gain with cause labels ({rel_c:.0%}) exceeded "
-            f"that with pixel labels ({rel_p:.0%}) in {b['positive']} of {b['n']} seeds; per budget the raw "
-            f"Wilcoxon p is below {claims.ALPHA:g} at {sig_c} of {k} budgets for cause labels and {sig_p} of {k} "
-            f"for pixel labels")
+def budget_parts(adv: Mapping[str, Mapping]) -> list[claims.Part]:
+    """The parts of C5 from the :func:`advantage_summary` of every labelling of :data:`LABELLINGS` (K budgets,
+    the same S seeds each).
 
+    Every part is the two-sided Wilcoxon signed-rank test of a per-seed difference r_s that is positive
+    when the seed supports the claim (effect = its mean, with a 95 % t interval; the pre-trained and the
+    random net of a seed share their labelled examples, softmax initialisation and minibatch order), built
+    from the advantage relative to chance, A = (error(random) - error(pre-trained)) / chance error, of a
+    labelling at a budget; :func:`pretraining.book.claims.decide` Holm-adjusts the tested parts, and a part
+    holds when the adjusted p < :data:`claims.ALPHA` and the mean and the signed ranks point the claim's way:
 
-def budget_parts(cause: Mapping, pixel: Mapping) -> list[claims.Part]:
-    """The parts of C5 from two :func:`advantage_summary` results (K budgets, S seeds each).
-
-    Paired by seed (the pre-trained and the random net of a seed and budget share the labelled
-    examples, the softmax initialisation and the minibatch order); each part is the two-sided
-    Wilcoxon signed-rank test of a per-seed difference that is positive when the seed supports the
-    claim (effect = its mean, with a 95 % t interval; :func:`pretraining.book.claims.decide`
-    Holm-adjusts the tested parts, and a part holds when the adjusted p < :data:`claims.ALPHA` and
-    the mean and the signed ranks point the claim's way):
-    (a) pre-training helps cause labels: d_s = the mean over budgets of error(random) -
-    error(pre-trained) with cause labels; (b) it helps pixel labels less or not at all: d_s = the
-    mean over budgets of the relative advantage (advantage / error(random)) with cause labels minus
-    that with pixel labels; (c) the difference is largest when labels are few: not measured yet
-    (issue 18). With fewer than :data:`claims.MIN_PAIRS` seeds (a) and (b) are not tested.
+    (a) pre-training helps cause labels: r_s = the mean of A over the two cause labellings (:data:`CAUSE`)
+    and the K budgets; (b-pair), (b-parity) it helps each high-frequency pixel label of
+    :data:`HIGH_FREQUENCY` less or not at all: r_s = the mean over budgets of A(class_high) - A(that label)
+    (labels of the same chance rate on the same digits); (c) the difference is largest when labels are
+    few: with D = A(class_high) - the mean of A over :data:`HIGH_FREQUENCY`, r_s = D at the smallest budget
+    minus D at the largest; (a-world) in the controlled world, pre-training helps
+    the cause label: r_s = the mean over budgets of A(world_cause); (b-world) ... and helps its pixel
+    label less: r_s = the mean over budgets of A(world_cause) - A(world_pixel).
+    With fewer than :data:`claims.MIN_PAIRS` seeds a part is not tested.
     """
-    k = len(cause["mean"])
-    rel_c = np.asarray(cause["relative_per_seed"], dtype=np.float64)
-    rel_p = np.asarray(pixel["relative_per_seed"], dtype=np.float64)
-    if rel_c.shape != rel_p.shape:
-        raise ValueError(f"cause and pixel must have the same seeds, got {rel_c.size} and {rel_p.size}")
-    a = stats.paired_difference(cause["per_seed"])
-    b = stats.paired_difference(rel_c, rel_p)
-    return [
-        claims.paired("a", "pre-training helps labels caused by the world (the digit class)", a,
-                      f"per seed, the cause-label test error of the random net minus that of the pre-trained net, "
-                      f"averaged over the {k} budgets (fractions of the test digits; positive: pre-training "
-                      f"lowered the error): {claims.paired_text(a, '+.4f', interval=False)}",
-                      seeds_positive=a["positive"], n_budgets=k, mean_advantage_per_budget=list(cause["mean"])),
-        claims.paired("b", "it helps high-frequency pixel-function labels less or not at all", b,
-                      f"per seed, the relative advantage of pre-training (advantage / error of the random net, "
-                      f"averaged over the {k} budgets) with cause labels minus that with pixel labels (fractions; "
-                      f"positive: pre-training helped the pixel labels less): "
-                      f"{claims.paired_text(b, '+.3f', interval=False)}; mean relative advantage "
-                      f"{float(rel_c.mean()):.0%} with cause labels, {float(rel_p.mean()):.0%} with pixel labels",
-                      seeds_positive=b["positive"], n_budgets=k, mean_relative_gain=float(rel_p.mean()),
-                      cause_mean_relative_gain=float(rel_c.mean())),
-        claims.part("c", "the difference is largest when labels are few", None, "not measured yet (issue 18)"),
+    rel = {lab: np.asarray(adv[lab]["relative_diff"], dtype=np.float64) for lab in LABELLINGS}
+    shapes = {r.shape for r in rel.values()}
+    if len(shapes) != 1 or rel["class"].shape[0] < 2:
+        raise ValueError(f"every labelling needs the same K >= 2 budgets and S seeds, got shapes {sorted(shapes)}")
+    k = rel["class"].shape[0]
+    gap = rel["class_high"] - np.mean([rel[lab] for lab in HIGH_FREQUENCY], axis=0)      # (K, S)
+    world_gap = rel["world_cause"] - rel["world_pixel"]
+    tests = [
+        ("a", "pre-training helps labels caused by the world (the digit class, and digit ≥ 5)",
+         np.mean([rel[lab] for lab in CAUSE], axis=0).mean(0),
+         f"per seed, the advantage of pre-training relative to chance, averaged over the 2 cause labellings and "
+         f"the {k} budgets (positive: pre-training lowered the error)"),
+        *[(f"b-{lab.removeprefix('pixel_')}", f"it helps the high-frequency {LABELLING_NAMES[lab].split(' (')[0]} "
+           "label less or not at all", (rel["class_high"] - rel[lab]).mean(0),
+           f"per seed, the advantage relative to chance with digit ≥ 5 minus that with the "
+           f"{LABELLING_NAMES[lab].split(' (')[0]} label (both binary), averaged over the {k} budgets (positive: "
+           "pre-training helped the pixel label less)") for lab in HIGH_FREQUENCY],
+        ("c", "the difference is largest when labels are few",
+         gap[0] - gap[-1],
+         "per seed, the advantage relative to chance with digit ≥ 5 minus its mean over the two high-frequency "
+         "pixel labels, with the fewest labels minus with the most (positive: the difference shrinks as labels "
+         "grow)"),
+        ("a-world", "in the controlled world, pre-training helps the label that is a function of the causes",
+         rel["world_cause"].mean(0),
+         f"per seed, the advantage relative to chance with the world's class ≥ 5 label, averaged over the {k} "
+         "budgets"),
+        ("b-world", "in the controlled world, it helps the label that is a function of the pixels less",
+         world_gap.mean(0),
+         f"per seed, the advantage relative to chance with the world's cause label minus that with its pixel-pair "
+         f"label, averaged over the {k} budgets"),
     ]
+    parts = []
+    for key, claim, r, what in tests:
+        d = stats.paired_difference(r)
+        parts.append(claims.paired(key, claim, d, f"{what}: {claims.paired_text(d, '+.3f')} (fractions of the chance "
+                                                  f"error)", seeds_positive=d["positive"], n_budgets=k))
+    return parts
 
 
-# ============================================================================ sentences
 VERDICT_TEXT = {
     "supported": "This is the pattern the bandwidth argument predicts: pre-training helps when the label names "
-                 "a cause of the image, and less (or not at all) when it is a pixel function.",
-    "partly supported": "The pattern leans the way the bandwidth argument predicts, but not cleanly: "
-                        "relative to their error, pre-training did not clearly help the pixel labels less.",
-    "partly supported, cause labels not helped": "The pattern is only half the one the bandwidth argument "
-                                                 "predicts: pre-training helped the pixel labels little, but "
-                                                 "the cause labels not clearly either.",
-    "not supported": "This is not the pattern the bandwidth argument predicts.",
-    "inconclusive": "With so few seeds the experiment cannot decide.",
-    "not converged": "Not every setting the claim compares converged within the budget, so the experiment "
-                     "cannot decide at this scale.",
-    "cause only, holds": "Pre-training helped the cause labels, as the bandwidth argument predicts; whether it "
-                         "helps the pixel labels less is not tested at this scale, because a setting did not "
-                         "converge.",
-    "cause only, fails": "Pre-training did not clearly help the cause labels, against the bandwidth argument; "
-                         "whether it helps the pixel labels less is not tested at this scale, because a setting "
-                         "did not converge.",
+                 "a cause of the image, and less (or not at all) when it is a high-frequency pixel function.",
+    "partly supported": "The pattern is only partly the one the bandwidth argument predicts: some parts hold, "
+                        "others do not.",
+    "not supported": "This is not the pattern the bandwidth argument predicts: no tested part holds.",
+    "inconclusive": "No part could be tested at this scale (too few seeds, or settings that did not converge).",
 }
 """The sentence after the label-budget numbers, per verdict of the parts (see :func:`verdict_sentence`)."""
 
 
-def verdict_sentence(parts: Sequence[claims.Part], cause: Mapping, pixel: Mapping) -> str:
-    """What the label-budget numbers say: :data:`VERDICT_TEXT` of the parts' verdict, and its facts.
+def verdict_sentence(parts: Sequence[claims.Part]) -> str:
+    """What the label-budget numbers say: :data:`VERDICT_TEXT` of the parts' verdict, then each part's status
+    with its effect (a fraction of the chance error) and Holm-adjusted p, or why it was not tested.
 
-    parts: :func:`budget_parts` (part "a" first) after :func:`gate_unconverged`, as they come (the
-    sentence decides them with Holm, :func:`pretraining.book.claims.decide`, as the chapter's ``finish``
-    does); cause, pixel: :func:`advantage_summary` results. A part not tested because a setting did not
-    converge is said so, with the settings.
+    parts: :func:`budget_parts` after :func:`gate_unconverged`, as they come (the sentence decides them with
+    Holm, :func:`pretraining.book.claims.decide`, as the chapter's ``finish`` does). A part not tested keeps
+    its measured effect in the sentence, with the reason (the settings that did not converge are named by
+    the training section's :func:`pretraining.book.fairness.convergence_sentence`).
     """
     parts = claims.decide(parts)
     verdict = claims.verdict(parts)
-    text = VERDICT_TEXT[verdict]
-    if verdict == "partly supported" and parts[0].status == claims.FAILS:
-        text = VERDICT_TEXT["partly supported, cause labels not helped"]
-    reason = _facts(cause, pixel)
-    n_seeds = len(cause["per_seed"])
-    gated = [p for p in parts if "not_converged" in p.numbers]
-    if gated:                                   # part b compares every setting part a does, and more
-        if verdict == "inconclusive":
-            text = VERDICT_TEXT["not converged"]
-        else:
-            text = VERDICT_TEXT["cause only, holds" if parts[0].status == claims.HOLDS else "cause only, fails"]
-        reason = f"did not converge: {gated[-1].numbers['not_converged']}; {reason}"
-    elif verdict == "inconclusive":
-        reason = (f"only {n_seeds} seeds: too few for a paired test (at least {claims.MIN_PAIRS}); {reason}")
-    return f"{text} (Verdict: {verdict} — {reason}.)"
 
+    def effect(prt: claims.Part) -> str:
+        return (f"mean {prt.effect:+.1%} of the chance error, 95 % interval {prt.ci95[0]:+.1%} to "
+                f"{prt.ci95[1]:+.1%}")
 
-def pixel_mi_verdict(mi_bits: float, pixel_bits: float) -> str:
-    """How related the pixel label is to the digit class: 'almost unrelated' below 20 % of its bits."""
-    return ("almost unrelated to the digit class" if mi_bits < 0.2 * pixel_bits
-            else "noticeably related to the digit class (a confound to keep in mind)")
+    def said(prt: claims.Part) -> str:
+        if prt.status == claims.NOT_TESTED:
+            why = ("a setting it compares did not converge" if "not_converged" in prt.numbers
+                   else f"with {prt.n} seeds it cannot be")
+            return f"({prt.key}) not tested ({why}; measured: {effect(prt)})"
+        return f"({prt.key}) {prt.status}: {effect(prt)}, Holm-adjusted p = {prt.p_holm:.2g}"
+
+    return f"{VERDICT_TEXT[verdict]} (Verdict: {verdict} — " + "; ".join(said(p) for p in parts) + ".)"
 
 
 _OPT_TEXT = {
     (True, True): "The pre-trained nets fit their training labels faster for both labellings, so part of "
                   "their advantage may be an optimisation effect.",
-    (True, False): "The pre-trained nets fit the cause labels faster, but not the pixel labels.",
-    (False, True): "The pre-trained nets fit the pixel labels faster, but not the cause labels.",
+    (True, False): "The pre-trained nets fit the class labels faster, but not the pixel-pair labels.",
+    (False, True): "The pre-trained nets fit the pixel-pair labels faster, but not the class labels.",
     (False, False): "The pre-trained nets do not fit their training labels faster.",
 }
 
@@ -1085,10 +1334,11 @@ _TRAJ_TEXT = {
                   "Wilcoxon p below {alpha:g}) for both labellings: a regularisation effect, as Erhan et al. found, "
                   "but not one specific to cause labels.",
     (True, False): "At matched training NLL the pre-trained nets reach a clearly lower test NLL (seed by seed, "
-                   "Wilcoxon p below {alpha:g}) for cause labels, a regularisation effect as Erhan et al. found, but "
-                   "not for pixel labels.",
+                   "Wilcoxon p below {alpha:g}) for class labels, a regularisation effect as Erhan et al. found, but "
+                   "not for pixel-pair labels.",
     (False, True): "At matched training NLL the pre-trained nets reach a clearly lower test NLL (seed by seed, "
-                   "Wilcoxon p below {alpha:g}) only for pixel labels, not for cause labels, unlike in Erhan et al.",
+                   "Wilcoxon p below {alpha:g}) only for pixel-pair labels, not for class labels, unlike in Erhan "
+                   "et al.",
     (False, False): "At matched training NLL the pre-trained nets do not reach a clearly lower test NLL (seed "
                     "by seed, no Wilcoxon p below {alpha:g} with a lower test NLL) for either labelling: no clear "
                     "regularisation effect at this scale, unlike in Erhan et al.",
@@ -1099,53 +1349,74 @@ _TRAJ_TEXT = {
 
 def optimisation_sentence(matched: Mapping[str, Mapping]) -> str:
     """Whether the pre-trained nets fit their training labels faster: a lower mean training NLL after the
-    same number of epochs ("train_nll_at_common"), per labelling ("cause", "pixel"), from :func:`matched_summary`."""
-    faster = {lab: matched[lab]["train_nll_at_common"]["pretrained"] < matched[lab]["train_nll_at_common"]["random"]
-              for lab in LABELLINGS}
+    same number of epochs ("train_nll_at_common"), per role of :data:`TRAJECTORY` ("cause": the class,
+    "pixel": the pixel pair), from :func:`matched_summary`."""
+    faster = {role: matched[role]["train_nll_at_common"]["pretrained"] < matched[role]["train_nll_at_common"]["random"]
+              for role in TRAJECTORY}
     return _OPT_TEXT[faster["cause"], faster["pixel"]]
 
 
 def regularisation_sentence(matched: Mapping[str, Mapping]) -> str:
-    """Whether the pre-trained nets generalise better at the same fit, per labelling, from
+    """Whether the pre-trained nets generalise better at the same fit, per role of :data:`TRAJECTORY`, from
     :func:`matched_summary`: the seed-by-seed difference of the matched test NLLs (random -
     pre-trained) has a positive mean and a raw two-sided Wilcoxon p below :data:`claims.ALPHA`. With
     fewer than :data:`claims.MIN_PAIRS` seeds the sentence says the comparison cannot tell."""
-    n = min(int(matched[lab]["n"]) for lab in LABELLINGS)
+    n = min(int(matched[role]["n"]) for role in TRAJECTORY)
     if n < claims.MIN_PAIRS:
         return _TRAJ_TEXT["few"].format(n=n, min_pairs=claims.MIN_PAIRS, floor=stats.min_wilcoxon_p(n))
-    regular = {lab: matched[lab]["difference_mean"] > 0 and matched[lab]["difference_p"] < claims.ALPHA
-               for lab in LABELLINGS}
+    regular = {role: matched[role]["difference_mean"] > 0 and matched[role]["difference_p"] < claims.ALPHA
+               for role in TRAJECTORY}
     return _TRAJ_TEXT[regular["cause"], regular["pixel"]].format(alpha=claims.ALPHA)
 
 
 # ============================================================================ tables
+def labelling_table(info: Mapping[str, Mapping]) -> pd.DataFrame:
+    """One row per labelling of ``info`` ({labelling: :func:`labelling_info`}): classes, the share of the most
+    frequent training label on the training and test images, the chance error, bits, mutual information
+    with the class (training, test). Shown with :data:`LABELLING_FORMAT`."""
+    return pd.DataFrame([{"labelling": LABELLING_NAMES[lab], "classes": v["n_classes"],
+                          "majority share (train)": v["majority_train"], "majority share (test)": v["majority_test"],
+                          "chance error": v["chance"], "bits": v["bits"],
+                          "I(label; class), train": v["mi_class_train"], "I(label; class), test": v["mi_class_test"]}
+                         for lab, v in info.items()])
+
+
+LABELLING_FORMAT = {"majority share (train)": "{:.1%}", "majority share (test)": "{:.1%}", "chance error": "{:.1%}",
+                    "bits": "{:.2f}", "I(label; class), train": "{:.3f}", "I(label; class), test": "{:.3f}"}
+
+
 def budget_table(n_labels: Sequence[int], errors: Mapping[str, Mapping[str, np.ndarray]],
-                 adv: Mapping[str, Mapping], label_bits: Mapping[str, float]) -> pd.DataFrame:
-    """One row per labelling and budget: the labels, their bits ("label bits": n x bits per label), mean test
-    errors (%), the advantage (points), its 95 % t interval over seeds, the raw Wilcoxon p of the
-    per-seed advantages and the relative gain (as text).
+                 adv: Mapping[str, Mapping], info: Mapping[str, Mapping]) -> pd.DataFrame:
+    """One row per labelling and budget: mean test errors (%) of the three initialisations, the chance error,
+    the pre-trained and random errors relative to chance, the advantage of pre-training in points with its
+    95 % t interval and raw Wilcoxon p, and relative to chance with its interval (as text).
 
     errors[labelling][init]: (K, S) fractions; adv[labelling]: :func:`advantage_summary`;
-    label_bits[labelling]: bits of one label. Shown with :data:`BUDGET_FORMAT`.
+    info[labelling]: :func:`labelling_info`. Shown with :data:`BUDGET_FORMAT`.
     """
     rows = []
     for lab in errors:
+        chance = info[lab]["chance"]
         for k, n in enumerate(n_labels):
-            ci = adv[lab]["ci95"][k]
-            rows.append({"labelling": lab, "labels": n, "label bits": n * label_bits[lab],
-                         "pre-trained error %": 100 * errors[lab]["pretrained"][k].mean(),
-                         "random error %": 100 * errors[lab]["random"][k].mean(),
+            ci, rci = adv[lab]["ci95"][k], adv[lab]["relative_ci95"][k]
+            pre, rnd = errors[lab]["pretrained"][k].mean(), errors[lab]["random"][k].mean()
+            rows.append({"labelling": lab, "labels": n,
+                         "pre-trained error %": 100 * pre, "random error %": 100 * rnd,
+                         "linear error %": 100 * errors[lab]["linear"][k].mean(), "chance error %": 100 * chance,
+                         "pre-trained / chance": pre / chance, "random / chance": rnd / chance,
                          "advantage (points)": 100 * adv[lab]["mean"][k],
                          "95 % t interval (points)": f"{100 * ci[0]:+.2f}\u00a0to\u00a0{100 * ci[1]:+.2f}",
                          "Wilcoxon p (raw)": adv[lab]["p"][k],
-                         "relative gain": f"{adv[lab]['relative'][k]:.0%}"})
+                         "advantage / chance": f"{adv[lab]['relative'][k]:+.1%}",
+                         "95 % t interval (/ chance)": f"{rci[0]:+.1%}\u00a0to\u00a0{rci[1]:+.1%}"})
     return pd.DataFrame(rows)
 
 
-BUDGET_FORMAT = {"labels": "{:,}", "label bits": "{:,.0f}", "pre-trained error %": "{:.2f}",
-                 "random error %": "{:.2f}", "advantage (points)": "{:+.2f}", "Wilcoxon p (raw)": "{:.2g}"}
+BUDGET_FORMAT = {"labels": "{:,}", "pre-trained error %": "{:.2f}", "random error %": "{:.2f}",
+                 "linear error %": "{:.2f}", "chance error %": "{:.1f}", "pre-trained / chance": "{:.3f}",
+                 "random / chance": "{:.3f}", "advantage (points)": "{:+.2f}", "Wilcoxon p (raw)": "{:.2g}"}
 """How :func:`budget_table` is shown: counts as integers, errors and points to 0.01 (the test set's
-resolution is 0.01 % of 10,000 digits), p-values to two significant digits."""
+resolution is 0.05 % of 2,000 digits), ratios to 0.001, p-values to two significant digits."""
 
 
 def literature_table(sizes: Sequence[int], n_labels: int, training: str, error_random: float,
@@ -1195,6 +1466,7 @@ def _styled(table: pd.DataFrame, formats: Mapping[str, str], caption: str, text:
                                {"selector": "caption", "props": [("caption-side", "top"), ("text-align", "left"),
                                                                  ("font-style", "italic"), ("padding", "0.3em 0")]}])
             .set_table_styles(right, overwrite=False))
+
 
 
 
@@ -1296,19 +1568,21 @@ def causal_story_figure() -> Figure:
     return fig
 
 
-def example_digits_figure(x: Tensor, y: Tensor, pixel: Tensor, patch: int, offset: int) -> Figure:
-    """Two digits of each class with the two patches outlined and both labels in the title.
+def example_digits_figure(x: Tensor, y: Tensor, pixel: Mapping[str, Tensor], pair: PixelPair, parity: PixelParity,
+                          patch: PixelLabel) -> Figure:
+    """Two digits of each class with the pixels of the pixel labels marked and every label in the title.
 
-    x (N, 784) images, y (N,) classes, pixel (N,) pixel labels (1 = similar); patch, offset: the
-    pixel label's geometry (:class:`PixelLabel`). The first two digits of each class are shown, in a
-    grid of 4 rows and 5 columns: rows 1-2 classes 0-4 (first and second digit), rows 3-4 classes 5-9.
+    x (N, 784) images, y (N,) classes, pixel: {"pixel_pair", "pixel_parity", "patch"}: (N,) their labels;
+    pair, parity, patch: the labellers (pair: cyan squares, the first solid, the second dashed; parity:
+    magenta circles; patch: orange outlines). The first two digits of each class are shown, in a grid of
+    4 rows and 5 columns: rows 1-2 classes 0-4 (first and second digit), rows 3-4 classes 5-9.
     """
     _check_images("x", x)
-    y, pixel = y.cpu(), pixel.cpu()
+    y = y.cpu()
     first_two = [torch.nonzero(y == c)[:2, 0].tolist() for c in range(10)]
-    a, b = offset, SIDE - offset - patch
+    a, b, side = patch.offset, SIDE - patch.offset - patch.patch, patch.patch
     with styled():
-        fig, axes = plt.subplots(4, 5, figsize=(6.6, 6.9))
+        fig, axes = plt.subplots(4, 5, figsize=(PAGE_WIDTH, 8.0))
         for r in range(4):
             for c in range(5):
                 ax, cls = axes[r, c], c + 5 * (r // 2)
@@ -1318,9 +1592,16 @@ def example_digits_figure(x: Tensor, y: Tensor, pixel: Tensor, patch: int, offse
                 i = first_two[cls][r % 2]
                 ax.imshow(x[i].reshape(SIDE, SIDE).cpu().numpy(), cmap="gray", vmin=0, vmax=1)
                 for q in (a, b):
-                    ax.add_patch(plt.Rectangle((q - 0.5, q - 0.5), patch, patch, fill=False, ec="orange", lw=1.5))
-                ax.set_title(f"class {int(y[i])}\n{'similar' if pixel[i] else 'different'}", fontsize=10)
-        fig.suptitle("Cause label (class) and pixel label (are the orange patches similar?)")
+                    ax.add_patch(plt.Rectangle((q - 0.5, q - 0.5), side, side, fill=False, ec="orange", lw=1.2))
+                for j, style in ((pair.first, "-"), (pair.second, "--")):
+                    ax.add_patch(plt.Rectangle((j % SIDE - 1, j // SIDE - 1), 2, 2, fill=False, ec="cyan", lw=1.5,
+                                               ls=style))
+                for j in parity.pixels:
+                    ax.add_patch(plt.Circle((j % SIDE, j // SIDE), 1.2, fill=False, ec="magenta", lw=1.5))
+                lab = {k: int(v[i]) for k, v in pixel.items()}
+                ax.set_title(f"class {int(y[i])}\npair {lab['pixel_pair']} · parity {lab['pixel_parity']}\n"
+                             f"patch {'similar' if lab['patch'] else 'differ'}", fontsize=10)
+        fig.suptitle("The labels of each digit: class, pixel pair (cyan), parity (magenta), patch (orange)")
         fig.tight_layout()
     return fig
 
@@ -1332,41 +1613,40 @@ def _log_budget_axis(ax, n: np.ndarray) -> None:
     ax.set_xlabel("number of labelled training examples (log scale)")
 
 
-def budget_figure(n_labels: Sequence[int], errors: Mapping[str, Mapping[str, np.ndarray]],
-                  intervals: Mapping[str, Sequence[Sequence[float]]]) -> Figure:
-    """Test error against the number of labels (top) and the advantage of pre-training (bottom).
+_LABELLING_STYLE = {   # cause labels solid, high-frequency pixel labels dashed, the smooth patch label dotted
+    "class": dict(color=PALETTE[0], linestyle="-", marker="o"),
+    "class_high": dict(color=PALETTE[2], linestyle="-", marker="s"),
+    "pixel_pair": dict(color=PALETTE[1], linestyle="--", marker="^"),
+    "pixel_parity": dict(color=PALETTE[3], linestyle="--", marker="v"),
+    "patch": dict(color=PALETTE[7], linestyle=":", marker="D"),
+    "world_cause": dict(color=PALETTE[0], linestyle="-", marker="o"),
+    "world_pixel": dict(color=PALETTE[1], linestyle="--", marker="^"),
+}
 
-    errors[labelling][init]: (K, S) test errors (fractions) per budget and seed;
-    intervals[labelling]: K [low, high] 95 % t intervals of the mean advantage (random - pretrained)
-    over the seeds.
-    """
-    styles = {"cause": "-", "pixel": "--"}
-    names = {"cause": "cause labels (digit class)", "pixel": "pixel labels (patch similarity)"}
-    nudge = {"cause": 0.97, "pixel": 1.03}          # the two labellings' error bars side by side (log x)
-    n = np.asarray(n_labels)
+
+def budget_figure(n_labels: Sequence[int], adv: Mapping[str, Mapping]) -> Figure:
+    """The advantage of pre-training relative to chance against the number of labels, one line per labelling
+    (mean over seeds, 95 % t interval as error bars): the digits' labellings on the left, the controlled
+    world's on the right. adv[labelling]: :func:`advantage_summary` (its "relative", "relative_ci95")."""
+    n = np.asarray(n_labels, dtype=np.float64)
+    panels = [("The digits", [lab for lab in LABELLINGS if not lab.startswith("world")]),
+              ("The controlled world", [lab for lab in LABELLINGS if lab.startswith("world")])]
     with styled():
-        fig, (ax0, ax1) = plt.subplots(2, 1, figsize=(PAGE_WIDTH, 9.6))
-        for lab, by_init in errors.items():
-            for init, e in by_init.items():
-                st = _INIT_STYLE[init]
-                e = 100 * np.asarray(e)
-                ax0.plot(n, e.mean(1), styles[lab], marker=st["marker"], color=st["color"],
-                         label=f"{names[lab]}, {st['label']}")
-                for k in range(e.shape[1]):
-                    ax0.scatter(n, e[:, k], s=10, marker=st["marker"], color=st["color"], alpha=0.35)
-            adv = 100 * (np.asarray(by_init["random"]) - np.asarray(by_init["pretrained"])).mean(1)
-            ci = 100 * np.asarray(intervals[lab])
-            ax1.errorbar(n * nudge[lab], adv, yerr=[adv - ci[:, 0], ci[:, 1] - adv], fmt=styles[lab] + "o",
-                         capsize=4, label=names[lab], color="k" if lab == "cause" else "0.5",
-                         markerfacecolor="k" if lab == "cause" else "white")
-        ax0.set(ylabel="test error (%)", title="Test error: pre-trained vs random initialisation")
-        ax0.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)   # below the axes: no data hidden
-        ax1.axhline(0, color="0.6", lw=1)
-        ax1.set(ylabel="error(random) − error(pre-trained)\n(percentage points)",
-                title="Advantage of pre-training (mean, 95 % t interval over seeds)")
-        ax1.legend(loc="best")
-        for ax in (ax0, ax1):
-            _log_budget_axis(ax, n)
+        fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 5.6), sharey=True)
+        for ax, (title, labs) in zip(axes, panels):
+            labs = [lab for lab in labs if lab in adv]
+            for i, lab in enumerate(labs):
+                mean = 100 * np.asarray(adv[lab]["relative"])
+                ci = 100 * np.asarray(adv[lab]["relative_ci95"])
+                nudge = 1.06 ** (i - (len(labs) - 1) / 2)             # side by side on the log axis
+                ax.errorbar(n * nudge, mean, yerr=[mean - ci[:, 0], ci[:, 1] - mean], capsize=3, lw=1.5,
+                            label=LABELLING_NAMES[lab], **_LABELLING_STYLE[lab])
+            ax.axhline(0, color="0.6", lw=1)
+            ax.set_title(title)
+            _log_budget_axis(ax, n.astype(int))
+            ax.set_xlabel("labelled examples (log scale)")
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=1, fontsize=10)
+        axes[0].set_ylabel("advantage of pre-training\n(% of the chance error)")
         fig.tight_layout()
     return fig
 
@@ -1376,18 +1656,19 @@ def training_curves(res: Result, labelling: str) -> Figure:
     (:func:`pretraining.analysis.figures.training_curves`; each seed's run at its setting's chosen rate)."""
     curves = {f"{INIT_NAMES[init]}, {n:,} labels": c
               for init in INITS for n, c in zip(res.n_labels, res.curves[labelling][init])}
-    n_classes = N_CLASSES if labelling == "cause" else 2
+    n_classes = N_CLASSES if labelling == "class" else 2
     return figures.training_curves(curves, n_classes=n_classes, plateau_fraction=PLATEAU_FRACTION,
-                                   title=f"{labelling} labels")
+                                   title=LABELLING_NAMES[labelling])
 
 
 def nll_trajectory_figure(runs: Mapping[str, BudgetRun], n_labels: int) -> Figure:
     """Test NLL against training NLL, one line per net (one point per epoch of the replayed training), a
-    marker at the reported net (its best validation epoch), one panel per labelling, one above the other."""
+    marker at the reported net (its best validation epoch), one panel per role of :data:`TRAJECTORY`
+    ("cause", "pixel": the keys of ``runs``), one above the other."""
     with styled():
         fig, axes = plt.subplots(len(runs), 1, figsize=(PAGE_WIDTH, 4.3 * len(runs)), squeeze=False)
         for ax, (lab, run_) in zip(axes[:, 0], runs.items()):
-            for i, init in enumerate(INITS):
+            for i, init in enumerate(_PAIRED):
                 st = _INIT_STYLE[init]
                 tr, te = run_.train_nll[:, i].numpy(), run_.test_nll[:, i].numpy()
                 for m in range(tr.shape[1]):
@@ -1403,7 +1684,8 @@ def nll_trajectory_figure(runs: Mapping[str, BudgetRun], n_labels: int) -> Figur
                 axis.set_minor_formatter(NullFormatter())
             ax.set(xlabel="training NLL on the labelled examples (log scale; better to the right)",
                    ylabel="test NLL (log scale)",
-                   title=f"{lab} labels, {n_labels:,} labels: one line per net (marker: best epoch)")
+                   title=f"{LABELLING_NAMES[TRAJECTORY[lab]]}, {n_labels:,} labels:\none line per net "
+                         "(marker: best epoch)")
             ax.invert_xaxis()
             ax.legend()
         fig.tight_layout()
