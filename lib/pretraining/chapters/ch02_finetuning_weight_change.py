@@ -447,7 +447,7 @@ def _mean(t: Tensor) -> float:
 
 def layer_change(ch: runtime.Chapter, res: Result) -> None:
     """Section 2: the layer measures of every network (table and bar charts), parts (a) and (b) in words."""
-    n_seeds, depth = ch.params["n_seeds"], res.depth
+    depth = res.depth
     runtime.show(_unbroken(layer_change_table(res.changes, res.layer_names)))
     ch.figure("ch2_layer_change", plot_layer_change({LABELS[k]: c for k, c in res.changes.items()}, res.layer_names))
     dbn, sdae, rnd = res.changes["rbm"], res.changes["dae"], res.changes["random"]

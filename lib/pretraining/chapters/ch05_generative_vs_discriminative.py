@@ -391,7 +391,7 @@ def run(ch: runtime.Chapter) -> Result:
         config, repeats = fits[n]
         return {**{k: v for k, v in dataclasses.asdict(config).items() if k != "lr"}, "repeats": repeats}
 
-    errors, sel, curves, traj, chosen_all = {}, {}, {}, {}, {}
+    errors, sel, curves, traj = {}, {}, {}, {}
     for lab in LABELLINGS:
         where = "world" if lab.startswith("world") else "digits"
         base = {"stack": world_key if where == "world" else stack_key, "seeds": seeds,
