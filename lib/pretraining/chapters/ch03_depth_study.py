@@ -196,7 +196,7 @@ SPEC = ChapterSpec(
         "dae_lr": Param(0.05, Float(gt=0), "SGD learning rate of the denoising auto-encoders (tied weights)"),
         "dae_noise": Param(0.25, Float(min=0, lt=1), "fraction of the auto-encoders' inputs set to 0, in [0, 1)"),
         "pretrain_batch_size": Param(50, Int(min=1), "minibatch size of pre-training"),
-        **selection_params(grid=[0.25, 0.5946, 1.414, 3.364, 8.0], epochs=100, patience=4),
+        **selection_params(grid=[0.25, 0.5946, 1.414, 3.364, 8.0], epochs=60, patience=4),
         "finetune_batch_size": Param(50, Int(min=1), "minibatch size of fine-tuning"),
         "stream_examples": Param(60000, Int(min=1, max=MAX_STEPS), "distorted digits in the stream (each seen once)"),
         "stream_lr_grid": Param([0.25, 0.5946, 1.414, 3.364, 8.0], FloatList(gt=0, min_len=5, max_len=20),
