@@ -493,12 +493,11 @@ class DepthStudy:
                      n_examples: int) -> DistortedStream | StoredStream:
         """The distorted training digits every stream run reads: stored after the first run when they
         take at most :data:`STORED_STREAM_BYTES` (the same examples, distorted once), else on demand."""
-        stream = DistortedStream(self.ch.data.train, stream_seed, distortion)
-        if n_examples * stream.base.x.shape[1] * 4 > STORED_STREAM_BYTES:
-            return stream
         key = (stream_seed, distortion, n_examples)
         if key not in self._streams:
-            self._streams[key] = stream.stored(n_examples)
+            stream = DistortedStream(self.ch.data.train, stream_seed, distortion)
+            stored = n_examples * stream.base.x.shape[1] * 4 <= STORED_STREAM_BYTES
+            self._streams[key] = stream.stored(n_examples) if stored else stream
         return self._streams[key]
 
 

@@ -114,10 +114,7 @@ class DistortedStream:
 
     def batch(self, start: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Examples start .. start+size-1: x (size, 784) in [0, 1] and y (size,) int64, on base's device."""
-        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
-            raise ValueError(f"start={start!r} must be an int >= 0")
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"size={size!r} must be an int >= 1")
+        _check_range(start, size)
         n = len(self.base)
         stream_ids = torch.arange(start, start + size, dtype=torch.int64)
         rows = torch.empty(size, dtype=torch.int64)
@@ -172,12 +169,20 @@ class StoredStream:
 
     def batch(self, start: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Examples start .. start+size-1 (views), as :meth:`DistortedStream.batch`; within the stored length."""
-        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
-            raise ValueError(f"start={start!r} must be an int >= 0")
-        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= len(self) - start:
-            raise ValueError(f"size={size!r} must be an int in [1, {len(self) - start}] "
-                             f"(the stream stores {len(self)} examples, start={start})")
+        _check_range(start, size, len(self))
         return self.x[start:start + size], self.y[start:start + size]
+
+
+def _check_range(start: object, size: object, length: int | None = None) -> None:
+    """start an int >= 0 and size an int >= 1 (within ``length`` examples when the stream has a length)."""
+    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+        raise ValueError(f"start={start!r} must be an int >= 0")
+    most = None if length is None else length - start
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1 or (most is not None and size > most):
+        if most is None:
+            raise ValueError(f"size={size!r} must be an int >= 1")
+        raise ValueError(f"size={size!r} must be an int in [1, {most}] (the stream stores {length} examples, "
+                         f"start={start})")
 
 
 def _check_seed(seed: object) -> None:
