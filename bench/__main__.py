@@ -19,6 +19,12 @@ Measured side by side in one run, on one device (``--device``, default: the libr
     pre-training on 4 cores), predicted from rehearsals at those shapes (the time per step and the
     per-epoch monitoring of two short timed epochs, scaled to 50,000 examples and 100 epochs), as
     ``python -m pretraining estimate`` does for the book.
+(g) chapter 3's smoke study (every setting and the stream, :func:`pretraining.chapters.ch03_depth_study.run`)
+    into an empty cache, computed in this process (executor ``local``) vs on a Dask cluster of 2 worker
+    processes on this machine (``local-cluster:2``, started once, before the timing):
+    ``cluster_vs_local_speedup``; and the cluster's overhead per artifact (``cluster_seconds_per_task``):
+    the seconds per task of 40 tasks that compute nothing but refer to the chapter, as a real one does
+    (sent, the chapter rebuilt on the worker once, a tensor sent back).
 
 Each figure is the best of ``--repeats`` timed rounds after one untimed warm-up; within a comparison
 the contenders take turns, so a shared machine's changing load affects them alike.
@@ -197,6 +203,51 @@ def bench_tutorial_dbn(device: torch.device, repeats: int) -> dict:
             "tutorial_dbn_minutes_estimate": sum(layer["predicted_seconds"] for layer in layers) / 60}
 
 
+def bench_cluster(device: torch.device, repeats: int, workers: int = 2, n_tasks: int = 40) -> dict:
+    """(g) chapter 3's smoke study: local vs local-cluster:2; the cluster's seconds per task."""
+    import contextlib
+    import functools
+    import io
+
+    from pretraining.book.cache import compute_tracked
+    from pretraining.book.executor import DaskExecutor
+    from pretraining.book.paths import find_root
+    from pretraining.book.profiles import profile_values
+    from pretraining.book.runtime import Chapter
+    from pretraining.chapters import ch03_depth_study as ch03
+
+    values = ch03.SPEC.check({**profile_values(find_root(), ch03.SPEC, "smoke"), "device": device.type,
+                              "executor": "local"})
+    cluster = DaskExecutor(f"local-cluster:{workers}")
+    t0 = time.perf_counter()
+    cluster.client()
+    start_s = time.perf_counter() - t0
+
+    def study(executor):
+        with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(io.StringIO()):  # no bars
+            ch = Chapter(ch03.SPEC, values, Path(tmp))
+            ch.executor = executor
+            ch03.run(ch)
+
+    def nothing(ch):
+        return {"x": torch.zeros(1)}, {}
+
+    def tasks():
+        with tempfile.TemporaryDirectory() as tmp:
+            ch = Chapter(ch03.SPEC, values, Path(tmp))
+            cluster.run([functools.partial(compute_tracked, "nothing", functools.partial(nothing, ch))
+                         for _ in range(n_tasks)], lambda i, result, where: None)
+
+    try:
+        t = race({"local": lambda: study(None), "cluster": lambda: study(cluster), "tasks": tasks}, device, repeats)
+        where = cluster.where()
+    finally:
+        cluster.close()
+    return {"cluster_workers": where, "cluster_start_seconds": start_s, "ch3_smoke_local_seconds": t["local"],
+            "ch3_smoke_cluster_seconds": t["cluster"], "cluster_vs_local_speedup": t["local"] / t["cluster"],
+            "cluster_seconds_per_task": t["tasks"] / n_tasks}
+
+
 def profile_estimate(profile: str, device: torch.device) -> dict:
     """The predicted wall time of ``profile`` on ``device`` (``python -m pretraining estimate``)."""
     from pretraining.book.cli import checked_plans
@@ -255,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                      ("flops", lambda: bench_flops(x, y, device, args.repeats)),
                      ("fractions", lambda: bench_fractions(x, y, device, args.repeats, result)),
                      ("tutorial DBN", lambda: bench_tutorial_dbn(device, args.repeats)),
-                     ("distort", lambda: bench_distort(x, device, args.repeats))]:
+                     ("distort", lambda: bench_distort(x, device, args.repeats)),
+                     ("cluster", lambda: bench_cluster(device, args.repeats))]:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         result.update(fn())
     if args.estimate:
@@ -286,6 +338,10 @@ def main(argv: list[str] | None = None) -> int:
           f"(target <= 30; its docs: {TUTORIAL_DBN['reported_minutes']} min on {TUTORIAL_DBN['reported_cores']} cores)"
           f"  {'ok' if dbn <= 30 else 'MISSED'}")
     print(f"(d) distorted digits: {result['distortions_per_s']:,.0f} per s (batches of {result['distort_batch']})")
+    print(f"(g) chapter 3 smoke study: local {result['ch3_smoke_local_seconds']:.1f} s, local-cluster:2 "
+          f"{result['ch3_smoke_cluster_seconds']:.1f} s ({result['cluster_workers']}): ratio "
+          f"{result['cluster_vs_local_speedup']:.2f}; {1000 * result['cluster_seconds_per_task']:.1f} ms per task, "
+          f"cluster start {result['cluster_start_seconds']:.1f} s")
     print(f"\nwrote {args.out}")
     return 0
 

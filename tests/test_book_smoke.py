@@ -192,3 +192,24 @@ def test_every_glued_figure_is_placed_on_its_page(site):
                                                                         if c.cell_type == "markdown")))
         missing += [f"{nb_path.name}: {k}" for k in sorted(glued - placed)]
     assert not missing, f"glued figures that no page shows: {missing}"
+
+
+def test_chapter_3_on_a_local_dask_cluster_gives_the_same_results(site, tmp_path):
+    """`-p executor local-cluster:2`: chapter 3's artifacts computed by two worker processes give the
+    results file of the local run (the smoke book's), all but the provenance and the wall times."""
+    build = tmp_path / "_build"
+    env = {k: v for k, v in os.environ.items() if k not in ("PRETRAINING_BUILD_DIR", "PRETRAINING_EXECUTOR")}
+    r = subprocess.run([sys.executable, "-m", "pretraining", "run", "--profile", "smoke", "03_depth_study",
+                        "-p", "executor", "local-cluster:2", "--root", str(ROOT), "--build-dir", str(build)],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"computed depthstudy_\w+ on local-cluster:2, \d+ of \d+ \(2 workers: cpu", r.stderr)
+    local, cluster = (json.loads((b / "results" / "03_depth_study.json").read_text()) for b in (site, build))
+    timings = {"train_note", "stream_seconds"}  # seconds of this run
+
+    def numbers(record: dict) -> dict:
+        glued = {k: v for k, v in record["glued"].items() if k not in timings}
+        return {"glued": glued, **{k: record[k] for k in ("verdict", "finding", "parts", "results")}}
+
+    assert numbers(cluster) == numbers(local)
+    assert (local["_provenance"]["executor"], cluster["_provenance"]["executor"]) == ("local", "local-cluster:2")

@@ -84,8 +84,9 @@ def test_results_json(project):
     assert len(r["results"]["w"]) == 4 and len(r["results"]["w"][0]) == 3  # tensor -> lists
     prov = r["_provenance"]
     assert prov["parameters"] == {"profile": "quick", "device": "cpu", "precision": "auto", "dataset": "mnist-10k",
-                                  "seed": 0, "width": 4}
+                                  "seed": 0, "executor": "auto", "width": 4}
     assert prov["device"] == "cpu" and prov["precision"] == "fp32"  # auto is exact float32 off CUDA
+    assert prov["executor"] == "local"  # auto without PRETRAINING_EXECUTOR
     assert prov["versions"]["torch"] and prov["wall time s"] >= 0
     assert prov["git commit"].startswith("unknown")  # the copy is not a git repository
     beta = json.loads((root / "_build" / "results" / "02_beta.json").read_text())
@@ -132,7 +133,7 @@ def test_fast_failures_before_any_kernel(tmp_path):
     assert "error: -p widht: none of the chapters 01_alpha, 02_beta has a parameter 'widht'" in r.stderr
     r = _cli(root, "run", "01", "-p", "fail", "true")  # the run names 01_alpha alone
     assert r.returncode == 2 and ("error: -p fail: 01_alpha has no parameter 'fail'; its parameters are: "
-                                  "profile, device, precision, dataset, seed, width") in r.stderr
+                                  "profile, device, precision, dataset, seed, executor, width") in r.stderr
     r = _cli(root, "run", "-p", "profile", "smoke")
     assert r.returncode == 2 and "use --profile" in r.stderr
     r = _cli(root, "run", "07")
@@ -154,6 +155,24 @@ def test_bad_values_are_refused_one_line_each_before_any_kernel(tmp_path):
         "  02_beta: width=0 is not allowed: an integer >= 1",
     ]
     assert not (root / "_build").exists()  # nothing was started, nothing deleted
+
+
+def test_a_dask_scheduler_that_does_not_answer_is_one_line_before_any_kernel(tmp_path):
+    import socket
+
+    root = _copy(tmp_path)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = _cli(root, "run", "-p", "executor", f"dask://127.0.0.1:{port}")
+    assert r.returncode == 2 and "running" not in r.stdout
+    assert len(r.stderr.splitlines()) == 1
+    assert r.stderr.startswith(f"error: executor='dask://127.0.0.1:{port}': no Dask scheduler answers at 127.0.0.1:{port}")
+    assert not (root / "_build").exists()
+    env = {**_env(root), "PRETRAINING_EXECUTOR": "everywhere"}
+    r = subprocess.run([PY, "-m", "pretraining", "run", "--root", str(root)], cwd=root, capture_output=True,
+                       text=True, timeout=300, env=env)
+    assert r.returncode == 2 and r.stderr.startswith("error: PRETRAINING_EXECUTOR='everywhere' is not allowed")
 
 
 def test_estimate_rehearses_the_chapters_with_a_work_plan_and_names_those_without(tmp_path):

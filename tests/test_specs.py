@@ -77,7 +77,7 @@ SPEC = ChapterSpec("09_test", claim="c", paper="p", params={
 
 def test_defaults_are_the_quick_values_in_parameter_order_and_canonical():
     d = SPEC.defaults()
-    assert list(d) == ["profile", "device", "precision", "dataset", "seed", "n", "batch", "lrs"]
+    assert list(d) == ["profile", "device", "precision", "dataset", "seed", "executor", "n", "batch", "lrs"]
     assert d["profile"] == "quick" and d["lrs"] == [1.0, 0.5] and type(d["lrs"][0]) is float
 
 
@@ -90,7 +90,7 @@ def test_problems_lists_every_problem_one_line_each():
     values = {**SPEC.defaults(), "n": 0, "n_seed": 4}
     del values["seed"]
     assert SPEC.problems(values) == [
-        "unknown parameter n_seed=4; the parameters are: profile, device, precision, dataset, seed, n, batch, lrs",
+        "unknown parameter n_seed=4; the parameters are: profile, device, precision, dataset, seed, executor, n, batch, lrs",
         "parameter 'seed' is not defined; declare it in the parameters cell",
         "n=0 is not allowed: an integer >= 1",
     ]

@@ -35,7 +35,7 @@ import re
 import shutil
 import uuid
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,13 +46,33 @@ from safetensors.torch import load_file, save_file
 from ..core.files import atomic_write_bytes, sha256_file
 from .codehash import dependencies
 
-__all__ = ["ArtifactStore", "Entry", "canonical_json", "key_differences", "to_plain"]
+__all__ = ["ArtifactStore", "Entry", "Stored", "canonical_json", "compute_tracked", "key_differences", "to_plain"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TENSORS, _META, _MANIFEST = "tensors.safetensors", "meta.json", "manifest.json"
 _INDEX = ".index"
 FORMAT = 2
 """Layout of an entry; bumped when the folder's files or the key's fields change."""
+
+Stored = tuple[dict[str, torch.Tensor], dict, list[str]]
+"""An entry's (tensors, metadata, inputs): the entries its computation loaded."""
+
+_COMPUTING: list[list[str]] = []
+"""Per artifact computation running now in this process (innermost last): the entries it loaded.
+Process-wide, so a computation sent to another process (:mod:`.executor`) records the entries it
+loads there through whichever store it uses."""
+
+
+def compute_tracked(name: str, compute: Callable[[], tuple[dict[str, torch.Tensor], dict]]) -> Stored:
+    """Run ``compute()`` for the artifact ``name``: its checked (tensors on the CPU, plain metadata) and
+    the entries it loaded (its inputs). Runs in the chapter's process or on a worker."""
+    _COMPUTING.append([])
+    try:
+        result = compute()
+    finally:
+        inputs = sorted(set(_COMPUTING.pop()))
+    tensors, meta = ArtifactStore._check_result(name, result)
+    return tensors, meta, inputs
 
 
 def to_plain(value: Any, where: str) -> Any:
@@ -135,7 +155,6 @@ class ArtifactStore:
         self.hits = 0
         self.misses = 0
         self.lookups: list[dict] = []
-        self._computing: list[list[str]] = []  # per compute() running now: the entries it loaded
 
     # -- keys ---------------------------------------------------------------------------------
 
@@ -186,27 +205,36 @@ class ArtifactStore:
         metadata as parsed from JSON.
         """
         key = self.key(name, params, compute, version=version, data_sha256=data_sha256)
-        entry = self.root / self.folder_name(key)
-        loaded = self._load(entry, key)
-        if loaded is not None:
-            self.hits += 1
-            tensors, meta, inputs = loaded
-        else:
-            self.misses += 1
+        stored = self.lookup(key)
+        hit = stored is not None
+        if not hit:
             if on_compute is not None:
                 on_compute(name)
-            self._computing.append([])
-            try:
-                result = compute()
-            finally:
-                inputs = sorted(set(self._computing.pop()))
-            tensors, meta = self._check_result(name, result)
-            self._write(entry, key, tensors, meta, inputs)
-            tensors, meta = {k: v.clone() for k, v in tensors.items()}, json.loads(json.dumps(meta))
-        if self._computing:  # loaded by another artifact's computation: one of its inputs
-            self._computing[-1] += [entry.name, *inputs]
-        self.lookups.append({"name": name, "entry": entry.name, "hit": loaded is not None, "key": key,
-                             "inputs": inputs})
+            stored = self.put(key, *compute_tracked(name, compute))
+        return self.record(key, stored, hit=hit, device=device)
+
+    def lookup(self, key: dict) -> Stored | None:
+        """The stored entry of ``key``, or None when it is missing (or refused: damaged, foreign)."""
+        return self._load(self.root / self.folder_name(key), key)
+
+    def put(self, key: dict, tensors: dict[str, torch.Tensor], meta: dict, inputs: Sequence[str]) -> Stored:
+        """Store a computed entry (atomically; see the module docstring); returns it as a load would."""
+        self._write(self.root / self.folder_name(key), key, tensors, meta, sorted(set(inputs)))
+        return {k: v.clone() for k, v in tensors.items()}, json.loads(json.dumps(meta)), sorted(set(inputs))
+
+    def record(self, key: dict, stored: Stored, *, hit: bool, device: torch.device | str | None = None
+               ) -> tuple[dict[str, torch.Tensor], dict]:
+        """Count a lookup of ``key`` and note it (:attr:`lookups`; an input of the computation running
+        now, if any); returns the entry's tensors (on ``device``, default CPU) and metadata."""
+        tensors, meta, inputs = stored
+        if hit:
+            self.hits += 1
+        else:
+            self.misses += 1
+        entry = self.folder_name(key)
+        if _COMPUTING:  # loaded by another artifact's computation: one of its inputs
+            _COMPUTING[-1].extend([entry, *inputs])
+        self.lookups.append({"name": key["name"], "entry": entry, "hit": hit, "key": key, "inputs": list(inputs)})
         if device is not None:
             tensors = {k: v.to(device) for k, v in tensors.items()}
         return tensors, meta
@@ -319,7 +347,7 @@ class ArtifactStore:
         tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
         return tensors, to_plain(dict(meta), f"{name} metadata")
 
-    def _load(self, entry: Path, key: dict) -> tuple[dict[str, torch.Tensor], dict, list[str]] | None:
+    def _load(self, entry: Path, key: dict) -> Stored | None:
         if not entry.exists():
             return None
         try:

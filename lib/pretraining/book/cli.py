@@ -32,6 +32,7 @@ import nbformat
 
 from ..core.device import busy_cpus, openmp_wait_policy
 from ..core.files import FetchError
+from .executor import ExecutorError, open_executor, resolve_executor
 from .lock import BuildLocked, build_lock
 from .paths import BUILD_DIR_ENV, BUILD_FOLDERS, RUN_DIR_ENV, RUN_ID_ENV, find_root
 from .profiles import ProfileError, chapter_values, load_profile, parse_value
@@ -329,6 +330,22 @@ def checked_plans(root: Path, profile: str, wanted: list[str], raw_overrides: li
     return plans
 
 
+def check_executors(plans: list[tuple[Doc, dict[str, Any]]]) -> None:
+    """Every chapter's executor resolved (``$PRETRAINING_EXECUTOR`` for ``auto``) and every Dask scheduler
+    named reached, before any chapter runs: one line when one does not answer."""
+    names = set()
+    for _, params in plans:
+        try:
+            names.add(resolve_executor(params.get("executor", "auto")))
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    for name in sorted(n for n in names if n.startswith("dask://")):
+        try:
+            open_executor(name).close()
+        except ExecutorError as exc:
+            raise CliError(str(exc)) from None
+
+
 def cmd_run(root: Path, build: Path, profile: str, plans: list[tuple[Doc, dict[str, Any]]],
             log_output: bool) -> None:
     """Execute the checked chapters, then the collecting pages (the summary), in toc order."""
@@ -488,6 +505,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"profile {args.profile}: the parameters of {len(plans)} chapter(s) are valid "
                       f"({', '.join(d.stem for d, _ in plans)})")
                 return 0
+            check_executors(plans)
             check_build_folders(build)
             with build_lock(build, command):
                 cmd_run(root, build, args.profile, plans, args.log_output)

@@ -15,8 +15,9 @@ from typing import Any
 from ..core.models import Stack
 from ..core.selection import SelectionConfig
 from ..core.train import DAEConfig, RBMConfig, pretrain_stack
+from .work import Work
 
-__all__ = ["stack_configs", "pretrained_stack", "selection_config"]
+__all__ = ["stack_configs", "pretrained_stack", "stack_work", "selection_config"]
 
 def stack_configs(params: Mapping[str, Any]) -> dict[str, RBMConfig | DAEConfig]:
     """``{"rbm": RBMConfig, "dae": DAEConfig}`` from a chapter's values of the stack parameters
@@ -36,6 +37,22 @@ def selection_config(params: Mapping[str, Any], prefix: str = "finetune") -> Sel
                            select_seeds=params[f"{prefix}_select_seeds"])
 
 
+def stack_work(ch, kind: str, hidden_sizes: Sequence[int], config: RBMConfig | DAEConfig,
+               seeds: Sequence[int], *, progress: bool = True) -> Work:
+    """The cached artifact of a greedily pre-trained stack (a :class:`pretraining.book.runtime.Work`):
+    its name, key, computation and version (see :func:`pretrained_stack`)."""
+    key = {"kind": kind, "hidden_sizes": list(hidden_sizes),
+           "config": dataclasses.asdict(config), "seeds": list(seeds)}
+
+    def compute():
+        stack, histories = pretrain_stack(kind, ch.data.train.x, hidden_sizes, config, seeds,
+                                          progress=progress)
+        return stack.state_dict(), {"histories": histories}
+
+    # version 2: the per-epoch monitors in the histories use rows spread through the training set
+    return Work(f"{kind}_stack", key, compute, 2)
+
+
 def pretrained_stack(ch, kind: str, hidden_sizes: Sequence[int], config: RBMConfig | DAEConfig,
                      seeds: Sequence[int], *, progress: bool = True) -> tuple[Stack, list[dict]]:
     """A greedily pre-trained stack on the chapter's training images, from the cache when possible.
@@ -47,14 +64,6 @@ def pretrained_stack(ch, kind: str, hidden_sizes: Sequence[int], config: RBMConf
     The key holds the kind, sizes, the whole config and the seeds, so any chapter asking for the
     same stack shares it.
     """
-    key = {"kind": kind, "hidden_sizes": list(hidden_sizes),
-           "config": dataclasses.asdict(config), "seeds": list(seeds)}
-
-    def compute():
-        stack, histories = pretrain_stack(kind, ch.data.train.x, hidden_sizes, config, seeds,
-                                          progress=progress)
-        return stack.state_dict(), {"histories": histories}
-
-    # version 2: the per-epoch monitors in the histories use rows spread through the training set
-    tensors, meta = ch.cached(f"{kind}_stack", key, compute, version=2)
+    work = stack_work(ch, kind, hidden_sizes, config, seeds, progress=progress)
+    tensors, meta = ch.cached(work.name, work.params, work.compute, version=work.version)
     return Stack.from_state_dict(tensors, kind), meta["histories"]

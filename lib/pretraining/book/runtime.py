@@ -33,12 +33,14 @@ import torch
 
 from ..core.device import get_device, resolve_precision, use_precision
 from ..core.files import atomic_write_bytes
-from .cache import ArtifactStore, to_plain
+from .cache import ArtifactStore, canonical_json, compute_tracked, to_plain
+from .executor import open_executor, resolve_executor
 from .claims import ALPHA, HOLDS, NOT_TESTED, Part, decide, parts_markdown, verdict
 from .paths import RUN_DIR_ENV, RUN_ID_ENV, build_dir, find_root, results_dir
 from .specs import ChapterSpec, ParameterError, user_names
+from .work import Work
 
-__all__ = ["Chapter", "Record", "start", "show", "key_result", "library_source_hash"]
+__all__ = ["Chapter", "Record", "Work", "start", "show", "key_result", "library_source_hash", "worker_chapter"]
 
 _VERSIONS = ("torch", "numpy", "scipy", "scikit-learn", "openTSNE", "papermill", "myst-nb", "jupyter-book")
 
@@ -51,9 +53,13 @@ class Record(dict):
 
 
 class Chapter:
-    """The state of one running chapter: parameters, device, data, cache, glued values, timing."""
+    """The state of one running chapter: parameters, device, data, cache, executor, glued values, timing.
 
-    def __init__(self, spec: ChapterSpec, params: dict[str, Any], build: Path):
+    ``worker``: a copy of a chapter rebuilt on a Dask worker (:func:`worker_chapter`) to compute some of
+    its artifacts: it computes in its own process, on its own device, and reports no progress.
+    """
+
+    def __init__(self, spec: ChapterSpec, params: dict[str, Any], build: Path, *, worker: bool = False):
         self.spec = spec
         self.name = spec.name
         self.params = params
@@ -62,11 +68,18 @@ class Chapter:
         self.precision: str = use_precision(params["precision"], self.device)  # "fp32" or "tf32"
         self.build_dir = build
         self.store = ArtifactStore(build / "cache")
+        self.worker = worker
+        self.executor = None if worker else open_executor(resolve_executor(params["executor"]))
         self.glued: dict[str, Any] = {}
         self.figures: list[str] = []
         self._data = None
         self._t0 = time.perf_counter()
         self._expected = _previous_lookups(self.store, self.name, self.profile)
+
+    def __reduce__(self):
+        # what a Dask worker receives with a computation that refers to the chapter: its spec,
+        # parameters and build folder (not its data, cache state or figures)
+        return worker_chapter, (self.spec, self.params, str(self.build_dir))
 
     @property
     def data(self):
@@ -89,12 +102,58 @@ class Chapter:
         back on :attr:`device`.
         """
         self.progress(f"looking up {name}")
-        if self.precision != "fp32":  # another precision computes other numbers
-            params = {**params, "precision": self.precision}
+        params = self._params(params)  # another precision computes other numbers
         out = self.store.get_or_compute(name, params, compute, version=version, data_sha256=self.data.sha256,
                                         device=self.device, on_compute=lambda n: self.progress(f"computing {n}"))
         self.progress(f"{'computed' if self.store.lookups[-1]['hit'] is False else 'loaded'} {name}")
         return out
+
+    def cached_many(self, works: Sequence[Work]) -> list[tuple[dict[str, torch.Tensor], dict]]:
+        """Every artifact of ``works`` (in order) as :meth:`cached` gives it, the missing ones computed by
+        the chapter's executor (:mod:`.executor`).
+
+        With the ``local`` executor this is :meth:`cached` one after the other. On a Dask cluster the
+        missing ones' ``needs`` are made first (deduplicated), then the missing artifacts are computed
+        on the workers at the same time and each is stored here as it arrives; the numbers are the
+        same as computed here.
+        """
+        if self.executor is None:
+            return [self.cached(w.name, w.params, w.compute, version=w.version) for w in works]
+        keys = [self.store.key(w.name, self._params(w.params), w.compute, version=w.version,
+                               data_sha256=self.data.sha256) for w in works]
+        found = [self.store.lookup(k) for k in keys]
+        out: list[Any] = [None] * len(works)
+        for i in (i for i, f in enumerate(found) if f is not None):
+            out[i] = self.store.record(keys[i], found[i], hit=True, device=self.device)
+        missing = [i for i, f in enumerate(found) if f is None]
+        needs, seen = [], set()
+        for need in (n for i in missing for n in works[i].needs):
+            key = (need.name, canonical_json(need.params))
+            if key not in seen:
+                seen.add(key)
+                needs.append(need)
+        if not missing:
+            return out
+        if needs:
+            self.cached_many(needs)
+        self.progress(f"computing {len(missing)} artifact{'s' * (len(missing) != 1)} on {self.executor.name}")
+
+        arrived: list[int] = []
+
+        def store(j: int, result: Any, where: str) -> None:
+            i = missing[j]
+            out[i] = self.store.record(keys[i], self.store.put(keys[i], *result), hit=False, device=self.device)
+            arrived.append(i)
+            self.progress(f"computed {works[i].name} on {self.executor.name}, {len(arrived)} of {len(missing)} "
+                          f"({where})")
+
+        self.executor.run([functools.partial(compute_tracked, works[i].name, works[i].compute) for i in missing],
+                          store)
+        return out
+
+    def _params(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        """An artifact's parameters as its key holds them: the precision added when it is not fp32."""
+        return {**params, "precision": self.precision} if self.precision != "fp32" else params
 
     def progress(self, stage: str) -> None:
         """Tell ``python -m pretraining run`` what the chapter is doing (nothing without it).
@@ -104,7 +163,7 @@ class Chapter:
         time. The CLI shows it as a progress line; nothing of it reaches the page.
         """
         folder = os.environ.get(RUN_DIR_ENV)
-        if not folder:
+        if not folder or self.worker:
             return
         record = {"stage": stage, "done": len(self.store.lookups), "expected": self._expected,
                   "elapsed_s": round(time.perf_counter() - self._t0, 1)}
@@ -205,10 +264,23 @@ class Chapter:
             "data sha256": self._data.sha256 if self._data is not None else "no data loaded",
             "device": dev,
             "precision": self.precision,
+            "executor": self.executor.name if self.executor is not None else "local",
             "versions": versions,
             "wall time s": round(time.perf_counter() - self._t0, 1),
             "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
+
+
+_WORKER_CHAPTERS: dict[tuple[str, str, str], Chapter] = {}
+
+
+def worker_chapter(spec: ChapterSpec, params: dict[str, Any], build: str) -> Chapter:
+    """The chapter rebuilt in a Dask worker's process (once per process, chapter and parameters): its
+    device is the worker's, its data loaded there, its cache the folder at the same path."""
+    key = (spec.name, canonical_json(params), build)
+    if key not in _WORKER_CHAPTERS:
+        _WORKER_CHAPTERS[key] = Chapter(spec, params, Path(build), worker=True)
+    return _WORKER_CHAPTERS[key]
 
 
 def start(spec: ChapterSpec, namespace: Mapping[str, Any]) -> Chapter:
@@ -218,8 +290,9 @@ def start(spec: ChapterSpec, namespace: Mapping[str, Any]) -> Chapter:
     """
     values = _parse_strings(spec, user_names(namespace))
     params = spec.check(values)
-    try:  # device auto: known only here
+    try:  # device auto and executor auto: known only here
         resolve_precision(params["precision"], get_device(params["device"]))
+        resolve_executor(params["executor"])
     except ValueError as exc:
         raise ParameterError(str(exc)) from None
     if params["profile"] != "quick" and not os.environ.get(RUN_ID_ENV):

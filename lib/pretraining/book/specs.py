@@ -10,7 +10,7 @@ A chapter module declares its parameters once, in a :class:`ChapterSpec`::
 The spec is the one source of truth for the defaults (they are the ``quick`` profile); the
 notebook's papermill ``parameters`` cell is a copy of :meth:`ChapterSpec.parameters_cell` that the
 tests keep equal (``python -m pretraining sync-params`` rewrites it). The common parameters
-(:data:`COMMON`: profile, device, precision, dataset, seed) belong to every chapter.
+(:data:`COMMON`: profile, device, precision, dataset, seed, executor) belong to every chapter.
 
 Every problem is one line naming the parameter, the value and what is allowed
 (:class:`ParameterError`): a wrong type or range, an unknown or missing name, or a broken
@@ -31,7 +31,7 @@ from typing import Any
 
 __all__ = [
     "ParameterError", "Spec", "Int", "Float", "Bool", "Str", "Choice", "IntList", "FloatList",
-    "Param", "ChapterSpec", "COMMON", "STACK_PARAMS", "selection_params", "rate_grid_rule", "select_seeds_rule", "PROFILES", "MAX_EPOCHS", "MAX_STEPS", "SpecNotFound", "fits_memory", "fits_split",
+    "Param", "Executor", "ChapterSpec", "COMMON", "STACK_PARAMS", "selection_params", "rate_grid_rule", "select_seeds_rule", "PROFILES", "MAX_EPOCHS", "MAX_STEPS", "SpecNotFound", "fits_memory", "fits_split",
     "load_spec", "chapter_module",
     "not_allowed",
     "user_names",
@@ -156,6 +156,18 @@ class Str(Spec):
         return isinstance(value, str) and (bool(value) or not self.nonempty)
 
 
+class Executor(Str):
+    """Where missing artifacts are computed (:func:`pretraining.book.executor.executor_problem`)."""
+
+    def allowed(self) -> str:
+        return "'auto', 'local', 'local-cluster:N' (N from 1 to 64) or 'dask://HOST:PORT'"
+
+    def ok(self, value: Any) -> bool:
+        from .executor import executor_problem
+
+        return executor_problem(value) is None
+
+
 class Choice(Spec):
     """One of a fixed set of values, e.g. ``Choice("rbm", "dae")``."""
 
@@ -220,7 +232,7 @@ def not_allowed(name: str, value: Any, allowed: str) -> str:
     return f"{name}={value!r} is not allowed: {allowed}"
 
 
-_TYPES = {Int: "int", Float: "float", Bool: "bool", Str: "str", IntList: "list", FloatList: "list"}
+_TYPES = {Int: "int", Float: "float", Bool: "bool", Str: "str", Executor: "str", IntList: "list", FloatList: "list"}
 
 
 @dataclass(frozen=True)
@@ -258,6 +270,8 @@ COMMON.update({
     "dataset": Param("mnist-10k", Choice("mnist-10k", "mnist"),
                      "mnist-10k (embedded) or mnist (the full set, downloaded)"),
     "seed": Param(0, Int(min=0), "chapter seed: member m is network seed * 10000 + m"),
+    "executor": Param("auto", Executor(), "where missing artifacts are computed: auto ($PRETRAINING_EXECUTOR or local), "
+                      "local, local-cluster:N or dask://HOST:PORT"),
 })
 
 def _precision_fits_device(p: Mapping) -> list[str]:

@@ -65,7 +65,7 @@ from ..analysis.references import (
     LAROCHELLE2009_TABLE3,
 )
 from ..book import claims, fairness, runtime
-from ..book.experiments import pretrained_stack, selection_config, stack_configs
+from ..book.experiments import pretrained_stack, selection_config, stack_configs, stack_work
 from ..book.specs import (
     MAX_EPOCHS,
     MAX_STEPS,
@@ -83,6 +83,7 @@ from ..book.specs import (
     selection_params,
 )
 from ..book.words import plural
+from ..book.work import Work
 from ..book.workplan import protocol_job, split_sizes, stack_jobs
 from ..core.checks import require_float, require_int
 from ..core.data import SPLIT_SIZES
@@ -349,6 +350,12 @@ class DepthStudy:
         self._stacks: dict[str, Stack] = {}
         self._streams: dict[tuple, DistortedStream | StoredStream] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        # sent to a Dask worker with a computation: without the loaded stacks and the stored stream
+        # (the worker loads or makes its own) and without progress bars (the chapter's progress line
+        # says what the workers compute)
+        return {**self.__dict__, "_stacks": {}, "_streams": {}, "progress": False}
+
     @property
     def max_depth(self) -> int:
         return self.depths[-1]
@@ -372,6 +379,13 @@ class DepthStudy:
                                                     progress=self.progress)
         return self._stacks[key]
 
+    def _stacks_of(self, init: str) -> tuple[Work, ...]:
+        """The pre-trained stacks (one per seed chunk) that the networks of ``init`` start from."""
+        if init == "random":
+            return ()
+        return tuple(stack_work(self.ch, init, [self.width] * self.max_depth, self.configs[init], chunk,
+                                progress=self.progress) for chunk in self._chunks())
+
     def _make(self, init: str, depth: int) -> Callable[[Sequence[int]], Classifier]:
         """make(seeds) -> the (init, depth) classifier of each seed (seeds of the study, repeats allowed)."""
         where = {s: (c, i) for c, chunk in enumerate(self._chunks()) for i, s in enumerate(chunk)}
@@ -390,6 +404,10 @@ class DepthStudy:
 
     def run(self, init: str, depth: int) -> SettingResult:
         """Fine-tune all seeds of (init, depth) by the fair-fight protocol (cached)."""
+        return self._setting(init, depth, *self.ch.cached_many([self._setting_work(init, depth)])[0])
+
+    def _setting_work(self, init: str, depth: int) -> Work:
+        """The cached artifact of (init, depth): every seed by the fair-fight protocol."""
         _check_init(init)
         if depth not in self.depths:
             raise ValueError(f"depth={depth!r} is not allowed; the study's depths are {self.depths}")
@@ -411,14 +429,29 @@ class DepthStudy:
             return tensors, {"lr": sel.lr, "selection": sel.record(), "curves": sel.curves}
 
         # version 4: early stopping once the validation curve flattened (version 3: the fair-fight protocol)
-        tensors, meta = self.ch.cached(f"depthstudy_{init}_{depth}", key, compute, version=4)
+        return Work(f"depthstudy_{init}_{depth}", key, compute, 4, needs=self._stacks_of(init))
+
+    @staticmethod
+    def _setting(init: str, depth: int, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> SettingResult:
         return SettingResult(init, depth, tensors["test_error"].tolist(), tensors["valid_error"].tolist(),
                              meta["lr"], meta["selection"], meta["curves"],
                              test_correct=tensors["test_correct"].cpu().numpy().astype(bool))
 
     def run_all(self) -> dict[str, dict[int, SettingResult]]:
-        """Every (init, depth): {init: {depth: SettingResult}}."""
-        return {init: {d: self.run(init, d) for d in self.depths} for init in INITS}
+        """Every (init, depth): {init: {depth: SettingResult}}, the missing ones computed together by
+        the chapter's executor."""
+        settings = [(init, d) for init in INITS for d in self.depths]
+        got = self.ch.cached_many([self._setting_work(i, d) for i, d in settings])
+        out: dict[str, dict[int, SettingResult]] = {init: {} for init in INITS}
+        for (init, d), (tensors, meta) in zip(settings, got):
+            out[init][d] = self._setting(init, d, tensors, meta)
+        return out
+
+    def streams(self, inits: Sequence[str], **kwargs: Any) -> dict[str, StreamResult]:
+        """:meth:`stream` for each of ``inits`` (the same keyword arguments), the missing ones computed
+        together by the chapter's executor: {init: StreamResult}."""
+        got = self.ch.cached_many([self._stream_work(i, **kwargs) for i in inits])
+        return {i: self._stream(i, *r) for i, r in zip(inits, got)}
 
     def stream(self, init: str, *, n_examples: int, batch_size: int, stream_seed: int,
                distortion: DistortionConfig = DistortionConfig()) -> StreamResult:
@@ -431,6 +464,12 @@ class DepthStudy:
         selection seeds (every rate x seed one member of one batched run) by the validation error
         after the stream; then every seed runs with it. The test error is measured on the clean test digits.
         """
+        return self.streams([init], n_examples=n_examples, batch_size=batch_size, stream_seed=stream_seed,
+                            distortion=distortion)[init]
+
+    def _stream_work(self, init: str, *, n_examples: int, batch_size: int, stream_seed: int,
+                     distortion: DistortionConfig = DistortionConfig()) -> Work:
+        """The cached artifact of :meth:`stream`."""
         _check_init(init)
         require_int("n_examples", n_examples, 1)
         require_int("batch_size", batch_size, 1, n_examples)
@@ -484,7 +523,10 @@ class DepthStudy:
                                                        "grid": rate.grid, "grid_error": rate.grid_error}
 
         # version 2: the rate chosen from a grid on validation data
-        tensors, meta = self.ch.cached(f"depthstudy_stream_{init}", key, compute, version=2)
+        return Work(f"depthstudy_stream_{init}", key, compute, 2, needs=self._stacks_of(init))
+
+    @staticmethod
+    def _stream(init: str, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> StreamResult:
         return StreamResult(init, tensors["test_error"].tolist(), meta["steps"], meta["train_nll"], meta["lr"],
                             meta["grid"], meta["grid_error"])
 
@@ -548,8 +590,8 @@ def run(ch: runtime.Chapter) -> Result:
     settings = study.run_all()
     timing = {"train_s": time.perf_counter() - t0, "hits": ch.store.hits, "misses": ch.store.misses}
     t0 = time.perf_counter()
-    streams = {i: study.stream(i, n_examples=p["stream_examples"], batch_size=p["stream_batch_size"],
-                               stream_seed=p["seed"]) for i in STREAM_INITS}
+    streams = study.streams(STREAM_INITS, n_examples=p["stream_examples"], batch_size=p["stream_batch_size"],
+                            stream_seed=p["seed"])
     timing["stream_s"] = time.perf_counter() - t0
     return analyse(settings, streams, p["depths"], timing=timing)
 
@@ -685,8 +727,9 @@ def training(ch: runtime.Chapter, res: Result) -> None:
     """The training's wall time and cache use; the learning rates chosen on the validation set."""
     t = res.timing
     hits, misses = t.get("hits", 0), t.get("misses", 0)
-    ch.glue("train_note", f"Here they took {t.get('train_s', 0.0):.0f} s: {plural(misses, 'artifact')} computed, "
-            f"{plural(hits, 'artifact')} read from the cache.", fmt="s")
+    where = "in the chapter's process" if ch.executor is None else f"on {ch.executor.name}"
+    ch.glue("train_note", f"Here they took {t.get('train_s', 0.0):.0f} s: {plural(misses, 'artifact')} computed "
+            f"{where}, {plural(hits, 'artifact')} read from the cache.", fmt="s")
     frame = selection_frame(res.settings)
     ch.glue("convergence_sentence", convergence_sentence(res.settings), fmt="s")
     runtime.show(frame.style.format(fairness.FORMATS, na_rep="—")
