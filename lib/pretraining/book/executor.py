@@ -4,8 +4,8 @@ The ``executor`` parameter (every chapter has it; ``auto`` means ``$PRETRAINING_
 set, else ``local``) takes one of
 
 - ``local``: in the chapter's process, one after the other (the default);
-- ``local-cluster:N``: a Dask ``LocalCluster`` of N worker processes on this machine (127.0.0.1), started
-  when the chapter first has something to compute and closed with the chapter's process; on a machine
+- ``local-cluster:N``: a Dask cluster of N worker processes on this machine (127.0.0.1), started
+  when the chapter first has something to compute and closed when it finishes; on a machine
   with GPUs worker i sees only GPU i mod (number of GPUs), so N = the number of GPUs puts one worker on
   each; every worker computes with as many threads as the chapter's own process (float sums depend on
   how a computation is split over threads, so this is what makes its numbers equal a local run's);

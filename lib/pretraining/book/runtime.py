@@ -126,16 +126,13 @@ class Chapter:
         for i in (i for i, f in enumerate(found) if f is not None):
             out[i] = self.store.record(keys[i], found[i], hit=True, device=self.device)
         missing = [i for i, f in enumerate(found) if f is None]
-        needs, seen = [], set()
-        for need in (n for i in missing for n in works[i].needs):
-            key = (need.name, canonical_json(need.params))
-            if key not in seen:
-                seen.add(key)
-                needs.append(need)
         if not missing:
             return out
+        needs: dict[tuple[str, str], Work] = {}  # the missing ones' inputs, each once
+        for need in (n for i in missing for n in works[i].needs):
+            needs.setdefault((need.name, canonical_json(need.params)), need)
         if needs:
-            self.cached_many(needs)
+            self.cached_many(list(needs.values()))
         self.progress(f"computing {len(missing)} artifact{'s' * (len(missing) != 1)} on {self.executor.name}")
 
         arrived: list[int] = []
@@ -240,6 +237,8 @@ class Chapter:
         folder = Path(os.environ[RUN_DIR_ENV]) if os.environ.get(RUN_DIR_ENV) else results_dir(self.build_dir)
         atomic_write_bytes(folder / f"{self.name}.json", text.encode())
         self.store.write_index(self.name, self.profile)
+        if self.executor is not None:  # its workers are done
+            self.executor.close()
         _display_verdict(parts, record["verdict"], self.profile)
         _display_provenance(record["_provenance"])
         return Record(record)
