@@ -157,10 +157,12 @@ def test_a_worker_killed_mid_task_is_replaced_and_the_artifacts_are_the_same(tmp
     assert all(ch.store.lookup(e.key) is not None for e in ch.store.entries())  # every entry whole
 
 
-def test_an_existing_scheduler_by_its_address(tmp_path):
+def test_an_existing_scheduler_by_its_address(tmp_path, local_run):
+    """Workers started with Dask's defaults (one OpenMP thread each) compute with the chapter's threads."""
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+    (numbers, entries) = local_run
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster:
         port = int(cluster.scheduler_address.rsplit(":", 1)[1])
         executor = ex.open_executor(f"dask://127.0.0.1:{port}")
@@ -168,6 +170,13 @@ def test_an_existing_scheduler_by_its_address(tmp_path):
             got: dict[int, int] = {}
             executor.run([lambda: 6 * 7, lambda: 2 ** 10], lambda i, r, where: got.__setitem__(i, r))
             assert got == {0: 42, 1: 1024}
-            assert executor.where().startswith("1 worker: cpu")
+            assert executor.where() == "2 workers: cpu, cpu"
         finally:
             executor.close()
+        ch = _chapter(tmp_path, f"dask://127.0.0.1:{port}")
+        try:
+            assert _study(ch) == numbers
+        finally:
+            ch.executor.close()
+    got = _entries(tmp_path)
+    assert got.keys() == entries.keys() and all(got[k][0] == entries[k][0] for k in got)

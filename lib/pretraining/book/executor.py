@@ -7,8 +7,7 @@ set, else ``local``) takes one of
 - ``local-cluster:N``: a Dask cluster of N worker processes on this machine (127.0.0.1), started
   when the chapter first has something to compute and closed when it finishes; on a machine
   with GPUs worker i sees only GPU i mod (number of GPUs), so N = the number of GPUs puts one worker on
-  each; every worker computes with as many threads as the chapter's own process (float sums depend on
-  how a computation is split over threads, so this is what makes its numbers equal a local run's);
+  each;
 - ``dask://HOST:PORT``: the workers of an existing Dask scheduler (``dask scheduler`` on a GPU box,
   ``dask-jobqueue`` on Slurm; see the book's page on reproducing it).
 
@@ -17,9 +16,11 @@ chapter looks every artifact up, sends the computations of the missing ones (a f
 refers to, pickled by Dask) to the workers, and stores what they return (tensors, metadata and the
 entries they loaded) in its own cache, atomically, as it arrives. A worker rebuilds the chapter from
 its name and parameters (:func:`pretraining.book.runtime.worker_chapter`), so it loads the data set
-itself and computes on its own device; the artifacts a computation loads (a pre-trained stack) are
-looked up in the cache folder at the same path: shared on one machine and on a shared filesystem,
-otherwise the worker recomputes them (the same numbers, more time). A worker that dies mid-task
+itself and computes on its own device, with as many CPU threads as the chapter's process (float sums
+depend on how a computation is split over threads: this is what makes its numbers a local run's).
+The artifacts a computation loads (a pre-trained stack) are looked up in the cache folder at the same
+path: shared on one machine and on a shared filesystem, otherwise the worker recomputes them (the same
+numbers, more time). A worker that dies mid-task
 (killed, out of memory) is replaced and its task is run again elsewhere by the scheduler; nothing is
 stored until a task has returned, so no entry is ever half-written.
 """
@@ -178,10 +179,7 @@ def _call(task: Task) -> Any:
 def _worker_device() -> str:
     import torch
 
-    if torch.cuda.is_available():
-        return f"cuda ({torch.cuda.get_device_name(0)})"
-    n = torch.get_num_threads()
-    return f"cpu ({n} thread{'s' * (n != 1)})"
+    return f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
 
 
 def _probe(host: str, port: int, name: str) -> None:
@@ -203,7 +201,6 @@ def _local_cluster(n: int):
     from distributed import Nanny, Scheduler, SpecCluster
 
     gpus = torch.cuda.device_count()
-    threads = torch.get_num_threads()  # as here: the same float rounding as a local run
     workers = {}
     for i in range(n):
         env = {"CUDA_VISIBLE_DEVICES": str(i % gpus)} if gpus else {}
@@ -211,14 +208,13 @@ def _local_cluster(n: int):
                                                             "memory_limit": 0, "dashboard": False,
                                                             "silence_logs": logging.ERROR}}
     scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": False}}
-    # the threads of torch, OpenMP and MKL are fixed when a worker process starts; more threads than
-    # cores must sleep when they wait, not spin
-    threaded = {f"distributed.nanny.pre-spawn-environ.{v}": threads
-                for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-    if n * threads > (os.cpu_count() or 1):
-        threaded["distributed.nanny.pre-spawn-environ.OMP_WAIT_POLICY"] = "PASSIVE"
+    # each task computes with the chapter's threads (worker_chapter): more threads than cores must
+    # sleep when they wait, not spin
+    passive = {}
+    if n * torch.get_num_threads() > (os.cpu_count() or 1):
+        passive = {"distributed.nanny.pre-spawn-environ.OMP_WAIT_POLICY": "PASSIVE"}
     try:
-        with dask.config.set(threaded):
+        with dask.config.set(passive):
             return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.ERROR, name=f"local-cluster:{n}")
     except Exception as exc:  # noqa: BLE001 - one line for whatever stopped it
         raise ExecutorError(f"executor='local-cluster:{n}': the cluster did not start "

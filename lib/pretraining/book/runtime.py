@@ -78,8 +78,8 @@ class Chapter:
 
     def __reduce__(self):
         # what a Dask worker receives with a computation that refers to the chapter: its spec,
-        # parameters and build folder (not its data, cache state or figures)
-        return worker_chapter, (self.spec, self.params, str(self.build_dir))
+        # parameters, build folder and CPU threads (not its data, cache state or figures)
+        return worker_chapter, (self.spec, self.params, str(self.build_dir), torch.get_num_threads())
 
     @property
     def data(self):
@@ -273,9 +273,12 @@ class Chapter:
 _WORKER_CHAPTERS: dict[tuple[str, str, str], Chapter] = {}
 
 
-def worker_chapter(spec: ChapterSpec, params: dict[str, Any], build: str) -> Chapter:
+def worker_chapter(spec: ChapterSpec, params: dict[str, Any], build: str, threads: int) -> Chapter:
     """The chapter rebuilt in a Dask worker's process (once per process, chapter and parameters): its
-    device is the worker's, its data loaded there, its cache the folder at the same path."""
+    device is the worker's, its data loaded there, its cache the folder at the same path. The worker
+    computes with the chapter's ``threads`` CPU threads: float sums depend on how they are split over
+    threads, so this makes its numbers those of the chapter's own process."""
+    torch.set_num_threads(threads)
     key = (spec.name, canonical_json(params), build)
     if key not in _WORKER_CHAPTERS:
         _WORKER_CHAPTERS[key] = Chapter(spec, params, Path(build), worker=True)
