@@ -71,8 +71,22 @@ def compute_tracked(name: str, compute: Callable[[], tuple[dict[str, torch.Tenso
         result = compute()
     finally:
         inputs = sorted(set(_COMPUTING.pop()))
-    tensors, meta = ArtifactStore._check_result(name, result)
+    tensors, meta = _check_result(name, result)
     return tensors, meta, inputs
+
+
+def _check_result(name: str, result: Any) -> tuple[dict[str, torch.Tensor], dict]:
+    if not (isinstance(result, tuple) and len(result) == 2
+            and isinstance(result[0], Mapping) and isinstance(result[1], Mapping)):
+        raise TypeError(f"compute() for {name!r} returned {type(result).__name__}; "
+                        "expected (dict of tensors, dict of metadata)")
+    tensors, meta = result
+    for k, v in tensors.items():
+        if not isinstance(k, str) or not isinstance(v, torch.Tensor):
+            raise TypeError(f"compute() for {name!r}: tensors[{k!r}] is {type(v).__name__}; "
+                            "expected a torch.Tensor under a string key")
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    return tensors, to_plain(dict(meta), f"{name} metadata")
 
 
 def to_plain(value: Any, where: str) -> Any:
@@ -332,20 +346,6 @@ class ArtifactStore:
         return n, size
 
     # -- internals ------------------------------------------------------------------------------
-
-    @staticmethod
-    def _check_result(name: str, result: Any) -> tuple[dict[str, torch.Tensor], dict]:
-        if not (isinstance(result, tuple) and len(result) == 2
-                and isinstance(result[0], Mapping) and isinstance(result[1], Mapping)):
-            raise TypeError(f"compute() for {name!r} returned {type(result).__name__}; "
-                            "expected (dict of tensors, dict of metadata)")
-        tensors, meta = result
-        for k, v in tensors.items():
-            if not isinstance(k, str) or not isinstance(v, torch.Tensor):
-                raise TypeError(f"compute() for {name!r}: tensors[{k!r}] is {type(v).__name__}; "
-                                "expected a torch.Tensor under a string key")
-        tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-        return tensors, to_plain(dict(meta), f"{name} metadata")
 
     def _load(self, entry: Path, key: dict) -> Stored | None:
         if not entry.exists():
