@@ -194,17 +194,19 @@ def test_every_glued_figure_is_placed_on_its_page(site):
     assert not missing, f"glued figures that no page shows: {missing}"
 
 
-def test_chapter_3_on_a_local_dask_cluster_gives_the_same_results(site, tmp_path):
-    """`-p executor local-cluster:2`: chapter 3's artifacts computed by two worker processes give the
+@pytest.mark.parametrize("chapter, artifact", [("03_depth_study", "depthstudy"),
+                                               ("05_generative_vs_discriminative", "ch5_budget")])
+def test_a_chapter_on_a_local_dask_cluster_gives_the_same_results(site, tmp_path, chapter, artifact):
+    """`-p executor local-cluster:2`: the chapter's artifacts computed by two worker processes give the
     results file of the local run (the smoke book's), all but the provenance and the wall times."""
     build = tmp_path / "_build"
     env = {k: v for k, v in os.environ.items() if k not in ("PRETRAINING_BUILD_DIR", "PRETRAINING_EXECUTOR")}
-    r = subprocess.run([sys.executable, "-m", "pretraining", "run", "--profile", "smoke", "03_depth_study",
+    r = subprocess.run([sys.executable, "-m", "pretraining", "run", "--profile", "smoke", chapter,
                         "-p", "executor", "local-cluster:2", "--root", str(ROOT), "--build-dir", str(build)],
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert re.search(r"computed depthstudy_\w+ on local-cluster:2, \d+ of \d+ \(2 workers: cpu", r.stderr)
-    local, cluster = (json.loads((b / "results" / "03_depth_study.json").read_text()) for b in (site, build))
+    assert re.search(rf"computed {artifact}_\w+ on local-cluster:2, \d+ of \d+ \(2 workers: cpu", r.stderr)
+    local, cluster = (json.loads((b / "results" / f"{chapter}.json").read_text()) for b in (site, build))
     timings = {"train_note", "stream_seconds"}  # seconds of this run
 
     def numbers(record: dict) -> dict:

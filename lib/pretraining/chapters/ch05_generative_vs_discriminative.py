@@ -10,7 +10,8 @@ The notebook ``chapters/05_generative_vs_discriminative.ipynb`` tells the story;
 the work:
 
 * :data:`SPEC` — the claim and the parameters, with the rules that tie them together;
-* :func:`run` — fits the labellings (:data:`LABELLINGS`: two cause labels of the digits, two
+* :func:`run` — from :func:`setup` (made once per process: also on a Dask worker, which then computes
+  :func:`budget_setting`s) fits the labellings (:data:`LABELLINGS`: two cause labels of the digits, two
   high-frequency pixel labels, the smooth patch label, and a cause label and a pixel label of the
   controlled world), pre-trains one RBM stack per seed on the digits and one on the world's images,
   runs the label-budget experiment for every (labelling, initialisation, label budget) (one cached
@@ -57,6 +58,7 @@ import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -93,6 +95,7 @@ from ..book.specs import (
     selection_params,
 )
 from ..book.words import plural
+from ..book.work import Work
 from ..book.workplan import protocol_job, split_sizes, stack_jobs
 from ..core.checks import require_float, require_int
 from ..core.data import SPLIT_SIZES, Subset
@@ -343,9 +346,53 @@ def _relabel(sets: Mapping[str, Subset], label: Callable[[Subset], Tensor]) -> d
     return {part: Subset(s.x, label(s).to(s.y.device)) for part, s in sets.items()}
 
 
-def run(ch: runtime.Chapter) -> Result:
-    """The labellings, pre-training (digits and world), the label-budget experiment (cached per
-    condition), the trajectory replay, matched NLLs, the world's bits."""
+@dataclass
+class Setup:
+    """What every (labelling, initialisation, label budget) of a chapter run starts from (:func:`setup`).
+
+    seeds: one per member; world, world_config, wsets: the controlled world and its data sets;
+    labellers: the fitted pixel labellers; sets: {labelling: {"train", "valid", "test": Subset}};
+    definition: how each labelling is defined (part of its artifacts' keys); info:
+    :func:`labelling_info` per labelling; stacks: {"digits", "world": the pre-trained RBM stack};
+    stack_key, world_key: their cache keys; selection: the fair-fight protocol; fits: {n_labels:
+    :func:`budget_config`}.
+    """
+
+    seeds: list[int]
+    world: ControlledWorld
+    world_config: WorldConfig
+    wsets: dict[str, Subset]
+    labellers: dict[str, Any]
+    sets: dict[str, dict[str, Subset]]
+    definition: dict[str, Any]
+    info: dict[str, dict]
+    stacks: dict[str, Stack]
+    stack_key: dict[str, Any]
+    world_key: dict[str, Any]
+    selection: SelectionConfig
+    fits: dict[int, tuple[FinetuneConfig, int]]
+
+    def fit_key(self, n: int) -> dict:
+        """What one budget's training depends on besides the rate."""
+        config, repeats = self.fits[n]
+        return {**{k: v for k, v in dataclasses.asdict(config).items() if k != "lr"}, "repeats": repeats}
+
+    def base_key(self, lab: str) -> dict:
+        """The key every artifact of labelling ``lab`` shares."""
+        return {"stack": self.world_key if lab.startswith("world") else self.stack_key, "seeds": self.seeds,
+                "selection": dataclasses.asdict(self.selection), "longer": LONGER_RUN, "labelling": lab,
+                "definition": self.definition[lab]}
+
+    def makers(self, lab: str) -> dict[str, Callable[[Sequence[int]], Classifier]]:
+        """:func:`budget_makers` of labelling ``lab`` (on the world's stack for a world labelling)."""
+        where = "world" if lab.startswith("world") else "digits"
+        return budget_makers(self.stacks[where], self.info[lab]["n_classes"], self.seeds)
+
+
+@functools.lru_cache(maxsize=2)
+def setup(ch: runtime.Chapter) -> Setup:
+    """The labellings, the world and the two pre-trained stacks (cached) of a chapter run; made once
+    per process and chapter (also on a Dask worker that computes some of its budgets)."""
     p, data = ch.params, ch.data
     seeds = member_seeds(p["seed"], p["n_seeds"])
     digits = {"train": data.train, "valid": data.valid, "test": data.test}
@@ -378,35 +425,38 @@ def run(ch: runtime.Chapter) -> Result:
     stack_key = {"kind": "rbm", "hidden_sizes": p["hidden_sizes"], "config": dataclasses.asdict(config), "seeds": seeds}
     world_key = {**stack_key, "world": dataclasses.asdict(world_config), "world_seed": p["seed"],
                  "n": {part: len(s) for part, s in wsets.items()}}
-
     compute = functools.partial(world_stack, wsets["train"].x, p["hidden_sizes"], config, seeds)
     tensors, _ = ch.cached("ch5_world_stack", world_key, compute, version=1)
-    stacks = {"digits": stack, "world": Stack.from_state_dict(tensors, "rbm")}
 
     selection = selection_config(p)
     fits = {n: budget_config(n, p["finetune_epochs"], p["finetune_epoch_examples"], p["finetune_batch_size"],
                              selection) for n in p["n_labels"]}
+    return Setup(seeds, world, world_config, wsets, labellers, sets, definition, info,
+                 {"digits": stack, "world": Stack.from_state_dict(tensors, "rbm")}, stack_key, world_key,
+                 selection, fits)
 
-    def fit_key(n: int) -> dict:                                  # what one budget's training depends on
-        config, repeats = fits[n]
-        return {**{k: v for k, v in dataclasses.asdict(config).items() if k != "lr"}, "repeats": repeats}
 
+def budget_setting(ch: runtime.Chapter, lab: str, init: str, n: int) -> tuple[dict[str, Tensor], dict]:
+    """The compute of one (labelling, initialisation, label budget) artifact: :func:`fair_budget` on the
+    chapter's :func:`setup` (rebuilt where it runs: in the chapter's process or on a Dask worker)."""
+    s = setup(ch)
+    train, valid, test = (s.sets[lab][part] for part in ("train", "valid", "test"))
+    return fair_budget(s.makers(lab)[init], train, valid, test, n, s.seeds, s.selection, *s.fits[n])
+
+
+def run(ch: runtime.Chapter) -> Result:
+    """The labellings, pre-training (digits and world), the label-budget experiment (cached per
+    condition, computed by the chapter's executor), the trajectory replay, matched NLLs, the world's bits."""
+    p = ch.params
+    s = setup(ch)
+    settings = [(lab, init, n) for lab in LABELLINGS for init in INITS for n in p["n_labels"]]
+    # version 4: seven labellings, the linear baseline (3: flat-curve stopping, 2: the fair fight)
+    got = dict(zip(settings, ch.cached_many([
+        Work(f"ch5_budget_{lab}_{init}_{n}", {**s.base_key(lab), "init": init, "n_labels": n, "finetune": s.fit_key(n)},
+             functools.partial(budget_setting, ch, lab, init, n), 4) for lab, init, n in settings])))
     errors, sel, curves, traj = {}, {}, {}, {}
     for lab in LABELLINGS:
-        where = "world" if lab.startswith("world") else "digits"
-        base = {"stack": world_key if where == "world" else stack_key, "seeds": seeds,
-                "selection": dataclasses.asdict(selection), "longer": LONGER_RUN, "labelling": lab,
-                "definition": definition[lab]}
-        train, valid, test = (sets[lab][part] for part in ("train", "valid", "test"))
-        makers = budget_makers(stacks[where], info[lab]["n_classes"], seeds)
-        out = {init: [] for init in INITS}
-        for init in INITS:
-            for n in p["n_labels"]:
-                key = {**base, "init": init, "n_labels": n, "finetune": fit_key(n)}
-                compute = functools.partial(fair_budget, makers[init], train, valid, test, n, seeds, selection,
-                                            *fits[n])
-                # version 4: seven labellings, the linear baseline (3: flat-curve stopping, 2: the fair fight)
-                out[init].append(ch.cached(f"ch5_budget_{lab}_{init}_{n}", key, compute, version=4))
+        out = {init: [got[lab, init, n] for n in p["n_labels"]] for init in INITS}
         errors[lab] = {init: np.stack([t["error"].cpu().numpy() for t, _ in out[init]]) for init in INITS}
         sel[lab] = {init: [m["selection"] for _, m in out[init]] for init in INITS}
         curves[lab] = {init: [m["curves"] for _, m in out[init]] for init in INITS}
@@ -414,28 +464,29 @@ def run(ch: runtime.Chapter) -> Result:
             n = p["trajectory_n_labels"]
             k = p["n_labels"].index(n)
             chosen = {init: sel[lab][init][k] for init in INITS[:2]}
-            key = {**base, "n_labels": n, "finetune": fit_key(n),
+            key = {**s.base_key(lab), "n_labels": n, "finetune": s.fit_key(n),
                    "chosen": {init: {"lr": r["lr"], "epochs_run": r["epochs_run"]} for init, r in chosen.items()}}
-            compute = functools.partial(trajectory, makers, train, test, n, seeds, chosen, *fits[n])
+            compute = functools.partial(trajectory, s.makers(lab), s.sets[lab]["train"], s.sets[lab]["test"], n,
+                                        s.seeds, chosen, *s.fits[n])
             t, _ = ch.cached(f"ch5_trajectory_{lab}", key, compute, version=2)
             traj[lab] = BudgetRun(
                 train_nll=t["train_nll"].cpu(), test_nll=t["test_nll"].cpu(),
                 epochs_run=torch.tensor([chosen[init]["epochs_run"] for init in INITS[:2]]),
                 best_epoch=torch.tensor([chosen[init]["best_epoch"] for init in INITS[:2]]))
-    adv = {lab: advantage_summary(errors[lab]["pretrained"], errors[lab]["random"], info[lab]["chance"])
+    adv = {lab: advantage_summary(errors[lab]["pretrained"], errors[lab]["random"], s.info[lab]["chance"])
            for lab in LABELLINGS}
     traj = {role: traj[lab] for role, lab in TRAJECTORY.items()}
-    causes = world.sample_causes(p["world_samples"], seed=p["seed"] + 1)
-    wx = world.render(causes)
-    report = world_report(world, wx, causes, {"class label": causes["class"],
+    causes = s.world.sample_causes(p["world_samples"], seed=p["seed"] + 1)
+    wx = s.world.render(causes)
+    report = world_report(s.world, wx, causes, {"class label": causes["class"],
                                               "class ≥ 5 (world cause label)": (causes["class"] >= 5).long(),
-                                              "pixel pair (world pixel label)": labellers["world_pixel"](wx)})
+                                              "pixel pair (world pixel label)": s.labellers["world_pixel"](wx)})
     return Result(
-        seeds=seeds, stack=stack, labellers=labellers,
-        pixel_test={lab: sets[lab]["test"].y.cpu() for lab in ("pixel_pair", "pixel_parity", "patch")},
-        info=info, errors=errors, selection=sel, curves=curves, adv=adv, traj=traj, matched=matched_summary(traj),
-        world=world, world_base={"class": 8, "exemplar": 0, "deformation": 0, "width": 1,
-                                 "position": world_config.centre()},
+        seeds=s.seeds, stack=s.stacks["digits"], labellers=s.labellers,
+        pixel_test={lab: s.sets[lab]["test"].y.cpu() for lab in ("pixel_pair", "pixel_parity", "patch")},
+        info=s.info, errors=errors, selection=sel, curves=curves, adv=adv, traj=traj, matched=matched_summary(traj),
+        world=s.world, world_base={"class": 8, "exemplar": 0, "deformation": 0, "width": 1,
+                                 "position": s.world_config.centre()},
         report=report, n_labels=list(p["n_labels"]))
 
 
