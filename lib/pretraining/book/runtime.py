@@ -34,8 +34,8 @@ import torch
 from ..core.device import get_device, resolve_precision, use_precision
 from ..core.files import atomic_write_bytes
 from .cache import ArtifactStore, canonical_json, compute_tracked, to_plain
-from .executor import open_executor, resolve_executor
 from .claims import ALPHA, HOLDS, NOT_TESTED, Part, decide, parts_markdown, verdict
+from .executor import open_executor, resolve_executor
 from .paths import RUN_DIR_ENV, RUN_ID_ENV, build_dir, find_root, results_dir
 from .specs import ChapterSpec, ParameterError, user_names
 from .work import Work

@@ -374,17 +374,19 @@ class DepthStudy:
             raise ValueError(f"kind={kind!r} is not allowed; use 'rbm' or 'dae'")
         key = f"{kind}/{chunk}"
         if key not in self._stacks:
-            self._stacks[key], _ = pretrained_stack(self.ch, kind, [self.width] * self.max_depth,
-                                                    self.configs[kind], self._chunks()[chunk],
-                                                    progress=self.progress)
+            self._stacks[key], _ = pretrained_stack(self.ch, *self._stack_args(kind, chunk), progress=self.progress)
         return self._stacks[key]
 
     def _stacks_of(self, init: str) -> tuple[Work, ...]:
         """The pre-trained stacks (one per seed chunk) that the networks of ``init`` start from."""
         if init == "random":
             return ()
-        return tuple(stack_work(self.ch, init, [self.width] * self.max_depth, self.configs[init], chunk,
-                                progress=self.progress) for chunk in self._chunks())
+        return tuple(stack_work(self.ch, *self._stack_args(init, c), progress=self.progress)
+                     for c in range(len(self._chunks())))
+
+    def _stack_args(self, kind: str, chunk: int) -> tuple[str, list[int], RBMConfig | DAEConfig, list[int]]:
+        """(kind, hidden sizes, config, seeds) of seed chunk ``chunk``'s stack of ``kind``."""
+        return kind, [self.width] * self.max_depth, self.configs[kind], self._chunks()[chunk]
 
     def _make(self, init: str, depth: int) -> Callable[[Sequence[int]], Classifier]:
         """make(seeds) -> the (init, depth) classifier of each seed (seeds of the study, repeats allowed)."""
