@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pretraining.core.models import RBM
-from pretraining.core.seeding import member_generators
+from pretraining.core.seeding import member_generators, permutations
 from pretraining.core.train import RBMConfig, TrainingDiverged, cd_gradient, train_rbm
 
 V, H = 6, 4
@@ -120,6 +120,34 @@ def test_batched_members_equal_seeds_trained_alone(persistent, k):
         assert h1["recon_error"][-1][0] == pytest.approx(hist["recon_error"][-1][m], rel=1e-5)
     assert not torch.equal(batched.W[0], batched.W[1])  # different seeds, different nets
     torch.testing.assert_close(batched.W[0], batched.W[2])  # same seed, same net
+
+
+@pytest.mark.parametrize("weight_decay,persistent", [(2e-4, False), (0.0, True)])
+def test_training_steps_follow_the_documented_momentum_update(weight_decay, persistent):
+    # train_rbm writes the CD gradient straight into the velocity; replay its docstring's rule
+    # step by step from cd_gradient with the same generators: vel <- mom vel + lr (grad - wd W)
+    x, seeds, B = random_data(n=90), [4, 7], 30
+    config = RBMConfig(epochs=1, lr=0.1, batch_size=B, momentum=0.6, weight_decay=weight_decay, k=2,
+                       persistent=persistent)
+    trained = RBM.init(20, 8, seeds)
+    replay = RBM.init(20, 8, seeds)
+    train_rbm(trained, x, config, seeds, progress=False)
+    order, noise = member_generators(seeds, "order", 1), member_generators(seeds, "noise", 1)
+    perm = permutations(90, order)
+    params = [replay.W, replay.b_visible, replay.b_hidden]
+    vel, chain = [torch.zeros_like(p) for p in params], None
+    for start in range(0, 90, B):
+        v0 = x[perm[:, start:start + B]]
+        if persistent and chain is None:
+            chain = (torch.stack([torch.rand(v0.shape[1:], generator=g) for g in noise]) < v0).float()
+        dW, dbv, dbh, v_end = cd_gradient(replay, v0, config.k, noise, chain)
+        chain = v_end if persistent else None
+        for i, g in enumerate((dW - weight_decay * replay.W, dbv, dbh)):
+            vel[i] = config.momentum * vel[i] + config.lr * g
+            params[i] += vel[i]
+    for name, p in zip(("W", "b_visible", "b_hidden"), params):
+        torch.testing.assert_close(trained.state_dict()[name], p, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(trained.W, RBM.init(20, 8, seeds).W)  # it did train
 
 
 def test_same_seeds_twice_are_bit_identical():

@@ -49,8 +49,9 @@ def stack_work(ch, kind: str, hidden_sizes: Sequence[int], config: RBMConfig | D
                                           progress=progress)
         return stack.state_dict(), {"histories": histories}
 
-    # version 2: the per-epoch monitors in the histories use rows spread through the training set
-    return Work(f"{kind}_stack", key, compute, 2)
+    # version 2: the per-epoch monitors in the histories use rows spread through the training set;
+    # version 3: an RBM's weight gradient is written straight into its velocity (other fp32 rounding)
+    return Work(f"{kind}_stack", key, compute, 3)
 
 
 def pretrained_stack(ch, kind: str, hidden_sizes: Sequence[int], config: RBMConfig | DAEConfig,

@@ -220,7 +220,7 @@ def run(ch: runtime.Chapter) -> Result:
         history = train_rbm(rbm, v_train, configs["rbm"], seeds, progress=False)
         return rbm.state_dict(), {"history": history}
 
-    tensors, meta = ch.cached("ch1_binary_rbm", rbm_key, compute_rbm, version=1)
+    tensors, meta = ch.cached("ch1_binary_rbm", rbm_key, compute_rbm, version=2)
     rbm1 = RBM.from_state_dict(tensors)
     ais_settings = {"n_chains": p["ais_chains"], "n_betas": p["ais_betas"], "seed": p["seed"]}
     v_some = v_test[torch.randperm(len(v_test), generator=generator(p["seed"], _RAISE))[:p["raise_digits"]].to(v_test.device)]
@@ -239,7 +239,7 @@ def run(ch: runtime.Chapter) -> Result:
 
     _, check = ch.cached("ch1_ais_check", {"hidden": p["ais_check_hidden"], "config": dataclasses.asdict(configs["rbm"]),
                                             "seeds": seeds, **ais_settings, "raise_digits": p["raise_digits"],
-                                            "longer": LONGER}, compute_check, version=1)
+                                            "longer": LONGER}, compute_check, version=2)
     clf_key = {**CLASSIFIER, "epochs": p["classifier_epochs"], "seeds": seeds}
 
     def compute_classifier():
@@ -258,7 +258,7 @@ def run(ch: runtime.Chapter) -> Result:
         top = pcd_top(stacks["rbm"], data.train.x, p["top_epochs"], p["top_lr"], p["pretrain_batch_size"], seeds)
         return top.state_dict(), {}
 
-    top_tensors, _ = ch.cached("ch1_pcd_top", top_key, compute_top, version=1)
+    top_tensors, _ = ch.cached("ch1_pcd_top", top_key, compute_top, version=2)
     pcd_stack = Stack("rbm", [*stacks["rbm"].layers[:-1], RBM.from_state_dict(top_tensors)])
     steps = sorted({s for s in (1, 10, 100, p["gibbs_steps"]) if s <= p["gibbs_steps"]})
     shown = torch.randperm(len(data.test), generator=generator(p["seed"], _SHOWN))[:p["n_samples"]]

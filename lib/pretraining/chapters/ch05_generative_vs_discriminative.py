@@ -426,7 +426,7 @@ def setup(ch: runtime.Chapter) -> Setup:
     world_key = {**stack_key, "world": dataclasses.asdict(world_config), "world_seed": p["seed"],
                  "n": {part: len(s) for part, s in wsets.items()}}
     compute = functools.partial(world_stack, wsets["train"].x, p["hidden_sizes"], config, seeds)
-    tensors, _ = ch.cached("ch5_world_stack", world_key, compute, version=1)
+    tensors, _ = ch.cached("ch5_world_stack", world_key, compute, version=2)
 
     selection = selection_config(p)
     fits = {n: budget_config(n, p["finetune_epochs"], p["finetune_epoch_examples"], p["finetune_batch_size"],

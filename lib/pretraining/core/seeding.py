@@ -102,8 +102,7 @@ def bernoulli(p: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.T
     """Binary samples with probabilities ``p`` (M, ...), member ``m`` drawn from ``generators[m]``."""
     if p.shape[0] != len(generators):
         raise ValueError(f"p has {p.shape[0]} members but {len(generators)} generators were given")
-    u = uniform(p.shape[1:], generators, device=p.device, dtype=p.dtype)
-    return (u < p).to(p.dtype)
+    return uniform(p.shape[1:], generators, device=p.device, dtype=p.dtype).lt_(p)  # 1.0 where u < p, in place
 
 
 def permutations(n: int, generators: Sequence[torch.Generator], *, device=None) -> torch.Tensor:
