@@ -25,9 +25,15 @@ Measured side by side in one run, on one device (``--device``, default: the libr
     ``cluster_vs_local_speedup``; and the cluster's overhead per artifact (``cluster_seconds_per_task``):
     the seconds per task of 40 tasks that compute nothing but refer to the chapter, as a real one does
     (sent, the chapter rebuilt on the worker once, a tensor sent back).
+(h) the random numbers of one CD-1 step (784-500, minibatch 20: a uniform per hidden and per visible
+    unit of every example) for M members, drawn as the library draws them (one call per member, each
+    from its own generator, :func:`pretraining.core.seeding.uniform`) vs one call of the same size from
+    one generator: ``member_rng_loop_vs_one_call`` per M (16 and 128), the price of the per-member
+    loop over the generation itself.
 
 Each figure is the best of ``--repeats`` timed rounds after one untimed warm-up; within a comparison
-the contenders take turns, so a shared machine's changing load affects them alike.
+the contenders take turns, so a shared machine's changing load affects them alike, each after half a
+second of rest, so that none is slowed by the still-spinning threads of the one before.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from pretraining.core.device import busy_cpus, get_device
 from pretraining.core.distort import distort
 from pretraining.core.models import RBM, Classifier
 from pretraining.core.rehearsal import Job, predict, rehearse
+from pretraining.core.seeding import member_generators, uniform
 from pretraining.core.train import FinetuneConfig, RBMConfig, finetune, train_rbm
 
 
@@ -59,11 +66,18 @@ def _sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
+SETTLE_S = 0.5
+"""Seconds of rest before each timed call: the thread pools of the call before (OpenBLAS's under
+scikit-learn, PyTorch's OpenMP threads) spin a while after their work and would slow the next
+contender down (measured: an RBM epoch right after scikit-learn's took 1.5x as long)."""
+
+
 def race(fns: dict[str, Callable[[], object]], device: torch.device, repeats: int) -> dict[str, float]:
     """Best wall-clock seconds of each function over ``repeats`` rounds.
 
     One untimed warm-up call each, then the functions take turns in every round, so that a change
-    in the machine's load (it may be shared) affects all of them alike.
+    in the machine's load (it may be shared) affects all of them alike; each timed call starts after
+    :data:`SETTLE_S` seconds of rest, so that none pays for the threads of the one before.
     """
     for fn in fns.values():
         fn()
@@ -71,6 +85,7 @@ def race(fns: dict[str, Callable[[], object]], device: torch.device, repeats: in
     for _ in range(repeats):
         for name, fn in fns.items():
             _sync(device)
+            time.sleep(SETTLE_S)
             t0 = time.perf_counter()
             fn()
             _sync(device)
@@ -248,6 +263,23 @@ def bench_cluster(device: torch.device, repeats: int, workers: int = 2, n_tasks:
             "cluster_seconds_per_task": t["tasks"] / n_tasks}
 
 
+def bench_rng(device: torch.device, repeats: int, members: tuple[int, ...] = (16, 128), batch: int = 20,
+              units: int = 784 + 500, calls: int = 20) -> dict:
+    """(h) one CD-1 step's uniforms for M members: one generator per member (the library) vs one call
+    (each timing: ``calls`` draws in a row, divided by ``calls``)."""
+    rows = []
+    for m in members:
+        gens = member_generators(list(range(m)), "noise", 1, device)
+        one = torch.Generator(device=device).manual_seed(0)
+        t = race({"members": lambda: [uniform((batch, units), gens, device=device) for _ in range(calls)],
+                  "one": lambda: [torch.rand((m, batch, units), generator=one, device=device) for _ in range(calls)]},
+                 device, repeats)
+        t = {k: v / calls for k, v in t.items()}
+        rows.append({"members": m, "per_member_seconds": t["members"], "one_call_seconds": t["one"],
+                     "member_rng_loop_vs_one_call": t["members"] / t["one"]})
+    return {"member_rng": {"batch_size": batch, "units": units, "rows": rows}}
+
+
 def profile_estimate(profile: str, device: torch.device) -> dict:
     """The predicted wall time of ``profile`` on ``device`` (``python -m pretraining estimate``)."""
     from pretraining.book.cli import checked_plans
@@ -307,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                      ("fractions", lambda: bench_fractions(x, y, device, args.repeats, result)),
                      ("tutorial DBN", lambda: bench_tutorial_dbn(device, args.repeats)),
                      ("distort", lambda: bench_distort(x, device, args.repeats)),
+                     ("random numbers", lambda: bench_rng(device, args.repeats)),
                      ("cluster", lambda: bench_cluster(device, args.repeats))]:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         result.update(fn())
@@ -338,6 +371,10 @@ def main(argv: list[str] | None = None) -> int:
           f"(target <= 30; its docs: {TUTORIAL_DBN['reported_minutes']} min on {TUTORIAL_DBN['reported_cores']} cores)"
           f"  {'ok' if dbn <= 30 else 'MISSED'}")
     print(f"(d) distorted digits: {result['distortions_per_s']:,.0f} per s (batches of {result['distort_batch']})")
+    for row in result["member_rng"]["rows"]:
+        print(f"(h) one CD-1 step's random numbers, {row['members']} members: one generator each "
+              f"{1e3 * row['per_member_seconds']:.2f} ms, one call {1e3 * row['one_call_seconds']:.2f} ms: "
+              f"the loop costs {row['member_rng_loop_vs_one_call']:.2f}x")
     print(f"(g) chapter 3 smoke study: local {result['ch3_smoke_local_seconds']:.1f} s, local-cluster:2 "
           f"{result['ch3_smoke_cluster_seconds']:.1f} s ({result['cluster_workers']}): ratio "
           f"{result['cluster_vs_local_speedup']:.2f}; {1000 * result['cluster_seconds_per_task']:.1f} ms per task, "
