@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pretraining.core.models import RBM
-from pretraining.core.seeding import member_generators, permutations
+from pretraining.core.seeding import bernoulli, member_generators, permutations
 from pretraining.core.train import RBMConfig, TrainingDiverged, cd_gradient, train_rbm
 
 V, H = 6, 4
@@ -139,7 +139,7 @@ def test_training_steps_follow_the_documented_momentum_update(weight_decay, pers
     for start in range(0, 90, B):
         v0 = x[perm[:, start:start + B]]
         if persistent and chain is None:
-            chain = (torch.stack([torch.rand(v0.shape[1:], generator=g) for g in noise]) < v0).float()
+            chain = bernoulli(v0, noise)
         dW, dbv, dbh, v_end = cd_gradient(replay, v0, config.k, noise, chain)
         chain = v_end if persistent else None
         for i, g in enumerate((dW - weight_decay * replay.W, dbv, dbh)):
